@@ -1,0 +1,82 @@
+"""The detector interface: observe one trace step at a time, never look ahead."""
+
+from __future__ import annotations
+
+import dataclasses
+
+
+@dataclasses.dataclass(frozen=True)
+class Finding:
+    """One thing a detector reports, at one moment of training.
+
+    ``layer`` is the index of the suspected layer (None when the finding is not
+    about a layer); ``diagnosis`` names a fault code from the case schema
+    (``HLR``, ``LCH``, ...) when the detector blames a layer-less cause.
+    """
+
+    detector: str
+    code: str
+    message: str
+    step: int
+    epoch: int
+    batch: int | None
+    seconds: float
+    layer: int | None = None
+    layer_name: str | None = None
+    stage: str | None = None
+    diagnosis: str | None = None
+    fix: str | None = None
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+class Detector:
+    """Base class. Subclasses set ``name``, ``version`` and ``signals``.
+
+    The constructor stores parameters only; ``reset()`` rebuilds all run state;
+    ``observe(step)`` sees one :class:`harness.trace.Step` and returns the new
+    findings (also appended to ``self.findings``). A detector may use only the
+    steps it has been shown, so replaying a stored trace equals watching live.
+    """
+
+    name = "detector"
+    version = "1"
+    #: trace signals read: "logs", "values", "stats:<stage>", "epoch_logs"
+    signals: tuple[str, ...] = ()
+
+    def reset(self) -> None:
+        self.findings: list[Finding] = []
+
+    def start(self, meta: dict) -> None:
+        """Told once per run, after ``reset()``: budget, layers, metric directions.
+
+        What a live Keras callback learns from ``set_model``/``set_params``.
+        """
+
+    def observe(self, step) -> list[Finding]:
+        raise NotImplementedError
+
+    def _finding(self, step, code: str, message: str, **kw) -> Finding:
+        found = Finding(self.name, code, message, step.index, step.epoch, step.batch, step.seconds, **kw)
+        self.findings.append(found)
+        return found
+
+
+def replay(detector: Detector, trace) -> list[Finding]:
+    """Run ``detector`` over a stored trace from a fresh state; return its findings."""
+    detector.reset()
+    detector.start(trace.meta)
+    for step in trace.steps():
+        detector.observe(step)
+    return list(detector.findings)
+
+
+class NullDetector(Detector):
+    """Reports nothing. For harness tests and as a lower bound in tables."""
+
+    name = "null"
+    signals = ()
+
+    def observe(self, step) -> list[Finding]:
+        return []

@@ -1,0 +1,86 @@
+"""Detectors by name: built-ins in one table, third parties by entry point.
+
+A third-party package registers ``name = "module:Class"`` under the
+``bugbench.detectors`` entry-point group. A *group* name (``keras-baseline``)
+expands to several detectors that are reported as separate rows.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+from importlib.metadata import entry_points
+
+ENTRY_POINT_GROUP = "bugbench.detectors"
+
+BUILTINS: dict[str, str] = {
+    "null": "detectors.base:NullDetector",
+    "keras-ton": "detectors.keras_baseline:TerminateOnNaNDetector",
+    "keras-es-loss": "detectors.keras_baseline:EarlyStoppingLossDetector",
+    "keras-es-acc": "detectors.keras_baseline:EarlyStoppingAccuracyDetector",
+    "keras-union": "detectors.keras_baseline:KerasUnionDetector",
+}
+
+GROUPS: dict[str, tuple[str, ...]] = {
+    "keras-baseline": ("keras-ton", "keras-es-loss", "keras-es-acc", "keras-union"),
+}
+
+DEFAULT = ("keras-baseline",)
+
+_extra: dict[str, str] = {}
+
+
+def register(name: str, target: str) -> None:
+    """Register ``name`` -> ``"module:Class"`` at run time (tests, notebooks)."""
+    origins = _origins()
+    if name in origins:
+        raise ValueError(f"detector '{name}' is already registered by {origins[name]}; {target} clashes")
+    _extra[name] = target
+
+
+def available() -> dict[str, str]:
+    """Every detector name with where it comes from."""
+    return {name: target for name, (target, _) in _origins_full().items()}
+
+
+def expand(names) -> list[str]:
+    """Group names replaced by their members, unknown names refused with hints."""
+    known = available()
+    out: list[str] = []
+    for name in names:
+        members = GROUPS.get(name, (name,))
+        for member in members:
+            if member not in known:
+                close = difflib.get_close_matches(member, [*known, *GROUPS], n=3, cutoff=0.5)
+                hint = f" (did you mean {', '.join(close)}?)" if close else ""
+                raise KeyError(f"unknown detector '{member}'{hint}")
+            if member not in out:
+                out.append(member)
+    return out
+
+
+def create(name: str, **params):
+    """A new detector instance by registered name."""
+    target = available().get(name)
+    if target is None:
+        expand([name])  # raises with suggestions
+    module, _, attr = target.partition(":")
+    cls = getattr(importlib.import_module(module), attr)
+    detector = cls(**params)
+    detector.name = name
+    return detector
+
+
+def _origins_full() -> dict[str, tuple[str, str]]:
+    table = {name: (target, "built-in") for name, target in BUILTINS.items()}
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        if ep.name in table:
+            raise ValueError(f"detector '{ep.name}' from {ep.value} clashes with {table[ep.name][0]}")
+        table[ep.name] = (ep.value, f"entry point of {ep.dist.name if ep.dist else '?'}")
+    for name, target in _extra.items():
+        table[name] = (target, "registered at run time")
+    return table
+
+
+def _origins() -> dict[str, str]:
+    return {name: f"{target} ({origin})" for name, (target, origin) in _origins_full().items()}

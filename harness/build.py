@@ -1,0 +1,124 @@
+"""Turn a variant spec into a compiled Keras model, its data and its fit arguments.
+
+Imports Keras (and so TensorFlow): only code that trains or checks Keras names
+imports this module.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import keras
+
+from harness.data import Dataset, load_data
+
+LEGACY_ACCURACY = ("accuracy", "acc")
+
+
+@dataclasses.dataclass
+class Built:
+    model: keras.Model
+    data: Dataset
+    fit_kwargs: dict
+    semantics: str
+
+
+def build(spec: dict, seed: int = 0, semantics: str | None = None) -> Built:
+    """Compile the model of ``spec`` with weights drawn from ``seed``.
+
+    ``semantics`` overrides the spec's loss semantics ("keras2" or "keras3").
+    """
+    semantics = semantics or spec.get("semantics", "keras2")
+    keras.utils.set_random_seed(seed)
+    data = load_data(spec["data"])
+    model = build_model(spec["model"], semantics)
+    compile_model(model, spec["compile"], semantics)
+    fit = spec["fit"]
+    fit_kwargs = {"epochs": fit["epochs"], "batch_size": fit["batch_size"], "shuffle": fit.get("shuffle", True),
+                  "verbose": 0}
+    if data.x_val is not None:
+        fit_kwargs["validation_data"] = (data.x_val, data.y_val)
+    return Built(model, data, fit_kwargs, semantics)
+
+
+def build_model(model_spec: dict, semantics: str = "keras2") -> keras.Model:
+    layers = [make_layer(name, kwargs) for entry in model_spec["layers"] for name, kwargs in entry.items()]
+    model = keras.Sequential([keras.Input(shape=tuple(model_spec["input_shape"])), *layers])
+    if semantics == "keras2":
+        for layer in model.layers:
+            strip_cached_logits(layer)
+    return model
+
+
+def make_layer(name: str, kwargs: dict | None) -> keras.layers.Layer:
+    cls = getattr(keras.layers, name, None)
+    if not (isinstance(cls, type) and issubclass(cls, keras.layers.Layer)):
+        raise ValueError(f"'{name}' is not a keras.layers class")
+    return cls(**to_keras_objects(kwargs or {}))
+
+
+def compile_model(model: keras.Model, compile_spec: dict, semantics: str = "keras2") -> None:
+    loss = keras.losses.get(to_keras_objects(compile_spec["loss"]))
+    optimizer = keras.optimizers.get(to_keras_objects(compile_spec["optimizer"]))
+    metrics = [resolve_metric(m, compile_spec["loss"], model, semantics) for m in compile_spec.get("metrics", [])]
+    model.compile(loss=loss, optimizer=optimizer, metrics=metrics)
+
+
+def resolve_metric(metric, loss_spec, model: keras.Model, semantics: str):
+    """A metric object; under Keras-2 semantics 'accuracy' is resolved as Keras 2.2 did.
+
+    Keras 2.2 picked binary accuracy for any binary-crossentropy loss or 1-unit
+    output; Keras 3 looks at the output shape only. The name stays 'accuracy' so
+    callbacks monitoring 'accuracy' still find it.
+    """
+    if isinstance(metric, str) and metric in LEGACY_ACCURACY:
+        loss_name = loss_spec if isinstance(loss_spec, str) else next(iter(loss_spec))
+        loss_name = loss_name.lower().replace("_", "")
+        if semantics == "keras3":
+            return "accuracy"
+        if model.output_shape[-1] == 1 or loss_name == "binarycrossentropy":
+            return keras.metrics.BinaryAccuracy(name="accuracy")
+        if loss_name == "sparsecategoricalcrossentropy":
+            return keras.metrics.SparseCategoricalAccuracy(name="accuracy")
+        return keras.metrics.CategoricalAccuracy(name="accuracy")
+    return keras.metrics.get(to_keras_objects(metric))
+
+
+def to_keras_objects(value):
+    """Turn ``{ClassName: {kwargs}}`` mappings into Keras config dicts, recursively.
+
+    Keras' getters (initializers, optimizers, losses, schedules, regularizers)
+    accept ``{"class_name": ..., "config": ...}``; case files use the shorter form.
+    """
+    if isinstance(value, dict):
+        if len(value) == 1:
+            (key, inner), = value.items()
+            if isinstance(key, str) and key[:1].isupper() and isinstance(inner, (dict, type(None))):
+                return {"class_name": key, "config": to_keras_objects(inner or {})}
+        return {k: to_keras_objects(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [to_keras_objects(v) for v in value]
+    return value
+
+
+def strip_cached_logits(layer: keras.layers.Layer) -> None:
+    """Give ``layer`` Keras-2 loss semantics.
+
+    Keras 3 attaches the logits to every softmax/sigmoid output and the
+    cross-entropies use them, which silently repairs a wrong output activation
+    (softmax on one unit, sigmoid with categorical cross-entropy). Copying the
+    output drops the attribute and hides the Softmax op, so the loss sees the
+    probabilities, clipped, exactly as Keras 2 computed it.
+    """
+    fn = getattr(layer, "activation", None)
+    if callable(fn) and getattr(fn, "__name__", "") in ("softmax", "sigmoid"):
+        layer.activation = _ProbabilitiesOnly(fn)
+
+
+class _ProbabilitiesOnly:
+    def __init__(self, fn):
+        self.fn = fn
+        self.__name__ = fn.__name__
+
+    def __call__(self, x):
+        return keras.ops.copy(self.fn(x))

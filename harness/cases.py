@@ -1,0 +1,135 @@
+"""Find, load and validate case files; resolve a case's buggy and patched specs."""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import functools
+import glob
+import os
+
+import pydantic
+
+from harness import schema
+from harness.errors import CaseError, CaseFileError
+from harness.patch import PatchError, apply_patch
+from harness.yamlfile import line_of, load_yaml
+
+VARIANTS = ("buggy", "patched")
+
+
+@dataclasses.dataclass(frozen=True)
+class LoadedCase:
+    """A validated case with its file, its line map and both variant specs."""
+
+    path: str
+    case: schema.Case
+    raw: dict
+    lines: dict
+
+    @property
+    def id(self) -> str:
+        return self.case.id
+
+    def spec(self, variant: str) -> schema.Spec:
+        return self.specs[variant]
+
+    @functools.cached_property
+    def specs(self) -> dict[str, schema.Spec]:
+        return _variant_specs(self.path, self.raw, self.lines)
+
+    def spec_dict(self, variant: str) -> dict:
+        """The variant spec as plain data (what a worker process receives)."""
+        return self.spec(variant).model_dump(mode="json")
+
+
+def discover(root: str = "cases") -> list[str]:
+    """Every case file under ``root`` (a folder) or ``root`` itself (a file)."""
+    if os.path.isfile(root):
+        return [root]
+    found = glob.glob(os.path.join(root, "**", "*.yaml"), recursive=True)
+    return sorted(p for p in found if not os.path.basename(p).startswith("_"))
+
+
+def load_case(path: str) -> LoadedCase:
+    """Load and validate one case; raise CaseFileError listing every problem."""
+    data, lines = load_yaml(path)
+    if not isinstance(data, dict):
+        raise CaseFileError([CaseError(path, 1, "a case file is a YAML mapping")])
+    try:
+        case = schema.Case.model_validate(data)
+    except pydantic.ValidationError as exc:
+        raise CaseFileError(_pydantic_errors(path, exc, lines)) from None
+    loaded = LoadedCase(path, case, data, lines)
+    loaded.specs  # validate the patched spec now, with the patch's line
+    return loaded
+
+
+def load_cases(paths: list[str]) -> tuple[list[LoadedCase], list[CaseError]]:
+    """Load every path; bad files become errors and the rest still load."""
+    cases, errors, seen = [], [], {}
+    for path in paths:
+        try:
+            loaded = load_case(path)
+        except CaseFileError as exc:
+            errors.extend(exc.errors)
+            continue
+        if loaded.id in seen:
+            line = line_of(loaded.lines, ("id",))
+            errors.append(CaseError(path, line, f"duplicate case id '{loaded.id}' (also in {seen[loaded.id]})"))
+            continue
+        seen[loaded.id] = path
+        cases.append(loaded)
+    return cases, errors
+
+
+def select(cases: list[LoadedCase], ids: list[str] | None) -> list[LoadedCase]:
+    """The cases named in ``ids`` (all when empty); unknown ids raise with suggestions."""
+    if not ids:
+        return cases
+    by_id = {c.id: c for c in cases}
+    unknown = [i for i in ids if i not in by_id]
+    if unknown:
+        hints = [_suggest(i, by_id) for i in unknown]
+        raise KeyError("unknown case id: " + "; ".join(f"'{i}'{h}" for i, h in zip(unknown, hints)))
+    return [by_id[i] for i in ids]
+
+
+def _variant_specs(path: str, raw: dict, lines: dict) -> dict[str, schema.Spec]:
+    base = {k: raw[k] for k in schema.SPEC_KEYS if k in raw}
+    specs = {"buggy": schema.Spec.model_validate(base)}
+    try:
+        patched = apply_patch(base, raw["patch"])
+    except PatchError as exc:
+        raise CaseFileError([CaseError(path, line_of(lines, ("patch", exc.index)), str(exc))]) from None
+    try:
+        specs["patched"] = schema.Spec.model_validate(patched)
+    except pydantic.ValidationError as exc:
+        errs = _pydantic_errors(path, exc, lines, prefix="the patched spec: ")
+        line = line_of(lines, ("patch",))
+        raise CaseFileError([dataclasses.replace(e, line=line) for e in errs]) from None
+    if specs["patched"] == specs["buggy"]:
+        raise CaseFileError([CaseError(path, line_of(lines, ("patch",)), "the patch changes nothing")])
+    return specs
+
+
+def _pydantic_errors(path: str, exc: pydantic.ValidationError, lines: dict, prefix: str = "") -> list[CaseError]:
+    out = []
+    for err in exc.errors():
+        loc = tuple(err["loc"])
+        where = ".".join(str(p) for p in loc) or "(top level)"
+        if err["type"] == "extra_forbidden":
+            key = loc[-1]
+            msg = f"unknown key '{key}'{_suggest(str(key), schema.field_names())}"
+        elif err["type"] == "missing":
+            msg = f"missing required key '{where}'"
+        else:
+            detail = err["msg"].removeprefix("Value error, ")
+            msg = f"{where}: {detail}"
+        out.append(CaseError(path, line_of(lines, loc), prefix + msg))
+    return out
+
+
+def _suggest(word: str, choices) -> str:
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.7)
+    return f" (did you mean '{close[0]}'?)" if close else ""

@@ -1,0 +1,102 @@
+"""Checks that need Keras: every name in a case resolves and the model builds.
+
+Schema validation (harness.cases) is cheap and runs first; this module imports
+Keras, so the CLI calls it only for commands that validate or train.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+from harness import data
+from harness.cases import LoadedCase
+from harness.errors import CaseError
+from harness.yamlfile import line_of
+
+
+def check_case(case: LoadedCase) -> list[CaseError]:
+    """Every problem that would stop either variant from building, with its line."""
+    errors: list[CaseError] = []
+    for variant in ("buggy", "patched"):
+        spec = case.spec_dict(variant)
+        for path, message in _spec_problems(spec):
+            line = line_of(case.lines, path) if variant == "buggy" else line_of(case.lines, ("patch",))
+            prefix = "" if variant == "buggy" else "in the patched variant: "
+            err = CaseError(case.path, line, prefix + message)
+            if variant == "patched" and any(e.message == message for e in errors):
+                continue  # the same problem in both variants is reported once
+            errors.append(err)
+    return errors
+
+
+def _spec_problems(spec: dict) -> list[tuple[tuple, str]]:
+    import keras
+
+    from harness import build
+
+    problems = []
+    d = spec["data"]
+    why = data.check_params(d["source"], d.get("params", {}))
+    if why:
+        problems.append((("data", "source"), why + _hint(d["source"], data.SOURCES)))
+    layers = []
+    for i, entry in enumerate(spec["model"]["layers"]):
+        (name, kwargs), = entry.items()
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                layers.append(build.make_layer(name, kwargs))
+        except Exception as exc:  # any constructor complaint is a case error
+            hint = _hint(name, _layer_names(keras)) if not hasattr(keras.layers, name) else ""
+            problems.append((("model", "layers", i), f"layer {i} ({name}): {_first_line(exc)}{hint}"))
+    if len(layers) == len(spec["model"]["layers"]):
+        problems += _build_problems(spec)
+    return problems
+
+
+def _build_problems(spec: dict) -> list[tuple[tuple, str]]:
+    from harness import build
+
+    problems = []
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model = build.build_model(spec["model"], spec.get("semantics", "keras2"))
+    except Exception as exc:
+        return [(("model",), f"the model does not build: {_first_line(exc)}")]
+    c = spec["compile"]
+    for key, getter in (("loss", "losses"), ("optimizer", "optimizers")):
+        try:
+            _get(getter, c[key])
+        except Exception as exc:
+            problems.append((("compile", key), f"{key}: {_first_line(exc)}"))
+    for i, metric in enumerate(c.get("metrics", [])):
+        try:
+            build.resolve_metric(metric, c["loss"], model, spec.get("semantics", "keras2"))
+        except Exception as exc:
+            problems.append((("compile", "metrics", i), f"metric {metric!r}: {_first_line(exc)}"))
+    return problems
+
+
+def _get(module: str, value):
+    import keras
+
+    from harness.build import to_keras_objects
+
+    return getattr(keras, module).get(to_keras_objects(value))
+
+
+def _layer_names(keras) -> list[str]:
+    return [n for n in dir(keras.layers) if n[:1].isupper()]
+
+
+def _hint(name: str, choices) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(name, list(choices), n=1, cutoff=0.6)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__

@@ -1,0 +1,142 @@
+"""The ``bugbench`` command: list | validate | run | report.
+
+Thin by design: each subcommand parses arguments and calls a plain function.
+TensorFlow is imported only by subcommands that need Keras (validate, run).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "command", None):
+        parser.print_help()
+        return 2
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    return args.func(args)
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="bugbench", description="Benchmark detectors of faults in DNN training.")
+    sub = p.add_subparsers(dest="command")
+
+    ls = sub.add_parser("list", help="list cases (and detectors)")
+    ls.add_argument("--cases-dir", default="cases")
+    ls.add_argument("--detectors", action="store_true", help="list detectors instead")
+    ls.set_defaults(func=cmd_list)
+
+    va = sub.add_parser("validate", help="check case files; exit 1 on any problem")
+    va.add_argument("paths", nargs="*", default=["cases"], help="case files or folders (default: cases)")
+    va.add_argument("--schema-only", action="store_true", help="skip the Keras name checks (fast)")
+    va.set_defaults(func=cmd_validate)
+
+    ru = sub.add_parser("run", help="train cases, replay detectors, write results/")
+    ru.add_argument("--cases-dir", default="cases")
+    ru.add_argument("--case", action="append", dest="cases", metavar="ID", help="run only this case (repeatable)")
+    ru.add_argument("--detector", action="append", dest="detectors", metavar="NAME",
+                    help="detector or group (repeatable; default: keras-baseline)")
+    ru.add_argument("--jobs", type=int, default=1, help="parallel training processes")
+    ru.add_argument("--seeds", type=int, default=1, help="seeds per variant (0..N-1)")
+    ru.add_argument("--variant", choices=["buggy", "patched"], action="append", dest="variants")
+    ru.add_argument("--semantics", choices=["keras2", "keras3"], help="override every case's loss semantics")
+    ru.add_argument("--results", default="results")
+    ru.add_argument("--cache", default=os.environ.get("BUGBENCH_CACHE", ".bugbench"))
+    ru.set_defaults(func=cmd_run)
+
+    rp = sub.add_parser("report", help="rebuild results/ tables from stored results (no training)")
+    rp.add_argument("--results", default="results")
+    rp.set_defaults(func=cmd_report)
+    return p
+
+
+def cmd_list(args) -> int:
+    if args.detectors:
+        from detectors import registry
+
+        for name, target in registry.available().items():
+            print(f"{name:16} {target}")
+        for group, members in registry.GROUPS.items():
+            print(f"{group:16} group: {', '.join(members)}")
+        return 0
+    from harness.cases import discover, load_cases
+
+    cases, errors = load_cases(discover(args.cases_dir))
+    for c in cases:
+        print(f"{c.id:32} {c.case.status:12} {c.case.title}")
+    _print_errors(errors)
+    return 1 if errors else 0
+
+
+def cmd_validate(args) -> int:
+    cases, errors = _load(args.paths, keras_checks=not args.schema_only)
+    _print_errors(errors)
+    print(f"{len(cases)} case(s) valid, {len(errors)} problem(s)", file=sys.stderr)
+    return 1 if errors else 0
+
+
+def cmd_run(args) -> int:
+    from harness import cases as cases_mod
+    from harness.runner import RunConfig, run
+    from harness.tables import report
+
+    loaded, errors = _load([args.cases_dir], keras_checks=True)
+    _print_errors(errors)
+    try:
+        selected = cases_mod.select(loaded, args.cases)
+    except KeyError as exc:
+        print(f"bugbench: {exc.args[0]}", file=sys.stderr)
+        return 2
+    config = RunConfig(results_dir=args.results, cache_dir=args.cache, jobs=args.jobs,
+                       seeds=tuple(range(args.seeds)), variants=tuple(args.variants or cases_mod.VARIANTS),
+                       detectors=tuple(args.detectors or ("keras-baseline",)), semantics=args.semantics)
+    try:
+        records = run(selected, config)
+    except KeyError as exc:
+        print(f"bugbench: {exc.args[0]}", file=sys.stderr)
+        return 2
+    failed = [r for r in records if r.get("status") != "ok"]
+    for r in failed:
+        print(f"error: {r['case']['id']} {r['variant']} seed {r['seed']}: {r.get('error')}", file=sys.stderr)
+    for path in report(args.results):
+        print(path)
+    return 1 if errors else 0
+
+
+def cmd_report(args) -> int:
+    from harness.tables import report
+
+    for path in report(args.results):
+        print(path)
+    return 0
+
+
+def _load(paths: list[str], keras_checks: bool):
+    from harness.cases import discover, load_cases
+
+    files = [f for p in paths for f in discover(p)]
+    cases, errors = load_cases(files)
+    if keras_checks and cases:
+        from harness.checks import check_case
+
+        good = []
+        for case in cases:
+            problems = check_case(case)
+            errors.extend(problems)
+            if not problems:
+                good.append(case)
+        cases = good
+    return cases, errors
+
+
+def _print_errors(errors) -> None:
+    for err in errors:
+        print(err, file=sys.stderr)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,238 @@
+"""Typed shape of a case file. Pure pydantic: no Keras import, so it is cheap.
+
+Keras names (layers, optimizers, losses, metrics, initializers) are checked
+separately by ``harness.checks`` because resolving them needs Keras.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+# DeepCrime-style fault codes used in `truth.faults[].code`.
+FAULT_CODES = {
+    "ACH": "change the activation of layer k",
+    "AAL": "add the missing activation at layer k",
+    "LCH": "change the loss function",
+    "HLR": "change the learning rate",
+    "OCH": "change the optimizer",
+    "CPP": "change the data preprocessing (inputs or labels)",
+    "HBS": "change the batch size",
+    "HNE": "change the number of epochs",
+    "WCI": "change the weight initialisation of layer k",
+    "LAD": "add a layer",
+    "LRM": "remove a layer",
+    "LSZ": "change the size of layer k",
+    "REG": "add regularisation",
+    "NONE": "no fault",
+}
+LAYER_CODES = {"ACH", "AAL", "WCI", "LSZ"}
+
+SYMPTOMS = (
+    "nan_loss",  # loss becomes NaN or Inf
+    "accuracy_at_most",  # final accuracy <= value
+    "loss_at_least",  # final loss >= value
+    "loss_ratio_at_least",  # final loss >= value x the patched variant's final loss
+    "accuracy_gap_at_least",  # patched accuracy - buggy accuracy >= value
+    "none",  # the case has no symptom (negative control)
+)
+
+PREPROCESS_STEPS = ("standardize", "minmax", "scale", "one_hot", "reshape", "cast")
+TASKS = ("binary", "multiclass", "multilabel", "regression")
+STATUSES = ("valid", "no_bug", "mislabelled", "questionable")
+
+MAX_EPOCHS = 5_000  # a reduced budget; raising it needs `allow_large_budget`
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _single_key(value: Any, what: str) -> Any:
+    if not (isinstance(value, dict) and len(value) == 1):
+        raise ValueError(f"each {what} is a mapping with exactly one key, e.g. {{Dense: {{units: 8}}}}")
+    (name, kwargs), = value.items()
+    if kwargs is None:
+        value = {name: {}}
+    elif not isinstance(kwargs, dict):
+        raise ValueError(f"{what} '{name}' takes a mapping of arguments, got {type(kwargs).__name__}")
+    return value
+
+
+class Source(Strict):
+    kind: Literal["stackoverflow", "github", "synthetic", "other"]
+    ref: str = Field(description="post id, or owner/repo")
+    url: str | None = None
+    fix: str | None = Field(None, description="where the fix comes from: answer, commit hash")
+    title: str | None = None
+
+    @field_validator("ref", mode="before")
+    @classmethod
+    def _ref_as_text(cls, v: Any) -> Any:
+        return str(v) if isinstance(v, int) else v
+
+
+class Validation(Strict):
+    split: float | None = Field(None, gt=0, lt=1)
+    n: int | None = Field(None, gt=0)
+
+    @model_validator(mode="after")
+    def _one_of(self) -> "Validation":
+        if (self.split is None) == (self.n is None):
+            raise ValueError("give exactly one of 'split' (fraction) or 'n' (rows)")
+        return self
+
+
+class Data(Strict):
+    source: str
+    params: dict[str, Any] = {}
+    seed: int = 0
+    preprocess: list[dict[str, Any]] = []
+    validation: Validation | None = None
+
+    @field_validator("preprocess")
+    @classmethod
+    def _steps(cls, steps: list) -> list:
+        for step in steps:
+            _single_key(step, "preprocessing step")
+            name = next(iter(step))
+            if name not in PREPROCESS_STEPS:
+                raise ValueError(f"unknown preprocessing step '{name}' (known: {', '.join(PREPROCESS_STEPS)})")
+        return steps
+
+
+class Model(Strict):
+    input_shape: list[int] = Field(min_length=1)
+    layers: list[dict[str, Any]] = Field(min_length=1)
+
+    @field_validator("layers")
+    @classmethod
+    def _layers(cls, layers: list) -> list:
+        return [_single_key(layer, "layer") for layer in layers]
+
+
+class Compile(Strict):
+    loss: str | dict[str, Any]
+    optimizer: str | dict[str, Any]
+    metrics: list[str | dict[str, Any]] = []
+
+
+class Fit(Strict):
+    epochs: int = Field(gt=0)
+    batch_size: int = Field(gt=0)
+    shuffle: bool = True
+
+
+class Edit(Strict):
+    set: str | None = None
+    to: Any = None
+    delete: str | None = None
+    insert: str | None = None
+    value: Any = None
+
+    @model_validator(mode="after")
+    def _one_op(self) -> "Edit":
+        ops = [k for k in ("set", "delete", "insert") if getattr(self, k) is not None]
+        if len(ops) != 1:
+            raise ValueError("an edit has exactly one of 'set' (with 'to'), 'delete', or 'insert' (with 'value')")
+        return self
+
+
+class Fault(Strict):
+    code: str
+    layer: int | None = Field(None, ge=0)
+    note: str | None = None
+
+    @model_validator(mode="after")
+    def _known(self) -> "Fault":
+        if self.code not in FAULT_CODES:
+            raise ValueError(f"unknown fault code '{self.code}' (known: {', '.join(FAULT_CODES)})")
+        if self.code in LAYER_CODES and self.layer is None:
+            raise ValueError(f"fault code {self.code} needs the 'layer' index it applies to")
+        return self
+
+
+class Truth(Strict):
+    faults: list[Fault] = Field(min_length=1)
+
+
+class Symptom(Strict):
+    kind: Literal[SYMPTOMS]  # type: ignore[valid-type]
+    value: float | None = None
+
+    @model_validator(mode="after")
+    def _value(self) -> "Symptom":
+        needs_value = self.kind not in ("nan_loss", "none")
+        if needs_value and self.value is None:
+            raise ValueError(f"symptom '{self.kind}' needs a 'value'")
+        return self
+
+
+class Original(Strict):
+    epochs: int | None = None
+    batch_size: int | None = None
+    data: str | None = None
+    loss_before: float | None = None
+    acc_before: float | None = None
+    loss_after: float | None = None
+    acc_after: float | None = None
+
+
+class Spec(Strict):
+    """What one variant trains: the part of a case that a patch may edit."""
+
+    data: Data
+    model: Model
+    compile: Compile
+    fit: Fit
+    semantics: Literal["keras2", "keras3"] = "keras2"
+
+
+class Case(Spec):
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$")
+    version: int = 1
+    title: str
+    source: Source
+    task: Literal[TASKS]  # type: ignore[valid-type]
+    status: Literal[STATUSES] = "valid"  # type: ignore[valid-type]
+    status_reason: str | None = None
+    patch: list[Edit] = Field(min_length=1)
+    truth: Truth
+    symptom: Symptom
+    original: Original = Original()
+    allow_large_budget: bool = False
+    paper: dict[str, Any] | None = None
+    notes: list[str] = []
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "Case":
+        if self.status != "valid" and not self.status_reason:
+            raise ValueError(f"status '{self.status}' needs a one-line 'status_reason'")
+        if self.fit.epochs > MAX_EPOCHS and not self.allow_large_budget:
+            raise ValueError(
+                f"fit.epochs={self.fit.epochs} exceeds {MAX_EPOCHS}; set 'allow_large_budget: true' if you mean it"
+            )
+        n_layers = len(self.model.layers)
+        for fault in self.truth.faults:
+            if fault.layer is not None and fault.layer >= n_layers:
+                raise ValueError(f"truth names layer {fault.layer} but the buggy model has {n_layers} layers")
+        return self
+
+
+SPEC_KEYS = tuple(Spec.model_fields)
+
+
+def field_names() -> set[str]:
+    """Every key the schema knows, for 'did you mean' suggestions."""
+    names: set[str] = set()
+    todo = [Case]
+    while todo:
+        model = todo.pop()
+        for name, field in model.model_fields.items():
+            names.add(name)
+            ann = field.annotation
+            for sub in (ann, *getattr(ann, "__args__", ())):
+                if isinstance(sub, type) and issubclass(sub, BaseModel) and sub not in todo:
+                    todo.append(sub)
+    return names

@@ -1,0 +1,175 @@
+"""The trace of one training run: what every detector replays.
+
+Per training batch: loss and metrics of that batch, Keras' running logs, the
+learning rate, wall time, and per layer the STATS of each STAGE. Per epoch: the
+epoch logs (validation included). Saved as one compressed ``.npz`` with the JSON
+metadata inside. No TensorFlow here: detectors and reports read traces cheaply.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import json
+import os
+from typing import Iterator
+
+import numpy as np
+
+STAGES = ("output", "weights", "weight_grad", "output_grad")
+STATS = ("mean", "std", "min", "max", "zero_frac", "nan", "inf")
+FORMAT = 1
+
+
+class TraceRecorder:
+    """Accumulates batches and epochs during a fit, then freezes into a Trace."""
+
+    def __init__(self, layer_names: list[str], value_names: list[str]):
+        self.layer_names = list(layer_names)
+        self.value_names = list(value_names)
+        self._batches: list[tuple] = []
+        self._epochs: list[tuple] = []
+        self._mask = None
+
+    def add_batch(self, epoch, batch, seconds, stats, mask, values, logs) -> None:
+        self._mask = mask if self._mask is None else self._mask & mask
+        self._batches.append((epoch, batch, seconds, stats, values, dict(logs)))
+
+    def add_epoch(self, epoch, seconds, logs) -> None:
+        self._epochs.append((epoch, seconds, dict(logs)))
+
+    def finish(self, meta: dict) -> "Trace":
+        n_layers = len(self.layer_names)
+        b = self._batches
+        batch_log_names = sorted({k for *_, logs in b for k in logs})
+        epoch_log_names = sorted({k for *_, logs in self._epochs for k in logs})
+        arrays = {
+            "epoch": np.array([r[0] for r in b], np.int32),
+            "batch": np.array([r[1] for r in b], np.int32),
+            "seconds": np.array([r[2] for r in b], np.float64),
+            "stats": np.array([r[3] for r in b], np.float32).reshape(len(b), n_layers, len(STAGES), len(STATS)),
+            "values": np.array([r[4] for r in b], np.float64).reshape(len(b), len(self.value_names)),
+            "logs": _table([r[5] for r in b], batch_log_names),
+            "mask": np.asarray(self._mask if self._mask is not None else np.zeros((n_layers, len(STAGES)), bool)),
+            "epoch_index": np.array([r[0] for r in self._epochs], np.int32),
+            "epoch_seconds": np.array([r[1] for r in self._epochs], np.float64),
+            "epoch_logs": _table([r[2] for r in self._epochs], epoch_log_names),
+        }
+        meta = dict(meta, format=FORMAT, layers=meta.get("layers") or [{"name": n} for n in self.layer_names],
+                    value_names=self.value_names, log_names=batch_log_names, epoch_log_names=epoch_log_names)
+        return Trace(meta, arrays)
+
+
+def _table(rows: list[dict], names: list[str]) -> np.ndarray:
+    out = np.full((len(rows), len(names)), np.nan)
+    for i, row in enumerate(rows):
+        for j, name in enumerate(names):
+            if name in row:
+                out[i, j] = float(row[name])
+    return out
+
+
+@dataclasses.dataclass
+class Step:
+    """One moment of training a detector observes: a batch end or an epoch end."""
+
+    kind: str  # "batch" or "epoch"
+    index: int  # position in the replay order
+    epoch: int
+    batch: int | None  # None at an epoch end
+    seconds: float
+    logs: dict  # what Keras passed to callbacks at this moment
+    values: dict  # the batch's own loss, metrics and learning rate (batch steps only)
+    stats: np.ndarray | None  # [layer, stage, stat] (batch steps only)
+    final: bool  # the last moment of the full budget
+
+    def stat(self, stage: str, stat: str) -> np.ndarray:
+        """One statistic of one stage for every layer (NaN where the stage does not apply)."""
+        return self.stats[:, STAGES.index(stage), STATS.index(stat)]
+
+
+class Trace:
+    def __init__(self, meta: dict, arrays: dict):
+        self.meta = meta
+        self.arrays = arrays
+
+    @property
+    def layers(self) -> list[dict]:
+        return self.meta["layers"]
+
+    @property
+    def n_batches(self) -> int:
+        return len(self.arrays["epoch"])
+
+    def applies(self, layer: int, stage: str) -> bool:
+        """Whether ``stage`` exists for ``layer`` (no weights on Flatten, ...)."""
+        return bool(self.arrays["mask"][layer, STAGES.index(stage)])
+
+    def series(self, stage: str, stat: str) -> np.ndarray:
+        """[batch, layer] array of one statistic; NaN where the stage does not apply."""
+        out = self.arrays["stats"][:, :, STAGES.index(stage), STATS.index(stat)].astype(np.float64)
+        out[:, ~self.arrays["mask"][:, STAGES.index(stage)]] = np.nan
+        return out
+
+    def value(self, name: str) -> np.ndarray:
+        return self.arrays["values"][:, self.meta["value_names"].index(name)]
+
+    def epoch_log(self, name: str) -> np.ndarray:
+        names = self.meta["epoch_log_names"]
+        return self.arrays["epoch_logs"][:, names.index(name)] if name in names else np.full(len(names), np.nan)
+
+    def steps(self) -> Iterator[Step]:
+        """Batch and epoch-end steps in the order training produced them."""
+        a, meta = self.arrays, self.meta
+        mask = a["mask"]
+        epochs = list(a["epoch_index"])
+        budget_epochs = meta.get("budget", {}).get("epochs", len(epochs))
+        last_epoch = budget_epochs - 1
+        steps_per_epoch = meta.get("budget", {}).get("steps_per_epoch")
+        i = index = 0
+        for e_pos, epoch in enumerate(epochs):
+            while i < self.n_batches and a["epoch"][i] == epoch:
+                final = epoch == last_epoch and a["batch"][i] + 1 == steps_per_epoch
+                stats = np.where(mask[:, :, None], a["stats"][i], np.nan)
+                yield Step("batch", index, int(epoch), int(a["batch"][i]), float(a["seconds"][i]),
+                           _row(a["logs"][i], meta["log_names"]), _row(a["values"][i], meta["value_names"]),
+                           stats, final=bool(final))
+                i += 1
+                index += 1
+            final = epoch == last_epoch
+            yield Step("epoch", index, int(epoch), None, float(a["epoch_seconds"][e_pos]),
+                       _row(a["epoch_logs"][e_pos], meta["epoch_log_names"]), {}, None, final=final)
+            index += 1
+
+    # -- storage ---------------------------------------------------------------
+
+    def save(self, path: str) -> None:
+        """Write atomically: a reader never sees half a trace."""
+        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+        buf = io.BytesIO()
+        np.savez_compressed(buf, meta=np.array(json.dumps(self.meta, default=_jsonable)), **self.arrays)
+        tmp = f"{path}.tmp{os.getpid()}"
+        with open(tmp, "wb") as fh:
+            fh.write(buf.getvalue())
+        os.replace(tmp, path)
+
+    @classmethod
+    def load(cls, path: str) -> "Trace":
+        with np.load(path, allow_pickle=False) as z:
+            meta = json.loads(str(z["meta"]))
+            arrays = {k: z[k] for k in z.files if k != "meta"}
+        if meta.get("format") != FORMAT:
+            raise ValueError(f"{path}: trace format {meta.get('format')} is not {FORMAT}")
+        return cls(meta, arrays)
+
+
+def _row(values: np.ndarray, names: list[str]) -> dict:
+    return {n: float(v) for n, v in zip(names, values)}
+
+
+def _jsonable(obj):
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    raise TypeError(f"{type(obj).__name__} is not JSON serialisable")

@@ -1,0 +1,126 @@
+"""Train one variant of one case with the probe and save its trace.
+
+This is what a worker process runs. It imports TensorFlow lazily so that the
+parent process (and the CLI's --help) never pays for it unless it trains.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import time
+import traceback
+
+
+def configure_threads(threads: int | None) -> None:
+    """Cap TensorFlow's thread pools so that parallel workers share the cores.
+
+    Only possible before TensorFlow starts its runtime; a reused worker keeps
+    the setting of its first unit.
+    """
+    if not threads:
+        return
+    import tensorflow as tf
+
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+    except RuntimeError:
+        pass
+
+
+def train_unit(unit: dict, trace_path: str, threads: int | None = None) -> dict:
+    """Train ``unit`` (case id, variant, seed, spec) and write its trace.
+
+    Never raises: a failure comes back as a record with ``status: error``.
+    """
+    started = time.perf_counter()
+    record = {k: unit[k] for k in ("case", "variant", "seed")}
+    try:
+        configure_threads(threads)
+        record.update(_train(unit, trace_path))
+        record["status"] = "ok"
+    except Exception as exc:  # a broken case must become a row, not a crash
+        record.update(status="error", error=f"{type(exc).__name__}: {exc}",
+                      traceback=traceback.format_exc(limit=6))
+    record["wall_seconds"] = time.perf_counter() - started
+    return record
+
+
+def _train(unit: dict, trace_path: str) -> dict:
+    import tensorflow as tf
+
+    from harness.build import build
+    from harness.probe import Probe
+
+    tf.config.experimental.enable_op_determinism()
+    built = build(unit["spec"], seed=unit["seed"], semantics=unit.get("semantics"))
+    probe = Probe(built.model)
+    t0 = time.perf_counter()
+    built.model.fit(built.data.x, built.data.y, callbacks=[probe], **built.fit_kwargs)
+    fit_seconds = time.perf_counter() - t0
+    meta = {
+        "case": unit["case"], "variant": unit["variant"], "seed": unit["seed"],
+        "semantics": built.semantics, "data": built.data.description,
+        "budget": budget(built), "layers": describe_layers(built.model),
+        "versions": versions(), "fit_seconds": fit_seconds,
+        "metric_directions": probe.metric_directions(),
+    }
+    trace = probe.recorder.finish(meta)
+    trace.save(trace_path)
+    return {"trace": trace_path, "semantics": built.semantics, "data": built.data.description,
+            "budget": meta["budget"], "fit_seconds": fit_seconds, "versions": meta["versions"],
+            "summary": summarize(trace)}
+
+
+def budget(built) -> dict:
+    n, bs = built.data.description["n_train"], built.fit_kwargs["batch_size"]
+    return {"epochs": built.fit_kwargs["epochs"], "batch_size": bs, "steps_per_epoch": -(-n // bs)}
+
+
+def describe_layers(model) -> list[dict]:
+    out = []
+    for i, layer in enumerate(model.layers):
+        act = getattr(layer, "activation", None)
+        out.append({"index": i, "name": layer.name, "class": type(layer).__name__,
+                    "activation": getattr(act, "__name__", None) if act is not None else None,
+                    "units": getattr(layer, "units", None) or getattr(layer, "filters", None),
+                    "params": int(layer.count_params())})
+    return out
+
+
+def summarize(trace) -> dict:
+    """First and final epoch logs plus whether the loss ever went non-finite."""
+    import numpy as np
+
+    names = trace.meta["epoch_log_names"]
+    logs = trace.arrays["epoch_logs"]
+    loss = trace.value("loss")
+    return {
+        "first": {n: _num(logs[0, j]) for j, n in enumerate(names)} if len(logs) else {},
+        "final": {n: _num(logs[-1, j]) for j, n in enumerate(names)} if len(logs) else {},
+        "loss_nonfinite": bool(len(loss) and not np.all(np.isfinite(loss))),
+        "batches": trace.n_batches,
+        "epochs": int(len(logs)),
+    }
+
+
+def _num(v):
+    v = float(v)
+    return v if v == v and abs(v) != float("inf") else str(v)
+
+
+def versions() -> dict:
+    import keras
+    import numpy
+    import tensorflow as tf
+
+    return {"python": platform.python_version(), "tensorflow": tf.__version__, "keras": keras.__version__,
+            "numpy": numpy.__version__, "bugbench": _bugbench_version(), "machine": platform.machine(),
+            "cpus": os.cpu_count()}
+
+
+def _bugbench_version() -> str:
+    from harness import __version__
+
+    return __version__
