@@ -94,7 +94,11 @@ def to_keras_objects(value):
         if len(value) == 1:
             (key, inner), = value.items()
             if isinstance(key, str) and key[:1].isupper() and isinstance(inner, (dict, type(None))):
-                return {"class_name": key, "config": to_keras_objects(inner or {})}
+                config = {"class_name": key, "config": to_keras_objects(inner or {})}
+                if hasattr(keras.optimizers.schedules, key):
+                    # nested inside an optimizer config, Keras only finds schedules by module
+                    config["module"] = "keras.optimizers.schedules"
+                return config
         return {k: to_keras_objects(v) for k, v in value.items()}
     if isinstance(value, list):
         return [to_keras_objects(v) for v in value]

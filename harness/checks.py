@@ -47,7 +47,7 @@ def _spec_problems(spec: dict) -> list[tuple[tuple, str]]:
                 warnings.simplefilter("ignore")
                 layers.append(build.make_layer(name, kwargs))
         except Exception as exc:  # any constructor complaint is a case error
-            hint = _hint(name, _layer_names(keras)) if not hasattr(keras.layers, name) else ""
+            hint = _hint(name, _layer_names(keras)) if not hasattr(keras.layers, name) else _legacy_hint(kwargs)
             problems.append((("model", "layers", i), f"layer {i} ({name}): {_first_line(exc)}{hint}"))
     if len(layers) == len(spec["model"]["layers"]):
         problems += _build_problems(spec)
@@ -69,7 +69,8 @@ def _build_problems(spec: dict) -> list[tuple[tuple, str]]:
         try:
             _get(getter, c[key])
         except Exception as exc:
-            problems.append((("compile", key), f"{key}: {_first_line(exc)}"))
+            kwargs = next(iter(c[key].values()), None) if isinstance(c[key], dict) else None
+            problems.append((("compile", key), f"{key}: {_first_line(exc)}{_legacy_hint(kwargs)}"))
     for i, metric in enumerate(c.get("metrics", [])):
         try:
             build.resolve_metric(metric, c["loss"], model, spec.get("semantics", "keras2"))
@@ -95,6 +96,17 @@ def _hint(name: str, choices) -> str:
 
     close = difflib.get_close_matches(name, list(choices), n=1, cutoff=0.6)
     return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+# Keras 1/2 spellings that Keras 3 refuses, with what to write instead.
+LEGACY_SPELLINGS = {"init": "kernel_initializer", "lr": "learning_rate", "nb_epoch": "epochs",
+                    "output_dim": "units", "border_mode": "padding", "subsample": "strides",
+                    "W_regularizer": "kernel_regularizer", "b_regularizer": "bias_regularizer"}
+
+
+def _legacy_hint(kwargs: dict | None) -> str:
+    old = [k for k in (kwargs or {}) if k in LEGACY_SPELLINGS]
+    return "".join(f" ('{k}' is Keras 1/2; use '{LEGACY_SPELLINGS[k]}')" for k in old)
 
 
 def _first_line(exc: Exception) -> str:

@@ -51,7 +51,7 @@ class Probe(keras.callbacks.Callback):
 
     def __init__(self, model: keras.Model):
         super().__init__()
-        self.layers = list(model.layers)
+        self.layers = [layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)]
         self._graph = model._functional if isinstance(model, keras.Sequential) else model
         if not hasattr(self._graph, "_run_through_graph"):
             raise TypeError("the probe needs a Sequential or functional model")

@@ -83,7 +83,7 @@ def majority(outcome: pd.DataFrame) -> pd.DataFrame:
         row = first.iloc[0] if len(first) else None
         return pd.Series({
             "case_status": g["case_status"].iloc[0], "in_paper": g["in_paper"].iloc[0],
-            "ok": len(ok) > 0, "detected": bool(det.mean() > 0.5) if len(ok) else None,
+            "ok": len(ok) > 0, "errors": int((g["status"] != "ok").sum()), "detected": bool(det.mean() > 0.5) if len(ok) else None,
             "localized": bool(loc.mean() > 0.5) if len(loc) else None, "flaky": det.nunique() > 1,
             "first_epoch": row["first_epoch"] if row is not None else None,
             "first_batch": row["first_batch"] if row is not None else None,
@@ -155,7 +155,7 @@ def summary(per_case: pd.DataFrame, records: list[dict]) -> pd.DataFrame:
                 "detected": f"{int(buggy['detected'].fillna(False).astype(bool).sum())}/{n}",
                 "localized": f"{int(loc.astype(bool).sum())}/{n}" if len(loc) else "–",
                 "false_alarms": f"{int(patched['detected'].fillna(False).astype(bool).sum())}/{patched['case'].nunique()}",
-                "errors": int((~buggy["ok"].astype(bool)).sum() + (~patched["ok"].astype(bool)).sum()),
+                "errors": int(part["errors"].sum()),
                 "flaky": int(part["flaky"].sum()),
                 "median_seconds_to_detect": _median(buggy.loc[buggy["detected"].fillna(False).astype(bool),
                                                               "first_seconds"]),

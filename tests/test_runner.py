@@ -1,0 +1,62 @@
+"""End to end: cases -> training -> replay -> result files -> tables."""
+
+import json
+import os
+
+import pandas as pd
+import pytest
+
+from harness import cli
+from tests.test_validation import GOOD
+
+pytestmark = pytest.mark.fit
+
+BAD = "tests/fixtures/bad_cases"
+
+
+def run_cli(*args):
+    return cli.main(["run", *args])
+
+
+def test_broken_files_are_reported_and_the_good_case_still_runs(tmp_path, capsys):
+    results, cache = tmp_path / "results", tmp_path / "cache"
+    code = run_cli("--cases-dir", BAD, "--results", str(results), "--cache", str(cache))
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "unknown_key.yaml:13: unknown key 'optimiser'" in err and "Traceback" not in err
+    record = json.loads((results / "runs" / "fixture-good" / "buggy-seed0.json").read_text())
+    assert record["status"] == "ok" and record["semantics"] == "keras2"
+    assert set(record["findings"]) == {"keras-ton", "keras-es-loss", "keras-es-acc", "keras-union"}
+    assert record["versions"]["keras"].startswith("3.")
+    assert os.path.exists(record["trace"])
+    runs = pd.read_csv(results / "runs.csv")
+    assert set(runs["case"]) == {"fixture-good"} and len(runs) == 2
+
+
+def test_a_crashing_case_becomes_an_error_row(tmp_path, write_case):
+    crash = GOOD.replace("id: t-good", "id: t-crash").replace(
+        "params: {repeat: 2}", "params: {repeat: 2}\n  preprocess: [{one_hot: {classes: 1}}]")
+    cases_dir = tmp_path / "cases"
+    cases_dir.mkdir()
+    (cases_dir / "crash.yaml").write_text(crash)
+    (cases_dir / "good.yaml").write_text(GOOD)
+    results = tmp_path / "results"
+    assert run_cli("--cases-dir", str(cases_dir), "--results", str(results), "--cache", str(tmp_path / "c"),
+                   "--detector", "keras-ton") == 0
+    runs = pd.read_csv(results / "runs.csv").set_index(["case", "variant"])
+    assert runs.loc[("t-crash", "buggy"), "status"] == "error"
+    assert "labels span" in runs.loc[("t-crash", "buggy"), "error"]
+    assert runs.loc[("t-good", "buggy"), "status"] == "ok"
+    cases = pd.read_csv(results / "cases.csv").set_index("case")
+    assert cases.loc["t-crash", "keras-ton"] == "ERR / ERR"
+
+
+@pytest.mark.slow
+def test_three_paper_cases_in_parallel(tmp_path):
+    results = tmp_path / "results"
+    assert run_cli("--jobs", "2", "--results", str(results), "--cache", str(tmp_path / "c")) == 0
+    runs = pd.read_csv(results / "runs.csv")
+    ok = runs[runs.status == "ok"]
+    assert len(ok) == len(runs) >= 6
+    assert ok[ok.variant == "buggy"]["symptom_shown"].all()
+    assert not ok[ok.variant == "patched"]["symptom_shown"].any()

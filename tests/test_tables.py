@@ -1,0 +1,72 @@
+"""Tables are a pure function of stored result files (golden fixtures, counted by hand).
+
+Fixture: case-a (valid, in the paper) is caught by both detectors on both seeds and
+never false-alarms; case-b (no_bug, not counted in the paper) is caught on one seed
+of two, and its patched variant false-alarms on seed 0 under keras-union while
+seed 1 crashed.
+"""
+
+import os
+import shutil
+
+import pandas as pd
+import pytest
+
+from harness import tables
+
+FIXTURE = os.path.join(os.path.dirname(__file__), "fixtures", "results")
+
+
+@pytest.fixture
+def results(tmp_path):
+    shutil.copytree(FIXTURE, tmp_path / "results")
+    return str(tmp_path / "results")
+
+
+def test_report_writes_markdown_and_csv(results):
+    written = tables.report(results)
+    names = sorted(os.path.basename(p) for p in written)
+    assert names == ["cases.md", "outcomes.csv", "runs.md", "summary.md"]
+    for stem in ("cases", "runs", "summary"):
+        assert os.path.exists(os.path.join(results, f"{stem}.csv"))
+
+
+def test_summary_counts(results):
+    tables.report(results)
+    s = pd.read_csv(os.path.join(results, "summary.csv")).set_index(["detector", "subset"])
+    assert s.loc[("keras-ton", "paper"), "detected"] == "1/1"
+    assert s.loc[("keras-ton", "all"), "detected"] == "1/2"  # case-b: 1 of 2 seeds is no majority
+    assert s.loc[("keras-ton", "valid"), "cases"] == 1
+    assert s.loc[("keras-union", "all"), "false_alarms"] == "1/2"  # case-b patched: the one ok seed alarmed
+    assert s.loc[("keras-ton", "all"), "errors"] == 1
+    assert s.loc[("keras-ton", "all"), "flaky"] == 1
+    assert s.loc[("keras-ton", "all"), "localized"] == "–"  # Keras callbacks never localize
+    assert s.loc[("keras-ton", "paper"), "paper_detected"] == "1/1"
+    assert s.loc[("keras-ton", "all"), "paper_detected"] == "1/2"
+    assert s.loc[("keras-union", "paper"), "median_seconds_to_detect"] == 0.5  # seed 0's first finding
+
+
+def test_case_cells(results):
+    tables.report(results)
+    c = pd.read_csv(os.path.join(results, "cases.csv")).set_index("case")
+    assert c.loc["case-a", "keras-ton"] == "Y e1 b3 0.5s / ok"
+    assert c.loc["case-b", "keras-ton"] == "~N / ok"
+    assert c.loc["case-b", "keras-union"] == "~N / FA"
+    assert c.loc["case-a", "keras-ton paper"] == "Y"
+    assert c.loc["case-a", "keras-union paper"] == "Y"
+
+
+def test_runs_table_judges_symptoms(results):
+    tables.report(results)
+    r = pd.read_csv(os.path.join(results, "runs.csv"))
+    a = r[r.case == "case-a"].set_index(["variant", "seed"])
+    assert bool(a.loc[("buggy", 0), "symptom_shown"]) is True  # accuracy 0.5 <= 0.6
+    assert bool(a.loc[("patched", 0), "symptom_shown"]) is False
+    assert r[(r.case == "case-b") & (r.variant == "patched") & (r.seed == 1)]["status"].item() == "error"
+
+
+def test_report_is_deterministic(results):
+    tables.report(results)
+    first = open(os.path.join(results, "cases.md")).read()
+    tables.report(results)
+    assert open(os.path.join(results, "cases.md")).read() == first
