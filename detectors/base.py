@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 
+from detectors.live import LiveHooks
+
 
 @dataclasses.dataclass(frozen=True)
 class Finding:
@@ -31,17 +33,21 @@ class Finding:
         return dataclasses.asdict(self)
 
 
-class Detector:
+class Detector(LiveHooks):
     """Base class. Subclasses set ``name``, ``version`` and ``signals``.
 
     The constructor stores parameters only; ``reset()`` rebuilds all run state;
     ``observe(step)`` sees one :class:`harness.trace.Step` and returns the new
     findings (also appended to ``self.findings``). A detector may use only the
     steps it has been shown, so replaying a stored trace equals watching live.
+
+    Every detector is also a Keras callback (see ``detectors.live``):
+    ``model.fit(..., callbacks=[detector])``.
     """
 
     name = "detector"
     version = "1"
+    localizes = False  # whether findings name a layer or a fault kind
     #: trace signals read: "logs", "values", "stats:<stage>", "epoch_logs"
     signals: tuple[str, ...] = ()
 

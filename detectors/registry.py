@@ -19,13 +19,18 @@ BUILTINS: dict[str, str] = {
     "keras-es-loss": "detectors.keras_baseline:EarlyStoppingLossDetector",
     "keras-es-acc": "detectors.keras_baseline:EarlyStoppingAccuracyDetector",
     "keras-union": "detectors.keras_baseline:KerasUnionDetector",
+    "layer-trend": "detectors.layer_trend:LayerTrend",
+    "layer-trend-faithful": "detectors.layer_trend:LayerTrend",
 }
+
+# Constructor arguments of built-ins that share a class.
+PARAMS: dict[str, dict] = {"layer-trend-faithful": {"mode": "faithful"}}
 
 GROUPS: dict[str, tuple[str, ...]] = {
     "keras-baseline": ("keras-ton", "keras-es-loss", "keras-es-acc", "keras-union"),
 }
 
-DEFAULT = ("keras-baseline",)
+DEFAULT = ("keras-baseline", "layer-trend-faithful", "layer-trend")
 
 _extra: dict[str, str] = {}
 
@@ -66,7 +71,7 @@ def create(name: str, **params):
         expand([name])  # raises with suggestions
     module, _, attr = target.partition(":")
     cls = getattr(importlib.import_module(module), attr)
-    detector = cls(**params)
+    detector = cls(**{**PARAMS.get(name, {}), **params})
     detector.name = name
     return detector
 

@@ -39,7 +39,8 @@ def _parser() -> argparse.ArgumentParser:
     ru.add_argument("--cases-dir", default="cases")
     ru.add_argument("--case", action="append", dest="cases", metavar="ID", help="run only this case (repeatable)")
     ru.add_argument("--detector", action="append", dest="detectors", metavar="NAME",
-                    help="detector or group (repeatable; default: keras-baseline)")
+                    help="detector or group (repeatable; default: keras-baseline, layer-trend-faithful, "
+                         "layer-trend)")
     ru.add_argument("--jobs", type=int, default=1, help="parallel training processes")
     ru.add_argument("--seeds", type=int, default=1, help="seeds per variant (0..N-1)")
     ru.add_argument("--variant", choices=["buggy", "patched"], action="append", dest="variants")
@@ -80,6 +81,7 @@ def cmd_validate(args) -> int:
 
 
 def cmd_run(args) -> int:
+    from detectors import registry
     from harness import cases as cases_mod
     from harness.runner import RunConfig, run
     from harness.tables import report
@@ -93,7 +95,7 @@ def cmd_run(args) -> int:
         return 2
     config = RunConfig(results_dir=args.results, cache_dir=args.cache, jobs=args.jobs,
                        seeds=tuple(range(args.seeds)), variants=tuple(args.variants or cases_mod.VARIANTS),
-                       detectors=tuple(args.detectors or ("keras-baseline",)), semantics=args.semantics)
+                       detectors=tuple(args.detectors or registry.DEFAULT), semantics=args.semantics)
     try:
         records = run(selected, config)
     except KeyError as exc:

@@ -184,6 +184,233 @@ def polynomial(rng, coef: tuple = (0.0, 1.0), start: float = 0.0, stop: float = 
     return x[:, None], y
 
 
+@source("synthetic.inline")
+def inline(rng, x: list, y: list, repeat: int = 1):
+    """Rows written out in the case file (a user's tiny table), tiled ``repeat`` times."""
+    x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
+    if len(x) != len(y):
+        raise ValueError(f"inline: {len(x)} rows of x but {len(y)} labels")
+    return np.tile(x, (repeat,) + (1,) * (x.ndim - 1)), np.tile(y, (repeat,) + (1,) * (y.ndim - 1))
+
+
+def _per_column_array(value, features: int, default: float) -> np.ndarray:
+    if value is None:
+        return np.full(features, default)
+    arr = np.asarray(value, np.float64)
+    if arr.ndim == 0:
+        return np.full(features, float(arr))
+    if len(arr) != features:
+        raise ValueError(f"expected {features} per-column values, got {len(arr)}")
+    return arr
+
+
+@source("synthetic.raw_table")
+def raw_table(rng, n: int = 1000, features: int = 10, informative: int = 5, classes: int = 2,
+              weights: list | None = None, scales: list | float | None = None, shifts: list | float | None = None,
+              integer: bool = False, flip: float = 0.01, repeat: int = 1):
+    """Tabular classification in raw units: make_classification (informative columns first),
+    then column j becomes ``x_j * scales[j] + shifts[j]`` (optionally rounded), so columns can
+    span very different magnitudes (packet counters, IP addresses as integers, census weights).
+    A scale of 0 gives a constant column. ``weights`` sets the class shares."""
+    from sklearn.datasets import make_classification
+
+    x, y = make_classification(n_samples=n, n_features=features, n_informative=informative,
+                               n_redundant=0, n_classes=classes, weights=weights, flip_y=flip,
+                               shuffle=False, random_state=int(rng.integers(2**31)))
+    order = rng.permutation(n)
+    x, y = x[order], y[order]
+    x = x * _per_column_array(scales, features, 1.0) + _per_column_array(shifts, features, 0.0)
+    if integer:
+        x = np.round(x)
+    return np.tile(x, (repeat, 1)), np.tile(y, repeat)
+
+
+@source("synthetic.raw_regression")
+def raw_regression(rng, n: int = 1000, features: int = 10, informative: int = 5, noise: float = 10.0,
+                   scales: list | float | None = None, shifts: list | float | None = None,
+                   target_scale: float = 1.0, target_shift: float = 0.0):
+    """Tabular regression in raw units: make_regression, then per-column scale/shift of the
+    inputs and ``y * target_scale + target_shift`` (house prices and similar)."""
+    from sklearn.datasets import make_regression
+
+    x, y = make_regression(n_samples=n, n_features=features, n_informative=informative, noise=noise,
+                           random_state=int(rng.integers(2**31)))
+    y = (y - y.mean()) / (y.std() or 1.0)
+    x = x * _per_column_array(scales, features, 1.0) + _per_column_array(shifts, features, 0.0)
+    return x, y * target_scale + target_shift
+
+
+@source("synthetic.multilabel")
+def multilabel(rng, n: int = 1000, features: int = 20, classes: int = 3, labels: int = 2):
+    """sklearn's make_multilabel_classification: small non-negative integer counts and a
+    multi-hot target (a flat 0/1 vector when ``classes`` is 1)."""
+    from sklearn.datasets import make_multilabel_classification
+
+    x, y = make_multilabel_classification(n_samples=n, n_features=features, n_classes=classes,
+                                          n_labels=labels, random_state=int(rng.integers(2**31)))
+    return x, (y[:, 0] if classes == 1 else y)
+
+
+@source("synthetic.linear_formula")
+def linear_formula(rng, n: int = 100, features: int = 1, dist: str = "uniform", low: float = 0.0,
+                   high: float = 1.0, coef: list | None = None, intercept: float = 0.0, noise_std: float = 0.0,
+                   clip: list | None = None, integer: bool = False, repeat: int = 1):
+    """y = x @ coef + intercept + N(0, noise_std), x ~ U(low, high) (``dist: uniform``) or
+    N(low, high) (``dist: normal``: mean low, std high), optionally integer x and clipped y."""
+    if dist == "uniform":
+        x = rng.uniform(low, high, (n, features))
+    elif dist == "normal":
+        x = rng.normal(low, high, (n, features))
+    else:
+        raise ValueError(f"dist is 'uniform' or 'normal', got {dist!r}")
+    if integer:
+        x = np.floor(x)
+    w = np.ones(features) if coef is None else np.asarray(coef, np.float64)
+    y = x @ w + intercept + rng.normal(0.0, noise_std, n) * (noise_std > 0)
+    if clip is not None:
+        y = np.clip(y, *clip)
+    return np.tile(x, (repeat, 1)), np.tile(y, repeat)
+
+
+@source("synthetic.uniform_clusters")
+def uniform_clusters(rng, n_per_class: int = 100, boxes: list = ((0.2, 0.4), (0.5, 0.7)), features: int = 2,
+                     interleave: bool = True):
+    """Class k is uniform in the cube boxes[k] (low, high) in every coordinate; rows alternate
+    between the classes (``interleave``) or are shuffled."""
+    xs = [rng.uniform(lo, hi, (n_per_class, features)) for lo, hi in boxes]
+    if interleave:
+        x = np.stack(xs, axis=1).reshape(-1, features)
+        y = np.tile(np.arange(len(boxes)), n_per_class)
+        return x, y
+    x = np.concatenate(xs)
+    y = np.repeat(np.arange(len(boxes)), n_per_class)
+    order = rng.permutation(len(x))
+    return x[order], y[order]
+
+
+@source("synthetic.threshold")
+def threshold(rng, n: int = 1000, low: float = 0.0, high: float = 1.0, cut: float = 0.5, flip: float = 0.02,
+              integer: bool = False):
+    """One raw feature x ~ U(low, high); label 1 below ``cut``, 0 above, a ``flip`` share flipped
+    among the rows nearest the cut."""
+    x = rng.uniform(low, high, n)
+    if integer:
+        x = np.floor(x)
+    y = (x < cut).astype(np.int64)
+    k = int(round(flip * n))
+    if k:
+        near = np.argsort(np.abs(x - cut))[: 3 * k]
+        y[rng.choice(near, size=k, replace=False)] ^= 1
+    return x[:, None], y
+
+
+@source("synthetic.bit_permutation")
+def bit_permutation(rng, bits: int = 8, permute: bool = True, repeat: int = 1):
+    """All 2**bits binary vectors; the target is the same set in a seeded random order (a random
+    bijection, ``permute``) or the identity."""
+    x = ((np.arange(2**bits)[:, None] >> np.arange(bits)[::-1]) & 1).astype(np.float64)
+    y = x[rng.permutation(len(x))] if permute else x.copy()
+    return np.tile(x, (repeat, 1)), np.tile(y, (repeat, 1))
+
+
+@source("synthetic.sine_direction")
+def sine_direction(rng, n: int = 300, label: int = 1, noise: float = 0.05):
+    """Two smooth series (a sine and a lagged, stretched copy) with a constant label."""
+    t = np.arange(n) * 0.1
+    s = 0.42 + 0.42 * np.sin(t) + rng.normal(0, noise, n)
+    lag = 1.6 * np.sin(t - 0.1) - 0.9 + rng.normal(0, noise, n)
+    return np.stack([s, lag], axis=1), np.full(n, label)
+
+
+@source("synthetic.uniform_noise")
+def uniform_noise(rng, n: int = 1000, x_shape: list = (5, 1), y_shape: list = (5, 1)):
+    """Inputs and targets both U(0, 1), unrelated to each other."""
+    return rng.uniform(0, 1, (n, *x_shape)), rng.uniform(0, 1, (n, *y_shape))
+
+
+@source("synthetic.digit_groups")
+def digit_groups(rng, groups: list = ((0,), (1,)), image_size: int = 8, channels: int = 0, flatten: bool = False,
+                 n: int | None = None):
+    """sklearn digits (as ``sklearn.digits``) restricted to the digits named in ``groups``;
+    the label is the index of the group (e.g. [[0,1,2,3,4],[5,6,7,8,9]] for a two-class image set)."""
+    x, y = digits(rng, image_size=image_size, channels=channels, flatten=flatten)
+    mapping = {d: g for g, members in enumerate(groups) for d in members}
+    keep = np.array([int(v) in mapping for v in y])
+    x, y = x[keep], np.array([mapping[int(v)] for v in y[keep]])
+    return _take(rng, x, y, n)
+
+
+@source("synthetic.digit_keypoints")
+def digit_keypoints(rng, image_size: int = 96, targets: int = 30, n: int | None = None):
+    """Digits upsampled to image_size^2 (flattened, 0..1) with ``targets`` smooth targets in
+    [-1, 1]: tanh of a fixed random projection of the 8x8 digit (keypoint-regression stand-in)."""
+    from sklearn.datasets import load_digits
+
+    small = load_digits().images.reshape(-1, 64) / 16.0
+    w = rng.normal(0, 1, (64, targets)) / 8.0
+    y = np.tanh((small - small.mean(axis=0)) @ w * 2.0)
+    x, _ = digits(rng, image_size=image_size, flatten=True)
+    x = x / 16.0
+    if n is not None and n < len(x):
+        keep = np.sort(rng.choice(len(x), size=n, replace=False))
+        x, y = x[keep], y[keep]
+    return x, y
+
+
+@source("synthetic.superres")
+def superres(rng, image_size: int = 32, factor: int = 2, channels: int = 3, n: int | None = None):
+    """Super-resolution pairs from digits: the target is the digit at image_size (0..1, smooth
+    bilinear upsampling), the input the same image block-downsampled by ``factor`` and
+    nearest-upsampled back."""
+    import tensorflow as tf
+
+    from sklearn.datasets import load_digits
+
+    imgs = load_digits().images[..., None].astype(np.float32) / 16.0
+    if n is not None and n < len(imgs):
+        imgs = imgs[np.sort(rng.choice(len(imgs), size=n, replace=False))]
+    hi = tf.image.resize(imgs, (image_size, image_size), method="bilinear").numpy()
+    small = hi.reshape(len(hi), image_size // factor, factor, image_size // factor, factor, 1).mean(axis=(2, 4))
+    lo = np.repeat(np.repeat(small, factor, axis=1), factor, axis=2)
+    hi, lo = np.clip(hi, 0, 1), np.clip(lo, 0, 1)
+    return np.repeat(lo, channels, axis=-1), np.repeat(hi, channels, axis=-1)
+
+
+@source("synthetic.digit_pattern")
+def digit_pattern(rng, n: int = 2000, classes: int = 69):
+    """One raw integer feature; its class encodes the number of digits and the leading digit
+    (class c: c // 9 + 1 digits, leading digit c % 9 + 1), so inputs span 1..1e8."""
+    c = rng.integers(0, classes, n)
+    k, lead = c // 9 + 1, c % 9 + 1
+    rest = np.floor(rng.uniform(0, 1, n) * 10.0 ** (k - 1))
+    return (lead * 10.0 ** (k - 1) + rest)[:, None], c
+
+
+@source("synthetic.game_of_life")
+def game_of_life(rng, n: int = 1000, size: int = 3, p_alive: float = 0.5):
+    """Random size x size boards (toroidal), wrap-padded by one cell as input; the target is the
+    next generation under Conway's rules."""
+    b = (rng.uniform(0, 1, (n, size, size)) < p_alive).astype(np.float64)
+    neighbours = sum(np.roll(np.roll(b, dy, axis=1), dx, axis=2)
+                     for dy in (-1, 0, 1) for dx in (-1, 0, 1) if (dy, dx) != (0, 0))
+    nxt = ((neighbours == 3) | ((b == 1) & (neighbours == 2))).astype(np.float64)
+    x = np.pad(b, ((0, 0), (1, 1), (1, 1)), mode="wrap")
+    return x[..., None], nxt[..., None]
+
+
+@source("synthetic.bag_of_words")
+def bag_of_words(rng, n: int = 5000, vocab: int = 2000, density: float = 0.03, markers: int = 100,
+                 label_noise: float = 0.15):
+    """Multi-hot documents (IMDB-like): ``markers`` positive and ``markers`` negative words decide
+    the label by majority, then a ``label_noise`` share of labels is flipped (room to overfit)."""
+    x = (rng.uniform(0, 1, (n, vocab)) < density).astype(np.float32)
+    score = x[:, :markers].sum(axis=1) - x[:, markers:2 * markers].sum(axis=1) + rng.normal(0, 0.5, n)
+    y = (score > 0).astype(np.int64)
+    flip = rng.uniform(0, 1, n) < label_noise
+    y[flip] ^= 1
+    return x, y
+
+
 # --- preprocessing -------------------------------------------------------------
 
 

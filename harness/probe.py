@@ -82,13 +82,14 @@ class Probe(keras.callbacks.Callback):
             scaled = model.optimizer.scale_loss(loss)
         weights = list(model.trainable_weights)
         grads = tape.gradient(scaled, weights + outputs)
+        kernels_before = {k.path: tf.identity(k.value) for k in self._kernels()}
         model.optimizer.apply_gradients(zip(grads[: len(weights)], weights))
         compiled = model._compile_metrics
         if compiled is not None and not compiled.built:
             compiled.build(y, y_pred)  # what update_state would do, but before we read totals
         before = self._metric_totals()
         logs = model.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
-        self._record(weights, grads[: len(weights)], outputs, grads[len(weights):])
+        self._record(weights, grads[: len(weights)], outputs, grads[len(weights):], kernels_before)
         values = tf.stack([tf.cast(loss, tf.float32), *self._batch_metrics(before),
                            tf.cast(model.optimizer.learning_rate, tf.float32)])
         if self._values is None:
@@ -126,13 +127,18 @@ class Probe(keras.callbacks.Callback):
             raise TypeError(f"the probe could not see the output of layers {missing}")
         return y_pred, outputs
 
-    def _record(self, weights, weight_grads, outputs, output_grads) -> None:
+    def _kernels(self):
+        """Each probed layer's first trainable weight (Dense/Conv kernel, BatchNorm gamma)."""
+        return [layer.trainable_weights[0] for layer in self.layers if layer.trainable_weights]
+
+    def _record(self, weights, weight_grads, outputs, output_grads, kernels_before) -> None:
         by_path = {w.path: (w, g) for w, g in zip(weights, weight_grads)}
         rows, mask = [], []
         for layer, out, out_grad in zip(self.layers, outputs, output_grads):
             kernel = layer.trainable_weights[0] if layer.trainable_weights else None
             w, g = by_path.get(kernel.path, (None, None)) if kernel is not None else (None, None)
-            tensors = (out, w, g, out_grad)
+            update = w.value - kernels_before[w.path] if w is not None else None
+            tensors = (out, w, g, out_grad, update)
             rows.append(tf.stack([tensor_stats(t) if t is not None else tf.zeros([len(STATS)]) for t in tensors]))
             mask.append([t is not None for t in tensors])
         self._stats.assign(tf.stack(rows))

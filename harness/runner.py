@@ -22,7 +22,7 @@ class RunConfig:
     jobs: int = 1
     seeds: tuple[int, ...] = (0,)
     variants: tuple[str, ...] = VARIANTS
-    detectors: tuple[str, ...] = ("keras-baseline",)
+    detectors: tuple[str, ...] = ("keras-baseline", "layer-trend-faithful", "layer-trend")
     semantics: str | None = None  # override every case's loss semantics
     progress: bool | None = None  # None: only on a terminal
 
@@ -97,7 +97,8 @@ def score_unit(case: LoadedCase, result: dict, detector_names: list[str]) -> dic
         findings[name] = [f.to_dict() for f in replay(detector, trace)]
         versions[name] = detector.version
         localizes[name] = bool(getattr(detector, "localizes", False))
-    record.update(findings=findings, detector_versions=versions, localizes=localizes)
+    record.update(findings=findings, detector_versions=versions, localizes=localizes,
+                  layers=[layer.get("class") for layer in trace.layers])
     return record
 
 

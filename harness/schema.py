@@ -94,12 +94,16 @@ class Data(Strict):
     @field_validator("preprocess")
     @classmethod
     def _steps(cls, steps: list) -> list:
+        out = []
         for step in steps:
             _single_key(step, "preprocessing step")
             name = next(iter(step))
             if name not in PREPROCESS_STEPS:
                 raise ValueError(f"unknown preprocessing step '{name}' (known: {', '.join(PREPROCESS_STEPS)})")
-        return steps
+            # YAML 1.1 reads a bare `on:` key as the boolean true; `on: y` is what was meant.
+            args = {("on" if k is True else k): v for k, v in (step[name] or {}).items()}
+            out.append({name: args})
+        return out
 
 
 class Model(Strict):

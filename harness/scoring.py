@@ -22,12 +22,13 @@ def outcomes(records: list[dict]) -> pd.DataFrame:
             continue
         for name, findings in rec.get("findings", {}).items():
             rows.append(dict(base, detector=name, **_score(findings, rec["case"]["truth"], rec["variant"],
-                                                           rec.get("localizes", {}).get(name, False))))
+                                                           rec.get("localizes", {}).get(name, False),
+                                                           rec.get("layers"))))
     return pd.DataFrame(rows, columns=OUTCOME_COLUMNS)
 
 
 OUTCOME_COLUMNS = ["case", "variant", "seed", "status", "case_status", "in_paper", "detector", "detected",
-                   "localized", "diagnosed", "n_findings", "first_code", "first_layer", "first_epoch",
+                   "localized", "localized_fused", "diagnosed", "n_findings", "first_code", "first_layer", "first_epoch",
                    "first_batch", "first_step", "first_seconds", "message", "error"]
 
 
@@ -43,24 +44,48 @@ def in_paper(case: dict) -> bool:
     return bool(paper) and paper.get("counted", True)
 
 
-def _score(findings: list[dict], truth: dict, variant: str, localizes: bool) -> dict:
+def _score(findings: list[dict], truth: dict, variant: str, localizes: bool, layers: list | None) -> dict:
     first = findings[0] if findings else None
-    out = {"detected": bool(findings), "n_findings": len(findings), "localized": None, "diagnosed": None}
+    out = {"detected": bool(findings), "n_findings": len(findings), "localized": None,
+           "localized_fused": None, "diagnosed": None}
     if first:
         out.update(first_code=first["code"], first_layer=first.get("layer"), first_epoch=first["epoch"],
                    first_batch=first.get("batch"), first_step=first["step"], first_seconds=first["seconds"],
                    message=first["message"])
     if variant == "buggy" and localizes:
-        out["localized"] = any(localized(f, truth) for f in findings)
-        out["diagnosed"] = any(f.get("diagnosis") in _codes(truth) for f in findings)
+        # The first finding is the one a user acts on (and the one the paper scored).
+        out["localized"] = bool(first) and localized(first, truth)
+        out["localized_fused"] = bool(first) and localized(first, truth, fused_groups(layers))
+        out["diagnosed"] = bool(first) and first.get("diagnosis") in _codes(truth)
     return out
 
 
-def localized(finding: dict, truth: dict) -> bool:
-    """The finding names a faulty layer, or the fault kind of a layer-less fault."""
-    layers = {f["layer"] for f in truth["faults"] if f.get("layer") is not None}
+def fused_groups(layer_classes: list | None) -> list[int] | None:
+    """Layer index -> index in the "fused" view, where an Activation layer belongs to the layer before it.
+
+    The benchmark's authors split activations into their own layers; a finding
+    at a Dense layer whose separate Activation is the faulty one (or the other
+    way round) points at the same thing in the original, fused program.
+    """
+    if not layer_classes:
+        return None
+    groups, g = [], -1
+    for i, cls in enumerate(layer_classes):
+        if not (cls == "Activation" and i > 0):
+            g += 1
+        groups.append(g)
+    return groups
+
+
+def localized(finding: dict, truth: dict, groups: list[int] | None = None) -> bool:
+    """The finding names a faulty layer, or the fault kind of a layer-less fault.
+
+    With ``groups`` (see fused_groups), layers are compared in the fused view.
+    """
+    where = (lambda i: groups[i] if groups and 0 <= i < len(groups) else i)
+    layers = {where(f["layer"]) for f in truth["faults"] if f.get("layer") is not None}
     layerless = {f["code"] for f in truth["faults"] if f.get("layer") is None}
-    if finding.get("layer") is not None and finding["layer"] in layers:
+    if finding.get("layer") is not None and where(finding["layer"]) in layers:
         return True
     return finding.get("diagnosis") is not None and finding["diagnosis"] in layerless
 

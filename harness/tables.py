@@ -12,10 +12,12 @@ import os
 
 import pandas as pd
 
-from harness import scoring
+from harness import paper_tables, scoring
 
 # The paper's table column for each detector whose published cells we hold.
-PAPER_COLUMN = {"keras-ton": "TON", "keras-es-loss": "ESloss", "keras-es-acc": "ESacc", "keras-union": "X"}
+# CB is the authors' released callback, which the faithful mode reimplements.
+PAPER_COLUMN = {"keras-ton": "TON", "keras-es-loss": "ESloss", "keras-es-acc": "ESacc", "keras-union": "X",
+                "layer-trend-faithful": "CB"}
 
 
 def load_records(results_dir: str) -> list[dict]:
@@ -50,6 +52,7 @@ def report(results_dir: str = "results") -> list[str]:
                     [CASE_LEGEND]),
         write_table(summary(per_case, records), results_dir, "summary", "Summary per detector",
                     [SUMMARY_LEGEND]),
+        *paper_tables.write_all(per_case, records, results_dir),
     ]
     outcome.to_csv(os.path.join(results_dir, "outcomes.csv"), index=False)
     return written + [os.path.join(results_dir, "outcomes.csv")]
@@ -65,7 +68,14 @@ CASE_LEGEND = (
 SUMMARY_LEGEND = (
     "Subsets: `paper` = the cases in the paper's headline totals (SO 50079585 excluded, as the paper did); "
     "`all` = every case present; `valid` = cases whose status is valid. Counts are over cases present, by "
-    "majority over seeds. `paper_detected` = the paper's published count for the same cases, where it has one."
+    "majority over seeds. `detected`: any finding on the buggy variant; `localized`: the first finding names "
+    "a faulty layer of the ground truth, or the kind of a layer-less fault (loss, optimizer, learning rate, "
+    "...); `localized_fused`: the same, counting a Dense/Conv layer and the separate Activation layer after "
+    "it as one layer, as the original programs had them; `diagnosed`: the first finding's diagnosis is one of the case's fault kinds; `false_alarms`: any "
+    "finding on the patched variant. Time and steps to detect are medians over detected cases (steps count "
+    "batch ends and epoch ends). `paper_detected`/`paper_localized` = the paper's published counts for the "
+    "same cases, where it has a column for the method (CB = the authors' callback, which "
+    "`layer-trend-faithful` reimplements)."
 )
 
 
@@ -79,14 +89,21 @@ def majority(outcome: pd.DataFrame) -> pd.DataFrame:
         ok = g[g["status"] == "ok"]
         det = ok["detected"].astype(bool)
         loc = ok["localized"].dropna().astype(bool)
+        fused = ok["localized_fused"].dropna().astype(bool)
+        diag = ok["diagnosed"].dropna().astype(bool)
         first = ok[ok["detected"].astype(bool)].sort_values("seed").head(1)
         row = first.iloc[0] if len(first) else None
         return pd.Series({
             "case_status": g["case_status"].iloc[0], "in_paper": g["in_paper"].iloc[0],
             "ok": len(ok) > 0, "errors": int((g["status"] != "ok").sum()), "detected": bool(det.mean() > 0.5) if len(ok) else None,
-            "localized": bool(loc.mean() > 0.5) if len(loc) else None, "flaky": det.nunique() > 1,
+            "localized": bool(loc.mean() > 0.5) if len(loc) else None,
+            "localized_fused": bool(fused.mean() > 0.5) if len(fused) else None,
+            "diagnosed": bool(diag.mean() > 0.5) if len(diag) else None, "flaky": det.nunique() > 1,
             "first_epoch": row["first_epoch"] if row is not None else None,
             "first_batch": row["first_batch"] if row is not None else None,
+            "first_step": row["first_step"] if row is not None else None,
+            "first_code": row["first_code"] if row is not None else None,
+            "first_layer": row["first_layer"] if row is not None else None,
             "first_seconds": row["first_seconds"] if row is not None else None,
             "message": row["message"] if row is not None else None,
             "error": g["error"].dropna().iloc[0] if g["error"].notna().any() else None,
@@ -128,11 +145,12 @@ def case_table(per_case: pd.DataFrame, records: list[dict]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def paper_cell(paper: dict, column: str) -> str:
+def paper_cell(paper: dict, column: str, field: str = "IB") -> str:
+    """The paper's published Y/N for one method on one case ("n/a" where it has no such cell)."""
     cell = paper.get("cells", {}).get(column) or {}
     if column == "X" and paper.get("X_is") != "union":
         return "n/a"
-    return str(cell.get("IB", "–"))
+    return str(cell.get(field, "–"))
 
 
 def summary(per_case: pd.DataFrame, records: list[dict]) -> pd.DataFrame:
@@ -149,24 +167,30 @@ def summary(per_case: pd.DataFrame, records: list[dict]) -> pd.DataFrame:
             n = buggy["case"].nunique()
             if n == 0:
                 continue
-            loc = buggy["localized"].dropna()
+            loc, diag = buggy["localized"].dropna(), buggy["diagnosed"].dropna()
+            fused = buggy["localized_fused"].dropna()
             rows.append({
                 "detector": det, "subset": subset, "cases": n,
                 "detected": f"{int(buggy['detected'].fillna(False).astype(bool).sum())}/{n}",
                 "localized": f"{int(loc.astype(bool).sum())}/{n}" if len(loc) else "–",
+                "localized_fused": f"{int(fused.astype(bool).sum())}/{n}" if len(fused) else "–",
+                "diagnosed": f"{int(diag.astype(bool).sum())}/{n}" if len(diag) else "–",
                 "false_alarms": f"{int(patched['detected'].fillna(False).astype(bool).sum())}/{patched['case'].nunique()}",
                 "errors": int(part["errors"].sum()),
                 "flaky": int(part["flaky"].sum()),
                 "median_seconds_to_detect": _median(buggy.loc[buggy["detected"].fillna(False).astype(bool),
                                                               "first_seconds"]),
+                "median_steps_to_detect": _median(buggy.loc[buggy["detected"].fillna(False).astype(bool),
+                                                            "first_step"]),
                 "paper_detected": _paper_count(det, buggy["case"].unique(), paper),
+                "paper_localized": _paper_count(det, buggy["case"].unique(), paper, "FL"),
             })
     return pd.DataFrame(rows)
 
 
-def _paper_count(detector: str, cases, paper: dict) -> str:
+def _paper_count(detector: str, cases, paper: dict, field: str = "IB") -> str:
     column = PAPER_COLUMN.get(detector)
-    cells = [paper_cell(paper[c], column) for c in cases if column and paper[c].get("cells", {}).get(column)]
+    cells = [paper_cell(paper[c], column, field) for c in cases if column and paper[c].get("cells", {}).get(column)]
     cells = [c for c in cells if c in ("Y", "N")]
     return f"{cells.count('Y')}/{len(cells)}" if cells else "–"
 
@@ -177,5 +201,5 @@ def _median(values: pd.Series):
 
 
 def _detector_order(name: str):
-    order = ["keras-ton", "keras-es-loss", "keras-es-acc", "keras-union"]
+    order = ["keras-ton", "keras-es-loss", "keras-es-acc", "keras-union", "layer-trend-faithful", "layer-trend"]
     return (order.index(name) if name in order else len(order), name)

@@ -16,7 +16,9 @@ from typing import Iterator
 
 import numpy as np
 
-STAGES = ("output", "weights", "weight_grad", "output_grad")
+# weights/weight_grad/update are the layer's kernel after the step, its gradient,
+# and the change the optimizer made to it in this step.
+STAGES = ("output", "weights", "weight_grad", "output_grad", "update")
 STATS = ("mean", "std", "min", "max", "zero_frac", "nan", "inf")
 FORMAT = 1
 
@@ -37,6 +39,17 @@ class TraceRecorder:
 
     def add_epoch(self, epoch, seconds, logs) -> None:
         self._epochs.append((epoch, seconds, dict(logs)))
+
+    def last_batch_step(self, index: int, final: bool) -> "Step":
+        """The most recent batch as a Step, for detectors watching live."""
+        epoch, batch, seconds, stats, values, logs = self._batches[-1]
+        masked = np.where(self._mask[:, :, None], stats, np.nan)
+        return Step("batch", index, int(epoch), int(batch), float(seconds), dict(logs),
+                    dict(zip(self.value_names, map(float, values))), masked, final, self._mask)
+
+    def last_epoch_step(self, index: int, final: bool) -> "Step":
+        epoch, seconds, logs = self._epochs[-1]
+        return Step("epoch", index, int(epoch), None, float(seconds), dict(logs), {}, None, final, self._mask)
 
     def finish(self, meta: dict) -> "Trace":
         n_layers = len(self.layer_names)
@@ -82,10 +95,15 @@ class Step:
     values: dict  # the batch's own loss, metrics and learning rate (batch steps only)
     stats: np.ndarray | None  # [layer, stage, stat] (batch steps only)
     final: bool  # the last moment of the full budget
+    mask: np.ndarray | None = None  # [layer, stage]: does the stage exist for the layer
 
     def stat(self, stage: str, stat: str) -> np.ndarray:
         """One statistic of one stage for every layer (NaN where the stage does not apply)."""
         return self.stats[:, STAGES.index(stage), STATS.index(stat)]
+
+    def applies(self, stage: str) -> np.ndarray:
+        """[layer] booleans: which layers have ``stage`` (Flatten has no weights, ...)."""
+        return self.mask[:, STAGES.index(stage)]
 
 
 class Trace:
@@ -133,12 +151,12 @@ class Trace:
                 stats = np.where(mask[:, :, None], a["stats"][i], np.nan)
                 yield Step("batch", index, int(epoch), int(a["batch"][i]), float(a["seconds"][i]),
                            _row(a["logs"][i], meta["log_names"]), _row(a["values"][i], meta["value_names"]),
-                           stats, final=bool(final))
+                           stats, final=bool(final), mask=mask)
                 i += 1
                 index += 1
             final = epoch == last_epoch
             yield Step("epoch", index, int(epoch), None, float(a["epoch_seconds"][e_pos]),
-                       _row(a["epoch_logs"][e_pos], meta["epoch_log_names"]), {}, None, final=final)
+                       _row(a["epoch_logs"][e_pos], meta["epoch_log_names"]), {}, None, final=final, mask=mask)
             index += 1
 
     # -- storage ---------------------------------------------------------------

@@ -79,8 +79,10 @@ def budget(built) -> dict:
 
 
 def describe_layers(model) -> list[dict]:
+    """Index, name, class and activation of every probed layer (input layers excluded)."""
     out = []
-    for i, layer in enumerate(model.layers):
+    layers = [layer for layer in model.layers if type(layer).__name__ != "InputLayer"]
+    for i, layer in enumerate(layers):
         act = getattr(layer, "activation", None)
         out.append({"index": i, "name": layer.name, "class": type(layer).__name__,
                     "activation": getattr(act, "__name__", None) if act is not None else None,

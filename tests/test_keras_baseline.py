@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from detectors import registry, replay
-from tests.synthetic import make_trace
+from detectors.toy_traces import make_trace
 
 
 def stops(name, trace):

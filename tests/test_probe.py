@@ -49,9 +49,11 @@ def by_hand():
     g_w1 = X.T @ g_z1
     loss = np.mean((out - Y) ** 2)
     return {
-        0: {"output": z1, "weights": W1 - LR * g_w1, "weight_grad": g_w1, "output_grad": g_z1},
+        0: {"output": z1, "weights": W1 - LR * g_w1, "weight_grad": g_w1, "output_grad": g_z1,
+            "update": -LR * g_w1},
         1: {"output": a1, "output_grad": g_a1},
-        2: {"output": out, "weights": W2 - LR * g_w2, "weight_grad": g_w2, "output_grad": g_out},
+        2: {"output": out, "weights": W2 - LR * g_w2, "weight_grad": g_w2, "output_grad": g_out,
+            "update": -LR * g_w2},
     }, loss
 
 

@@ -26,7 +26,8 @@ def test_broken_files_are_reported_and_the_good_case_still_runs(tmp_path, capsys
     assert "unknown_key.yaml:13: unknown key 'optimiser'" in err and "Traceback" not in err
     record = json.loads((results / "runs" / "fixture-good" / "buggy-seed0.json").read_text())
     assert record["status"] == "ok" and record["semantics"] == "keras2"
-    assert set(record["findings"]) == {"keras-ton", "keras-es-loss", "keras-es-acc", "keras-union"}
+    assert set(record["findings"]) == {"keras-ton", "keras-es-loss", "keras-es-acc", "keras-union",
+                                       "layer-trend-faithful", "layer-trend"}
     assert record["versions"]["keras"].startswith("3.")
     assert os.path.exists(record["trace"])
     runs = pd.read_csv(results / "runs.csv")

@@ -26,8 +26,9 @@ def results(tmp_path):
 def test_report_writes_markdown_and_csv(results):
     written = tables.report(results)
     names = sorted(os.path.basename(p) for p in written)
-    assert names == ["cases.md", "outcomes.csv", "runs.md", "summary.md"]
-    for stem in ("cases", "runs", "summary"):
+    assert names == ["cases.md", "outcomes.csv", "paper_agreement.md", "paper_layout.md", "paper_vs_ours.md",
+                     "runs.md", "summary.md"]
+    for stem in ("cases", "runs", "summary", "paper_layout", "paper_vs_ours", "paper_agreement"):
         assert os.path.exists(os.path.join(results, f"{stem}.csv"))
 
 

@@ -1,7 +1,7 @@
 import numpy as np
 
 from harness.trace import Trace
-from tests.synthetic import make_trace
+from detectors.toy_traces import make_trace
 
 
 def test_steps_interleave_batches_and_epoch_ends():

@@ -111,3 +111,9 @@ def test_repository_cases_are_schema_valid():
     cases, errors = load_cases(discover("cases"))
     assert not errors, [str(e) for e in errors]
     assert len(cases) >= 3
+
+
+def test_bare_on_key_in_preprocessing_means_on(write_case):
+    text = GOOD.replace("params: {repeat: 2}", "params: {repeat: 2}\n  preprocess: [{minmax: {on: y}}]")
+    case = load_case(write_case(text))
+    assert case.spec_dict("buggy")["data"]["preprocess"] == [{"minmax": {"on": "y"}}]

@@ -1,4 +1,8 @@
-"""Hand-made traces for detector tests: no TensorFlow, exact values."""
+"""Small hand-made traces: exact values, no TensorFlow.
+
+Used by the tests and by ``check_detector``; also handy for trying a new
+detector in a notebook.
+"""
 
 from __future__ import annotations
 
@@ -28,3 +32,16 @@ def make_trace(batch_losses, steps_per_epoch: int, epoch_logs=None, n_layers: in
     meta = {"budget": {"epochs": epochs or n_epochs, "steps_per_epoch": steps_per_epoch, "batch_size": 1},
             "metric_directions": directions if directions is not None else {"accuracy": "up"}}
     return rec.finish(meta)
+
+
+def toy_traces(seed: int = 0) -> dict:
+    """Named seeded traces covering the situations every detector must survive."""
+    rng = np.random.default_rng(seed)
+    healthy = make_trace(list(np.linspace(2.0, 0.5, 12)), steps_per_epoch=3,
+                         accuracy=list(np.linspace(0.3, 0.9, 12)))
+    healthy.arrays["stats"] = rng.normal(size=healthy.arrays["stats"].shape).astype(np.float32)
+    nan = make_trace([1.0, 0.8, float("nan"), float("nan"), float("nan"), float("nan")], steps_per_epoch=2)
+    nan.arrays["stats"][2:] = np.nan
+    flat = make_trace([0.7] * 12, steps_per_epoch=2)
+    empty = TraceRecorder(["layer0"], ["loss"]).finish({"budget": {"epochs": 3, "steps_per_epoch": 2}})
+    return {"healthy": healthy, "nan": nan, "flat": flat, "empty": empty}

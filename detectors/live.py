@@ -1,0 +1,86 @@
+"""Let any detector run as a plain Keras callback, in anyone's ``model.fit``.
+
+``Detector`` inherits these hooks, so ``model.fit(x, y, callbacks=[LayerTrend()])``
+works with no patched Keras: when Keras hands the detector its model, the
+detector installs the fused probe (``harness.probe``) and then observes each
+batch and epoch end exactly as a replay would. Keras is imported only then.
+"""
+
+from __future__ import annotations
+
+# Every hook keras.callbacks.CallbackList may call; the ones not defined below do nothing.
+_HOOKS = ("on_batch_begin", "on_batch_end", "on_train_end", "on_train_batch_begin",
+          "on_test_begin", "on_test_end", "on_test_batch_begin", "on_test_batch_end",
+          "on_predict_begin", "on_predict_end", "on_predict_batch_begin", "on_predict_batch_end")
+
+
+def _noop(self, *args, **kwargs):
+    return None
+
+
+class LiveHooks:
+    """The Keras callback protocol, driving ``reset``/``start``/``observe``.
+
+    Live options (plain attributes, set after construction or by subclasses):
+    ``stop_on_finding`` stops training at the first finding; ``verbose``
+    prints each finding as it is made.
+    """
+
+    stop_on_finding = False
+    verbose = 1
+    async_safe = False  # findings must be read batch by batch
+    model = None
+    params: dict = {}
+
+    def set_model(self, model) -> None:
+        from harness.probe import Probe
+
+        self.model = model
+        self._probe = Probe(model)
+        self._probe.set_model(model)
+
+    def set_params(self, params) -> None:
+        self.params = dict(params or {})
+
+    def on_train_begin(self, logs=None) -> None:
+        self.reset()
+        self._probe.on_train_begin(logs)
+        self._index, self._started = 0, False
+
+    def on_epoch_begin(self, epoch, logs=None) -> None:
+        self._probe.on_epoch_begin(epoch, logs)
+
+    def on_train_batch_end(self, batch, logs=None) -> None:
+        self._probe.on_train_batch_end(batch, logs)
+        if not self._started:
+            self._started = True
+            self.start(self._live_meta())
+        epochs, steps = self.params.get("epochs"), self.params.get("steps")
+        final = self._probe._epoch == (epochs or 0) - 1 and batch + 1 == steps
+        self._emit(self.observe(self._probe.recorder.last_batch_step(self._index, final)))
+
+    def on_epoch_end(self, epoch, logs=None) -> None:
+        self._probe.on_epoch_end(epoch, logs)
+        if self._started:
+            final = epoch == (self.params.get("epochs") or 0) - 1
+            self._emit(self.observe(self._probe.recorder.last_epoch_step(self._index, final)))
+
+    def _emit(self, findings) -> None:
+        self._index += 1
+        for f in findings:
+            if self.verbose:
+                where = f"layer {f.layer} ({f.layer_name}) " if f.layer is not None else ""
+                print(f"[{self.name}] epoch {f.epoch + 1}" + (f" batch {f.batch + 1}" if f.batch is not None else "")
+                      + f": {f.code} {where}- {f.message}")
+        if findings and self.stop_on_finding:
+            self.model.stop_training = True
+
+    def _live_meta(self) -> dict:
+        from harness.train import describe_layers
+
+        return {"layers": describe_layers(self.model), "metric_directions": self._probe.metric_directions(),
+                "budget": {"epochs": self.params.get("epochs"), "steps_per_epoch": self.params.get("steps")}}
+
+
+for _name in _HOOKS:
+    setattr(LiveHooks, _name, _noop)

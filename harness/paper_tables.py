@@ -1,0 +1,126 @@
+"""The paper's own table layouts (Tables VI and VII) and our cells beside the paper's.
+
+Pure functions of the per-case majority outcomes and the case snapshots stored
+in each result file; written by ``harness.tables.report``.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+METHODS = (  # (our detector, the paper's column, heading)
+    ("keras-ton", "TON", "TerminateOnNaN"),
+    ("keras-es-loss", "ESloss", "EarlyStopping(loss)"),
+    ("keras-es-acc", "ESacc", "EarlyStopping(accuracy)"),
+    ("keras-union", "X", "Keras union"),
+    ("layer-trend-faithful", "CB", "layer-trend faithful"),
+    ("layer-trend", None, "layer-trend default"),
+)
+
+LAYOUT_LEGEND = (
+    "The paper's Tables VI (Stack Overflow) and VII (GitHub) layout: per method `IB FL epoch/batch seconds`. "
+    "IB = identified the bug on the buggy variant (for Keras callbacks: stopped before the budget), FL = the "
+    "first finding localized the fault (`–` where a method cannot localize), epoch/batch of the first "
+    "finding (1-based), seconds from the start of training. Our budgets are reduced (see the case files), so "
+    "epochs and times are not comparable with the paper's; identified/localized are."
+)
+
+VERSUS_LEGEND = (
+    "Each cell: paper → ours, for identified (IB) and localized (FL). The paper's X column is the union of the "
+    "three Keras callbacks only on GitHub rows (on Stack Overflow rows it is another tool: not compared). CB is "
+    "the authors' released callback, compared with `layer-trend-faithful`. `=` agree, `≠` disagree. Our FL here "
+    "is `localized_fused` (a Dense layer and its separate Activation count as one), which is how the paper's "
+    "cells read: its so-31880720 cell localizes a softmax fault at iteration 1, where only the Dense layer "
+    "before the softmax can have reported."
+)
+
+
+def write_all(per_case: pd.DataFrame, records: list[dict], results_dir: str) -> list[str]:
+    from harness.tables import write_table
+
+    paper = {r["case"]["id"]: (r["case"].get("paper") or {}) for r in records}
+    versus, agreement = paper_vs_ours(per_case, paper)
+    return [
+        write_table(layout(per_case), results_dir, "paper_layout", "Tables VI/VII layout, regenerated",
+                    [LAYOUT_LEGEND]),
+        write_table(versus, results_dir, "paper_vs_ours", "The paper's cells beside ours", [VERSUS_LEGEND]),
+        write_table(agreement, results_dir, "paper_agreement", "Agreement with the paper, per method",
+                    ["Counted over cases where the paper has a Y/N cell for the method and our run succeeded. "
+                     "`disagreements` lists the cases (see paper_vs_ours.md for what ours found)."]),
+    ]
+
+
+def _buggy(per_case: pd.DataFrame) -> dict:
+    b = per_case[per_case.variant == "buggy"]
+    return {(r.case, r.detector): r._asdict() for r in b.itertuples(index=False)}
+
+
+def _yn(value) -> str:
+    return "–" if value is None or (isinstance(value, float) and pd.isna(value)) else ("Y" if value else "N")
+
+
+def _cell(row: dict | None) -> str:
+    if row is None:
+        return ""
+    if not row["ok"]:
+        return "ERR"
+    if not row["detected"]:
+        return "N –" if row["localized"] is None else "N N"
+    where = f"{int(row['first_epoch']) + 1}/" + (f"{int(row['first_batch']) + 1}" if pd.notna(row["first_batch"])
+                                                 else "end")
+    return f"Y {_yn(row['localized'])} {where} {row['first_seconds']:.2f}s"
+
+
+def layout(per_case: pd.DataFrame) -> pd.DataFrame:
+    if per_case.empty:
+        return pd.DataFrame()
+    rows, index = [], _buggy(per_case)
+    detectors = set(per_case["detector"])
+    for case in sorted(per_case["case"].unique(), key=_paper_order):
+        row = {"table": "VII" if case.startswith("gh-") else "VI", "case": case}
+        for det, _, heading in METHODS:
+            if det in detectors:
+                row[heading] = _cell(index.get((case, det)))
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def paper_vs_ours(per_case: pd.DataFrame, paper: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
+    from harness.tables import paper_cell
+
+    if per_case.empty:
+        return pd.DataFrame(), pd.DataFrame()
+    index, rows = _buggy(per_case), []
+    tally = {det: {"ib": [], "fl": [], "diff": []} for det, col, _ in METHODS if col}
+    for case in sorted(per_case["case"].unique(), key=_paper_order):
+        row = {"case": case}
+        for det, column, heading in METHODS:
+            ours = index.get((case, det))
+            if not column or ours is None or not paper.get(case, {}).get("cells", {}).get(column):
+                continue
+            p_ib, p_fl = paper_cell(paper[case], column, "IB"), paper_cell(paper[case], column, "FL")
+            if p_ib not in ("Y", "N") or not ours["ok"]:
+                row[heading] = f"{p_ib} → {'ERR' if not ours['ok'] else _yn(ours['detected'])}"
+                continue
+            o_ib, o_fl = _yn(ours["detected"]), _yn(ours["localized_fused"])
+            tally[det]["ib"].append(p_ib == o_ib)
+            text = f"IB {p_ib}→{o_ib} {'=' if p_ib == o_ib else '≠'}"
+            if p_fl in ("Y", "N") and o_fl in ("Y", "N"):
+                tally[det]["fl"].append(p_fl == o_fl)
+                text += f", FL {p_fl}→{o_fl} {'=' if p_fl == o_fl else '≠'}"
+            if p_ib != o_ib or (p_fl in ("Y", "N") and o_fl in ("Y", "N") and p_fl != o_fl):
+                tally[det]["diff"].append(case)
+            row[heading] = text
+        row["ours first finding (faithful)"] = (index.get((case, "layer-trend-faithful")) or {}).get("message")
+        rows.append(row)
+    agreement = pd.DataFrame([
+        {"method": heading, "paper column": column,
+         "IB agree": f"{sum(t['ib'])}/{len(t['ib'])}", "FL agree": f"{sum(t['fl'])}/{len(t['fl'])}" if t["fl"] else "–",
+         "disagreements": ", ".join(t["diff"]) or "none"}
+        for det, column, heading in METHODS if column and (t := tally[det])["ib"]
+    ])
+    return pd.DataFrame(rows), agreement
+
+
+def _paper_order(case: str):
+    return (case.startswith("gh-"), case)
