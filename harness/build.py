@@ -11,6 +11,7 @@ import dataclasses
 import keras
 
 from harness.data import Dataset, load_data
+from harness import data_files  # noqa: F401  (registers file.csv and debug.fault)
 
 LEGACY_ACCURACY = ("accuracy", "acc")
 

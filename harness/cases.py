@@ -10,7 +10,7 @@ import os
 
 import pydantic
 
-from harness import schema
+from harness import data_files, schema
 from harness.errors import CaseError, CaseFileError
 from harness.patch import PatchError, apply_patch
 from harness.yamlfile import line_of, load_yaml
@@ -39,8 +39,17 @@ class LoadedCase:
         return _variant_specs(self.path, self.raw, self.lines)
 
     def spec_dict(self, variant: str) -> dict:
-        """The variant spec as plain data (what a worker process receives)."""
-        return self.spec(variant).model_dump(mode="json")
+        """The variant spec as plain data (what a worker process receives).
+
+        A data file is given by its absolute path and content hash, so that a
+        worker finds it and an edited file changes the unit's cache key.
+        """
+        spec = self.spec(variant).model_dump(mode="json")
+        data = spec["data"]
+        if data["source"] in data_files.FILE_SOURCES:
+            path = data_files.resolve(self.path, data["params"]["path"])
+            data["params"] = dict(data["params"], path=path, sha256=data_files.digest(path))
+        return spec
 
 
 def discover(root: str = "cases") -> list[str]:
@@ -110,6 +119,14 @@ def _variant_specs(path: str, raw: dict, lines: dict) -> dict[str, schema.Spec]:
         raise CaseFileError([dataclasses.replace(e, line=line) for e in errs]) from None
     if specs["patched"] == specs["buggy"]:
         raise CaseFileError([CaseError(path, line_of(lines, ("patch",)), "the patch changes nothing")])
+    for variant, spec in specs.items():
+        data = spec.data
+        if data.source in data_files.FILE_SOURCES:
+            try:
+                data_files.resolve(path, str(data.params.get("path", "")))
+            except ValueError as exc:
+                where = ("data", "params", "path") if variant == "buggy" else ("patch",)
+                raise CaseFileError([CaseError(path, line_of(lines, where), str(exc))]) from None
     return specs
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import warnings
 
 from harness import data
+from harness import data_files  # noqa: F401  (registers file.csv and debug.fault)
 from harness.cases import LoadedCase
 from harness.errors import CaseError
 from harness.yamlfile import line_of
@@ -76,7 +77,36 @@ def _build_problems(spec: dict) -> list[tuple[tuple, str]]:
             build.resolve_metric(metric, c["loss"], model, spec.get("semantics", "keras2"))
         except Exception as exc:
             problems.append((("compile", "metrics", i), f"metric {metric!r}: {_first_line(exc)}"))
+    if not problems:
+        problems += _shape_problems(spec, model)
     return problems
+
+
+def _shape_problems(spec: dict, model) -> list[tuple[tuple, str]]:
+    """Load the data and push two rows through the model and the loss, before any training."""
+    if getattr(data.SOURCES.get(spec["data"]["source"]), "no_preload", False):
+        return []
+    try:
+        d = data.load_data(spec["data"])
+    except Exception as exc:
+        return [(("data",), f"the data does not load: {_first_line(exc)}")]
+    expected = tuple(spec["model"]["input_shape"])
+    if tuple(d.x.shape[1:]) != expected:
+        return [(("model", "input_shape"), f"the data's rows have shape {tuple(d.x.shape[1:])} but the model's "
+                                           f"input_shape is {expected}")]
+    from harness.build import compile_model
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            compile_model(model, spec["compile"], spec.get("semantics", "keras2"))
+            pred = model(d.x[:2], training=False)
+            model.compute_loss(x=d.x[:2], y=d.y[:2], y_pred=pred)  # the loss as fit() wraps it
+    except Exception as exc:
+        return [(("compile", "loss"), f"labels of shape {tuple(d.y.shape[1:])} do not fit the model's output "
+                                      f"{tuple(pred.shape[1:]) if 'pred' in locals() else '?'} under this loss: "
+                                      f"{_first_line(exc)}")]
+    return []
 
 
 def _get(module: str, value):

@@ -46,7 +46,14 @@ def _parser() -> argparse.ArgumentParser:
     ru.add_argument("--variant", choices=["buggy", "patched"], action="append", dest="variants")
     ru.add_argument("--semantics", choices=["keras2", "keras3"], help="override every case's loss semantics")
     ru.add_argument("--results", default="results")
-    ru.add_argument("--cache", default=os.environ.get("BUGBENCH_CACHE", ".bugbench"))
+    ru.add_argument("--cache", default=os.environ.get("BUGBENCH_CACHE", ".bugbench"),
+                    help="where trained units are stored (default .bugbench, or $BUGBENCH_CACHE)")
+    ru.add_argument("--force", action="store_true", help="retrain units even if the cache has them")
+    ru.add_argument("--timeout", type=float, help="seconds one unit's fit may take (then: an error row)")
+    ru.add_argument("--backend", choices=["loky", "dask"], default="loky",
+                    help="loky: local worker processes (default); dask: an existing dask.distributed cluster")
+    ru.add_argument("--scheduler", metavar="tcp://HOST:PORT", help="the dask scheduler (with --backend dask)")
+    ru.add_argument("--strict", action="store_true", help="exit 1 if any unit failed")
     ru.set_defaults(func=cmd_run)
 
     rp = sub.add_parser("report", help="rebuild results/ tables from stored results (no training)")
@@ -95,18 +102,23 @@ def cmd_run(args) -> int:
         return 2
     config = RunConfig(results_dir=args.results, cache_dir=args.cache, jobs=args.jobs,
                        seeds=tuple(range(args.seeds)), variants=tuple(args.variants or cases_mod.VARIANTS),
-                       detectors=tuple(args.detectors or registry.DEFAULT), semantics=args.semantics)
+                       detectors=tuple(args.detectors or registry.DEFAULT), semantics=args.semantics,
+                       backend=args.backend, scheduler=args.scheduler, timeout=args.timeout, force=args.force,
+                       prune=not args.cases and not args.variants)
     try:
         records = run(selected, config)
-    except KeyError as exc:
+    except (KeyError, ValueError) as exc:
         print(f"bugbench: {exc.args[0]}", file=sys.stderr)
         return 2
     failed = [r for r in records if r.get("status") != "ok"]
     for r in failed:
         print(f"error: {r['case']['id']} {r['variant']} seed {r['seed']}: {r.get('error')}", file=sys.stderr)
+    trained = sum(1 for r in records if not r.get("cached"))
+    print(f"{len(records)} unit(s): {trained} trained, {len(records) - trained} from the cache, "
+          f"{len(failed)} failed", file=sys.stderr)
     for path in report(args.results):
         print(path)
-    return 1 if errors else 0
+    return 1 if errors or (args.strict and failed) else 0
 
 
 def cmd_report(args) -> int:

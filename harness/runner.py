@@ -1,8 +1,10 @@
-"""Run the selected cases: train every variant in parallel, replay detectors, store results.
+"""Run the selected cases: train what the store lacks, replay detectors, store results.
 
-Training units go to joblib workers (loky processes, reused, so each pays the
-TensorFlow import once). Detectors are replayed afterwards in this process
-from the stored traces: every detector sees the same run of every variant.
+Each unit (case x variant x seed) is looked up in the content-addressed store
+first; only missing units are trained (``harness.engine``). As each unit
+arrives, every detector is replayed on its trace in this process and the
+unit's result file is written atomically, so an interrupted run keeps every
+finished unit and a rerun resumes where it stopped.
 """
 
 from __future__ import annotations
@@ -12,7 +14,11 @@ import json
 import os
 import sys
 
+from harness.cache import UnitStore, unit_key
 from harness.cases import VARIANTS, LoadedCase
+from harness.trace import write_atomic
+
+DEFAULT_DETECTORS = ("keras-baseline", "layer-trend-faithful", "layer-trend")
 
 
 @dataclasses.dataclass
@@ -22,16 +28,24 @@ class RunConfig:
     jobs: int = 1
     seeds: tuple[int, ...] = (0,)
     variants: tuple[str, ...] = VARIANTS
-    detectors: tuple[str, ...] = ("keras-baseline", "layer-trend-faithful", "layer-trend")
+    detectors: tuple[str, ...] = DEFAULT_DETECTORS
     semantics: str | None = None  # override every case's loss semantics
-    progress: bool | None = None  # None: only on a terminal
+    backend: str = "loky"
+    scheduler: str | None = None
+    timeout: float | None = None  # seconds per unit's fit
+    force: bool = False  # retrain even what the store has
+    prune: bool = False  # delete result files of units this run did not produce (a full run)
+    progress: bool | None = None  # None: only on a terminal, never in CI
 
 
 def units_for(cases: list[LoadedCase], config: RunConfig) -> list[dict]:
-    return [
+    units = [
         {"case": c.id, "variant": v, "seed": s, "spec": c.spec_dict(v), "semantics": config.semantics}
         for c in cases for v in config.variants for s in config.seeds
     ]
+    for unit in units:
+        unit["key"] = unit_key(unit)
+    return units
 
 
 def unit_name(unit: dict) -> str:
@@ -39,46 +53,58 @@ def unit_name(unit: dict) -> str:
 
 
 def run(cases: list[LoadedCase], config: RunConfig) -> list[dict]:
-    """Train, replay and store every unit; return the stored records."""
+    """Train (what is missing), replay and store every unit; return the stored records."""
     from detectors import registry
 
     names = registry.expand(config.detectors)
-    units = units_for(cases, config)
-    trained = train_all(units, config)
+    store = UnitStore(config.cache_dir)
     by_id = {c.id: c for c in cases}
+    units = units_for(cases, config)
+    cached = [None if config.force else store.get(u) for u in units]
+    todo = [u for u, hit in zip(units, cached) if not hit]
     records = []
-    for unit, result in zip(units, trained):
-        record = score_unit(by_id[unit["case"]], result, names)
-        write_record(config.results_dir, unit, record)
-        records.append(record)
+    for unit, hit in zip(units, cached):
+        if hit:
+            records.append(_finish(by_id[unit["case"]], unit, dict(hit, cached=True), names, config))
+    from harness.engine import run_units
+
+    stream = run_units(todo, config.jobs, config.backend, config.scheduler, config.timeout)
+    for unit, record in _progress(stream, len(todo), config):
+        record = store.put(unit, record)
+        records.append(_finish(by_id[unit["case"]], unit, dict(record, cached=False), names, config))
+    if config.prune:
+        prune_results(config.results_dir, units)
     return records
 
 
-def train_all(units: list[dict], config: RunConfig) -> list[dict]:
-    """Train units with joblib; results come back in the order of ``units``."""
-    from joblib import Parallel, delayed
+def prune_results(results_dir: str, units: list[dict]) -> list[str]:
+    """Remove result files no unit of this run wrote (deleted cases, fewer seeds)."""
+    keep = {os.path.join(results_dir, "runs", u["case"], f"{unit_name(u)}.json") for u in units}
+    removed = []
+    for folder, _, files in os.walk(os.path.join(results_dir, "runs")):
+        for name in files:
+            path = os.path.join(folder, name)
+            if path not in keep:
+                os.remove(path)
+                removed.append(path)
+        if folder != os.path.join(results_dir, "runs") and not os.listdir(folder):
+            os.rmdir(folder)
+    return removed
+
+
+def _finish(case: LoadedCase, unit: dict, record: dict, names: list[str], config: RunConfig) -> dict:
+    record = score_unit(case, record, names)
+    write_record(config.results_dir, unit, record)
+    return record
+
+
+def _progress(stream, total: int, config: RunConfig):
     from tqdm import tqdm
 
-    from harness.train import train_unit
-
-    jobs = max(1, config.jobs)
-    threads = max(1, (os.cpu_count() or 1) // jobs)
-    paths = [trace_path(config.cache_dir, u) for u in units]
-    tasks = (delayed(_indexed)(i, train_unit, u, p, threads) for i, (u, p) in enumerate(zip(units, paths)))
-    show = sys.stderr.isatty() and not os.environ.get("CI") if config.progress is None else config.progress
-    results: list[dict | None] = [None] * len(units)
-    stream = Parallel(n_jobs=jobs, backend="loky", return_as="generator_unordered")(tasks)
-    for i, result in tqdm(stream, total=len(units), disable=not show, unit="run", desc="training"):
-        results[i] = result
-    return results
-
-
-def _indexed(i, fn, *args):
-    return i, fn(*args)
-
-
-def trace_path(cache_dir: str, unit: dict) -> str:
-    return os.path.join(cache_dir, "traces", unit["case"], f"{unit_name(unit)}.npz")
+    show = config.progress
+    if show is None:
+        show = sys.stderr.isatty() and not os.environ.get("CI")
+    return tqdm(stream, total=total, disable=not show or total == 0, unit="run", desc="training")
 
 
 def score_unit(case: LoadedCase, result: dict, detector_names: list[str]) -> dict:
@@ -87,7 +113,8 @@ def score_unit(case: LoadedCase, result: dict, detector_names: list[str]) -> dic
     from detectors.base import replay
     from harness.trace import Trace
 
-    record = dict(result, case=case_snapshot(case), detectors=detector_names)
+    record = {k: v for k, v in result.items() if k != "trace_npz"}
+    record.update(case=case_snapshot(case), detectors=detector_names)
     if result.get("status") != "ok":
         return record
     trace = Trace.load(result["trace"])
@@ -113,12 +140,7 @@ def case_snapshot(case: LoadedCase) -> dict:
 
 def write_record(results_dir: str, unit: dict, record: dict) -> str:
     """Write one unit's record atomically (temp file, then rename)."""
-    folder = os.path.join(results_dir, "runs", unit["case"])
-    os.makedirs(folder, exist_ok=True)
-    path = os.path.join(folder, f"{unit_name(unit)}.json")
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w") as fh:
-        json.dump(record, fh, indent=1, sort_keys=True, default=str)
-        fh.write("\n")
-    os.replace(tmp, path)
+    path = os.path.join(results_dir, "runs", unit["case"], f"{unit_name(unit)}.json")
+    text = json.dumps(record, indent=1, sort_keys=True, default=str) + "\n"
+    write_atomic(path, text.encode())
     return path

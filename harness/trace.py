@@ -161,24 +161,39 @@ class Trace:
 
     # -- storage ---------------------------------------------------------------
 
-    def save(self, path: str) -> None:
-        """Write atomically: a reader never sees half a trace."""
-        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    def to_bytes(self) -> bytes:
         buf = io.BytesIO()
         np.savez_compressed(buf, meta=np.array(json.dumps(self.meta, default=_jsonable)), **self.arrays)
-        tmp = f"{path}.tmp{os.getpid()}"
-        with open(tmp, "wb") as fh:
-            fh.write(buf.getvalue())
-        os.replace(tmp, path)
+        return buf.getvalue()
+
+    def save(self, path: str) -> None:
+        """Write atomically: a reader never sees half a trace."""
+        write_atomic(path, self.to_bytes())
 
     @classmethod
-    def load(cls, path: str) -> "Trace":
-        with np.load(path, allow_pickle=False) as z:
+    def from_bytes(cls, data: bytes, where: str = "trace") -> "Trace":
+        with np.load(io.BytesIO(data), allow_pickle=False) as z:
             meta = json.loads(str(z["meta"]))
             arrays = {k: z[k] for k in z.files if k != "meta"}
         if meta.get("format") != FORMAT:
-            raise ValueError(f"{path}: trace format {meta.get('format')} is not {FORMAT}")
+            raise ValueError(f"{where}: trace format {meta.get('format')} is not {FORMAT}")
         return cls(meta, arrays)
+
+    @classmethod
+    def load(cls, path: str) -> "Trace":
+        with open(path, "rb") as fh:
+            return cls.from_bytes(fh.read(), path)
+
+
+def write_atomic(path: str, data: bytes) -> None:
+    """Write to a temporary file in the same folder, then rename over ``path``."""
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
 
 
 def _row(values: np.ndarray, names: list[str]) -> dict:

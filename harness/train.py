@@ -29,16 +29,22 @@ def configure_threads(threads: int | None) -> None:
         pass
 
 
-def train_unit(unit: dict, trace_path: str, threads: int | None = None) -> dict:
-    """Train ``unit`` (case id, variant, seed, spec) and write its trace.
+class UnitTimeout(Exception):
+    pass
 
-    Never raises: a failure comes back as a record with ``status: error``.
+
+def train_unit(unit: dict, threads: int | None = None, timeout: float | None = None) -> dict:
+    """Train ``unit`` (case id, variant, seed, spec); return its record with the trace as bytes.
+
+    The trace travels back in the record (``trace_npz``) so that workers need
+    no shared file system. Never raises: a failure, or a fit that runs past
+    ``timeout`` seconds, comes back as a record with ``status: error``.
     """
     started = time.perf_counter()
-    record = {k: unit[k] for k in ("case", "variant", "seed")}
+    record = {k: unit[k] for k in ("case", "variant", "seed", "key") if k in unit}
     try:
         configure_threads(threads)
-        record.update(_train(unit, trace_path))
+        record.update(_train(unit, timeout))
         record["status"] = "ok"
     except Exception as exc:  # a broken case must become a row, not a crash
         record.update(status="error", error=f"{type(exc).__name__}: {exc}",
@@ -47,7 +53,26 @@ def train_unit(unit: dict, trace_path: str, threads: int | None = None) -> dict:
     return record
 
 
-def _train(unit: dict, trace_path: str) -> dict:
+def _deadline(seconds: float):
+    """A callback that stops a fit running past ``seconds`` (checked at every batch)."""
+    import keras
+
+    class Deadline(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            self.t0, self.hit = time.perf_counter(), None
+
+        def on_train_batch_end(self, batch, logs=None):
+            if time.perf_counter() - self.t0 > seconds:
+                self.model.stop_training = True
+                self.hit = (self._epoch, batch)
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self._epoch = epoch
+
+    return Deadline()
+
+
+def _train(unit: dict, timeout: float | None) -> dict:
     import tensorflow as tf
 
     from harness.build import build
@@ -56,9 +81,14 @@ def _train(unit: dict, trace_path: str) -> dict:
     tf.config.experimental.enable_op_determinism()
     built = build(unit["spec"], seed=unit["seed"], semantics=unit.get("semantics"))
     probe = Probe(built.model)
+    callbacks = [probe] + ([_deadline(timeout)] if timeout else [])
     t0 = time.perf_counter()
-    built.model.fit(built.data.x, built.data.y, callbacks=[probe], **built.fit_kwargs)
+    built.model.fit(built.data.x, built.data.y, callbacks=callbacks, **built.fit_kwargs)
     fit_seconds = time.perf_counter() - t0
+    if timeout and callbacks[-1].hit:
+        epoch, batch = callbacks[-1].hit
+        raise UnitTimeout(f"training exceeded the {timeout:g} s limit (stopped at epoch {epoch + 1}, "
+                          f"batch {batch + 1})")
     meta = {
         "case": unit["case"], "variant": unit["variant"], "seed": unit["seed"],
         "semantics": built.semantics, "data": built.data.description,
@@ -67,8 +97,7 @@ def _train(unit: dict, trace_path: str) -> dict:
         "metric_directions": probe.metric_directions(),
     }
     trace = probe.recorder.finish(meta)
-    trace.save(trace_path)
-    return {"trace": trace_path, "semantics": built.semantics, "data": built.data.description,
+    return {"trace_npz": trace.to_bytes(), "semantics": built.semantics, "data": built.data.description,
             "budget": meta["budget"], "fit_seconds": fit_seconds, "versions": meta["versions"],
             "summary": summarize(trace)}
 

@@ -56,3 +56,110 @@ def test_check_params():
     assert data.check_params("synthetic.xor", {"repeat": 2}) is None
     assert "unexpected keyword" in data.check_params("synthetic.xor", {"repeats": 2})
     assert "unknown data source" in data.check_params("sklearn.mnist", {})
+
+
+# --- generator sources added for the benchmark's cases ---------------------------
+
+
+def test_inline_rows_are_tiled():
+    x, y = data.SOURCES["synthetic.inline"](None, x=[[1, 2], [3, 4]], y=[0, 1], repeat=3)
+    assert x.shape == (6, 2) and y.tolist() == [0, 1] * 3
+    with pytest.raises(ValueError, match="rows"):
+        data.SOURCES["synthetic.inline"](None, x=[[1, 2]], y=[0, 1])
+
+
+def test_raw_table_has_per_column_units():
+    rng = np.random.default_rng(0)
+    x, y = data.SOURCES["synthetic.raw_table"](rng, n=400, features=4, informative=2, weights=[0.7],
+                                               scales=[1.0, 1.0, 1e5, 0.0], shifts=[0, 0, 3e9, 7.0],
+                                               integer=True, repeat=2)
+    assert x.shape == (800, 4) and set(np.unique(y)) == {0, 1}
+    assert 0.6 < (y == 0).mean() < 0.8
+    assert x[:, 2].min() > 2.9e9 and np.all(x[:, 3] == 7.0) and np.all(x == np.round(x))
+    with pytest.raises(ValueError, match="per-column"):
+        data.SOURCES["synthetic.raw_table"](rng, n=10, features=3, informative=2, scales=[1.0, 2.0])
+
+
+def test_raw_regression_target_units():
+    x, y = data.SOURCES["synthetic.raw_regression"](np.random.default_rng(0), n=200, features=5,
+                                                    scales=1000.0, target_scale=8e4, target_shift=1.8e5)
+    assert x.shape == (200, 5) and np.abs(x).max() > 100
+    assert abs(y.mean() - 1.8e5) < 1 and abs(y.std() - 8e4) < 1
+
+
+def test_multilabel_and_single_label():
+    x, y = data.SOURCES["synthetic.multilabel"](np.random.default_rng(0), n=100, features=6, classes=3)
+    assert x.shape == (100, 6) and y.shape == (100, 3) and set(np.unique(y)) <= {0, 1}
+    x, y = data.SOURCES["synthetic.multilabel"](np.random.default_rng(0), n=50, features=4, classes=1)
+    assert y.shape == (50,)
+
+
+def test_linear_formula():
+    f = data.SOURCES["synthetic.linear_formula"]
+    x, y = f(np.random.default_rng(0), n=100, features=3, low=0, high=1e4, coef=[2, 1, 0.5], intercept=2.2)
+    np.testing.assert_allclose(y, x @ [2, 1, 0.5] + 2.2)
+    assert x.min() >= 0 and x.max() <= 1e4
+    x, y = f(np.random.default_rng(0), n=20, features=2, dist="normal", low=0.6, high=0.8, noise_std=0.5,
+             clip=[-1, 2], repeat=3)
+    assert x.shape == (60, 2) and y.min() >= -1 and y.max() <= 2
+    x, _ = f(np.random.default_rng(0), n=50, features=2, high=101, integer=True)
+    assert np.all(x == np.floor(x)) and x.max() <= 100
+
+
+def test_uniform_clusters_and_threshold():
+    x, y = data.SOURCES["synthetic.uniform_clusters"](np.random.default_rng(0), n_per_class=10)
+    assert x.shape == (20, 2) and y.tolist()[:4] == [0, 1, 0, 1]
+    assert np.all(x[y == 0] < 0.4) and np.all(x[y == 1] >= 0.5)
+    x, y = data.SOURCES["synthetic.threshold"](np.random.default_rng(0), n=500, low=15000, high=25000,
+                                               cut=20000, flip=0.02, integer=True)
+    assert x.shape == (500, 1) and np.mean((x[:, 0] < 20000) == (y == 1)) == pytest.approx(0.98)
+
+
+def test_bit_permutation():
+    x, y = data.SOURCES["synthetic.bit_permutation"](np.random.default_rng(0), bits=4, permute=True)
+    assert x.shape == (16, 4) and sorted(map(tuple, x)) == sorted(map(tuple, y))
+    assert not np.array_equal(x, y)
+    x, y = data.SOURCES["synthetic.bit_permutation"](np.random.default_rng(0), bits=3, permute=False, repeat=2)
+    assert x.shape == (16, 3) and np.array_equal(x, y)
+
+
+def test_sine_direction_and_uniform_noise():
+    x, y = data.SOURCES["synthetic.sine_direction"](np.random.default_rng(0), n=50, label=1)
+    assert x.shape == (50, 2) and np.all(y == 1)
+    x, y = data.SOURCES["synthetic.uniform_noise"](np.random.default_rng(0), n=7, x_shape=[5, 1], y_shape=[5, 1])
+    assert x.shape == y.shape == (7, 5, 1) and 0 <= x.min() and y.max() <= 1
+
+
+def test_digit_groups_keypoints_superres():
+    rng = np.random.default_rng(0)
+    x, y = data.SOURCES["synthetic.digit_groups"](rng, groups=[[0], [1], [2]], image_size=16, channels=3)
+    assert x.shape[1:] == (16, 16, 3) and set(np.unique(y)) == {0, 1, 2}
+    x, y = data.SOURCES["synthetic.digit_groups"](rng, groups=[[0, 1], [2, 3]], n=30)
+    assert len(x) == 30 and set(np.unique(y)) <= {0, 1}
+    x, y = data.SOURCES["synthetic.digit_keypoints"](rng, image_size=16, targets=5, n=20)
+    assert x.shape == (20, 256) and y.shape == (20, 5) and np.abs(y).max() <= 1 and x.max() <= 1
+    x, y = data.SOURCES["synthetic.superres"](rng, image_size=16, factor=2, channels=3, n=4)
+    assert x.shape == y.shape == (4, 16, 16, 3)
+    np.testing.assert_array_equal(x[:, 0::2, 0::2], x[:, 1::2, 1::2])  # 2x2 blocks are constant
+
+
+def test_digit_pattern_and_game_of_life():
+    x, y = data.SOURCES["synthetic.digit_pattern"](np.random.default_rng(0), n=300, classes=69)
+    digits_, lead = np.floor(np.log10(x[:, 0])).astype(int) + 1, (x[:, 0] // 10 ** np.floor(np.log10(x[:, 0])))
+    assert np.array_equal(y, (digits_ - 1) * 9 + lead.astype(int) - 1) and y.max() <= 68
+    x, y = data.SOURCES["synthetic.game_of_life"](np.random.default_rng(0), n=20, size=3)
+    assert x.shape == (20, 5, 5, 1) and y.shape == (20, 3, 3, 1)
+    np.testing.assert_array_equal(x[:, 0, 1:4], x[:, 3, 1:4])  # wrap padding
+    board = x[0, 1:4, 1:4, 0]
+    for i in range(3):
+        for j in range(3):
+            alive = sum(board[(i + di) % 3, (j + dj) % 3] for di in (-1, 0, 1) for dj in (-1, 0, 1) if di or dj)
+            assert y[0, i, j, 0] == float(alive == 3 or (board[i, j] == 1 and alive == 2))
+
+
+def test_bag_of_words():
+    x, y = data.SOURCES["synthetic.bag_of_words"](np.random.default_rng(0), n=400, vocab=300, markers=50,
+                                                  label_noise=0.0)
+    assert x.shape == (400, 300) and set(np.unique(x)) <= {0.0, 1.0}
+    score = x[:, :50].sum(axis=1) - x[:, 50:100].sum(axis=1)
+    assert np.mean((score > 0) == (y == 1)) > 0.8

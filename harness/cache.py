@@ -1,0 +1,72 @@
+"""Content-addressed store of trained units: a rerun trains only what changed.
+
+A unit's key hashes everything that decides its trace: the fully resolved
+variant spec, the seed, the loss-semantics override, the probe's trace format
+and the library versions. Editing a case changes its specs and so its keys;
+every other case is found in the store and only re-scored.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from importlib import metadata
+
+from harness.trace import FORMAT, write_atomic
+
+PROBE_VERSION = f"trace-{FORMAT}-probe-1"
+
+
+def library_versions() -> dict:
+    """Versions that change numerics, read without importing TensorFlow."""
+    out = {}
+    for dist in ("tensorflow", "tensorflow-cpu", "keras", "numpy", "scikit-learn"):
+        try:
+            out[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            continue
+    return out
+
+
+def unit_key(unit: dict) -> str:
+    payload = {k: unit.get(k) for k in ("spec", "seed", "semantics")}
+    payload.update(probe=PROBE_VERSION, versions=library_versions())
+    text = json.dumps(payload, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+class UnitStore:
+    """``<root>/units/<case>/<variant>-seed<k>-<key>.{json,npz}``; writes are atomic."""
+
+    def __init__(self, root: str):
+        self.root = root
+
+    def _stem(self, unit: dict) -> str:
+        return os.path.join(self.root, "units", unit["case"], f"{unit['variant']}-seed{unit['seed']}-{unit['key']}")
+
+    def trace_path(self, unit: dict) -> str:
+        return self._stem(unit) + ".npz"
+
+    def get(self, unit: dict) -> dict | None:
+        """The stored training record of ``unit``, or None (also when half-written)."""
+        path = self._stem(unit) + ".json"
+        try:
+            with open(path) as fh:
+                record = json.load(fh)
+        except (OSError, ValueError):
+            return None
+        if record.get("status") == "ok" and not os.path.exists(record.get("trace", "")):
+            return None
+        return record
+
+    def put(self, unit: dict, record: dict) -> dict:
+        """Store a worker's record; its trace bytes become a file beside it."""
+        record = dict(record)
+        data = record.pop("trace_npz", None)
+        if data is not None:
+            record["trace"] = self.trace_path(unit)
+            write_atomic(record["trace"], data)  # trace first: a record never points at nothing
+        if record.get("status") == "ok":
+            write_atomic(self._stem(unit) + ".json", json.dumps(record, default=str).encode())
+        return record

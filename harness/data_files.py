@@ -1,0 +1,71 @@
+"""Data sources that read small files shipped inside a case's folder, and a fault injector.
+
+``file.csv`` reads a CSV that lies next to the case file (paths are resolved and
+checked by the case loader: no absolute paths, nothing outside the case's
+folder, at most MAX_FILE_BYTES). ``debug.fault`` makes a unit fail on purpose
+(raise, kill its worker, hang, or produce NaN) to test the harness's isolation.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+
+import numpy as np
+
+from harness.data import source
+
+MAX_FILE_BYTES = 10_000_000
+FILE_SOURCES = ("file.csv",)
+
+
+def resolve(case_path: str, relative: str) -> str:
+    """The absolute path of a data file named in a case; ValueError when it is not allowed."""
+    if os.path.isabs(relative):
+        raise ValueError(f"data path '{relative}' must be relative to the case file")
+    folder = os.path.dirname(os.path.abspath(case_path))
+    path = os.path.normpath(os.path.join(folder, relative))
+    if os.path.commonpath([folder, path]) != folder:
+        raise ValueError(f"data path '{relative}' escapes the case's folder")
+    if not os.path.isfile(path):
+        raise ValueError(f"data file '{relative}' does not exist")
+    if os.path.getsize(path) > MAX_FILE_BYTES:
+        raise ValueError(f"data file '{relative}' is larger than {MAX_FILE_BYTES} bytes")
+    return path
+
+
+def digest(path: str) -> str:
+    with open(path, "rb") as fh:
+        return hashlib.sha256(fh.read()).hexdigest()
+
+
+@source("file.csv")
+def csv_file(rng, path: str, y: str | int, x: list | None = None, sha256: str | None = None):
+    """Columns ``x`` (default: all but ``y``) and column ``y`` of a CSV with a header row."""
+    import pandas as pd
+
+    if sha256 and digest(path) != sha256:
+        raise ValueError(f"{path} changed since the case was loaded")
+    table = pd.read_csv(path)
+    y_col = table.columns[y] if isinstance(y, int) else y
+    x_cols = x or [c for c in table.columns if c != y_col]
+    return table[x_cols].to_numpy(np.float64), table[y_col].to_numpy(np.float64)
+
+
+@source("debug.fault")
+def fault(rng, kind: str = "raise", n: int = 32, features: int = 2):
+    """Fail on purpose. kind: raise | exit (kills the worker) | hang | nan (NaN inputs)."""
+    if kind == "raise":
+        raise RuntimeError("debug.fault raised on purpose")
+    if kind == "exit":
+        os._exit(13)
+    if kind == "hang":
+        time.sleep(3600)
+    x = rng.normal(size=(n, features))
+    if kind == "nan":
+        x[:] = np.nan
+    return x, (rng.random(n) > 0.5).astype(float)
+
+
+fault.no_preload = True  # validation must not load it: it would crash or hang the main process
