@@ -36,7 +36,7 @@ class LiveHooks:
         from harness.probe import Probe
 
         self.model = model
-        self._probe = Probe(model)
+        self._probe = Probe(model, chunk=1)  # a live detector sees every batch as it ends
         self._probe.set_model(model)
 
     def set_params(self, params) -> None:

@@ -52,6 +52,12 @@ def unit_name(unit: dict) -> str:
     return f"{unit['variant']}-seed{unit['seed']}"
 
 
+def needs_training(cases: list[LoadedCase], config: RunConfig) -> set[str]:
+    """Ids of the cases with at least one unit the store does not have."""
+    store = UnitStore(config.cache_dir)
+    return {u["case"] for u in units_for(cases, config) if config.force or not store.get(u)}
+
+
 def run(cases: list[LoadedCase], config: RunConfig) -> list[dict]:
     """Train (what is missing), replay and store every unit; return the stored records."""
     from detectors import registry

@@ -12,7 +12,7 @@ import os
 
 import pandas as pd
 
-from harness import paper_tables, scoring
+from harness import fidelity, paper_tables, scoring
 
 # The paper's table column for each detector whose published cells we hold.
 # CB is the authors' released callback, which the faithful mode reimplements.
@@ -45,9 +45,13 @@ def report(results_dir: str = "results") -> list[str]:
     records = load_records(results_dir)
     outcome = scoring.outcomes(records)
     per_case = majority(outcome)
+    runs = scoring.runs(records)
+    fid = fidelity.fidelity(runs, records)
     written = [
-        write_table(scoring.runs(records), results_dir, "runs", "Runs: one row per case x variant x seed",
+        write_table(runs, results_dir, "runs", "Runs: one row per case x variant x seed",
                     ["`symptom_shown`: the buggy variant should show the case's symptom and the patched one should not."]),
+        write_table(fid, results_dir, "fidelity", "Fidelity: do the cases misbehave, and does the patch fix them?",
+                    [fidelity.LEGEND, fidelity.summary_line(fid)]),
         write_table(case_table(per_case, records), results_dir, "cases", "Per case: what each detector did",
                     [CASE_LEGEND]),
         write_table(summary(per_case, records), results_dir, "summary", "Summary per detector",

@@ -111,9 +111,9 @@ def test_replay_matches_live_fit(case_path, tmp_path, case_id, epochs):
 
     spec = load_case(case_path(case_id)).spec_dict("buggy")
     spec["fit"]["epochs"] = epochs
-    record = train_unit({"case": case_id, "variant": "buggy", "seed": 0, "spec": spec}, str(tmp_path / "t.npz"))
+    record = train_unit({"case": case_id, "variant": "buggy", "seed": 0, "spec": spec})
     assert record["status"] == "ok", record.get("error")
-    trace = Trace.load(record["trace"])
+    trace = Trace.from_bytes(record["trace_npz"])
     outcomes = set()
     for name, kinds in CALLBACKS.items():
         replayed = stops(name, trace)

@@ -34,9 +34,23 @@ def test_broken_files_are_reported_and_the_good_case_still_runs(tmp_path, capsys
     assert set(runs["case"]) == {"fixture-good"} and len(runs) == 2
 
 
+def test_data_that_cannot_load_is_caught_before_training(tmp_path, capsys):
+    bad = GOOD.replace("id: t-good", "id: t-bad-data").replace(
+        "params: {repeat: 2}", "params: {repeat: 2}\n  preprocess: [{one_hot: {classes: 1}}]")
+    cases_dir = tmp_path / "cases"
+    cases_dir.mkdir()
+    (cases_dir / "bad.yaml").write_text(bad)
+    (cases_dir / "good.yaml").write_text(GOOD)
+    assert run_cli("--cases-dir", str(cases_dir), "--results", str(tmp_path / "r"), "--cache", str(tmp_path / "c"),
+                   "--detector", "keras-ton") == 1
+    err = capsys.readouterr().err
+    assert f"{cases_dir}/bad.yaml:5: the data does not load: one_hot: labels span 0..1" in err
+    assert (tmp_path / "r" / "runs" / "t-good" / "buggy-seed0.json").exists()
+
+
 def test_a_crashing_case_becomes_an_error_row(tmp_path, write_case):
     crash = GOOD.replace("id: t-good", "id: t-crash").replace(
-        "params: {repeat: 2}", "params: {repeat: 2}\n  preprocess: [{one_hot: {classes: 1}}]")
+        "source: synthetic.xor\n  params: {repeat: 2}", "source: debug.fault\n  params: {kind: raise}")
     cases_dir = tmp_path / "cases"
     cases_dir.mkdir()
     (cases_dir / "crash.yaml").write_text(crash)
@@ -46,7 +60,7 @@ def test_a_crashing_case_becomes_an_error_row(tmp_path, write_case):
                    "--detector", "keras-ton") == 0
     runs = pd.read_csv(results / "runs.csv").set_index(["case", "variant"])
     assert runs.loc[("t-crash", "buggy"), "status"] == "error"
-    assert "labels span" in runs.loc[("t-crash", "buggy"), "error"]
+    assert "raised on purpose" in runs.loc[("t-crash", "buggy"), "error"]
     assert runs.loc[("t-good", "buggy"), "status"] == "ok"
     cases = pd.read_csv(results / "cases.csv").set_index("case")
     assert cases.loc["t-crash", "keras-ton"] == "ERR / ERR"

@@ -26,9 +26,9 @@ def results(tmp_path):
 def test_report_writes_markdown_and_csv(results):
     written = tables.report(results)
     names = sorted(os.path.basename(p) for p in written)
-    assert names == ["cases.md", "outcomes.csv", "paper_agreement.md", "paper_layout.md", "paper_vs_ours.md",
+    assert names == ["cases.md", "fidelity.md", "outcomes.csv", "paper_agreement.md", "paper_layout.md", "paper_vs_ours.md",
                      "runs.md", "summary.md"]
-    for stem in ("cases", "runs", "summary", "paper_layout", "paper_vs_ours", "paper_agreement"):
+    for stem in ("cases", "runs", "summary", "paper_layout", "paper_vs_ours", "paper_agreement", "fidelity"):
         assert os.path.exists(os.path.join(results, f"{stem}.csv"))
 
 
@@ -71,3 +71,12 @@ def test_report_is_deterministic(results):
     first = open(os.path.join(results, "cases.md")).read()
     tables.report(results)
     assert open(os.path.join(results, "cases.md")).read() == first
+
+
+def test_fidelity_verdicts(results):
+    tables.report(results)
+    f = pd.read_csv(os.path.join(results, "fidelity.csv")).set_index("case")
+    assert f.loc["case-a", "reproduced"] == "yes"  # buggy acc 0.5 <= 0.6 on both seeds, patched 0.9+
+    assert f.loc["case-a", "buggy shows"] == "2/2" and f.loc["case-a", "patched shows"] == "0/2"
+    assert f.loc["case-b", "reproduced"] == "no"  # buggy acc 0.9 on both seeds
+    assert f.loc["case-b", "errors"] == 1

@@ -1,0 +1,89 @@
+"""Does each case reproduce? The buggy variant must show its symptom and the patched one must not.
+
+A pure function of the stored runs (all seeds), written as results/fidelity.md|csv.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+LEGEND = (
+    "Per case, over the seeds run: `buggy shows` / `patched shows` = in how many seeds the case's symptom "
+    "showed; `reproduced` = yes when the symptom shows in most buggy seeds and in few patched ones, no when "
+    "not, flaky when the seeds disagree on the verdict; n/a for cases without a symptom (no real bug). Final "
+    "loss and accuracy are medians over seeds; `reported` are the values of the original post or paper "
+    "(before → after), measured on the original data with the original budget."
+)
+
+
+def fidelity(runs: pd.DataFrame, records: list[dict]) -> pd.DataFrame:
+    if runs.empty:
+        return pd.DataFrame()
+    cases = {r["case"]["id"]: r["case"] for r in records}
+    rows = []
+    for case_id, g in runs.groupby("case", sort=True):
+        case = cases[case_id]
+        buggy, patched = g[(g.variant == "buggy") & (g.status == "ok")], g[(g.variant == "patched") & (g.status == "ok")]
+        rows.append({
+            "case": case_id, "status": case.get("status", "valid"), "symptom": _symptom(case["symptom"]),
+            "buggy shows": _count(buggy), "patched shows": _count(patched),
+            "buggy loss": _median(buggy, "final_loss"), "patched loss": _median(patched, "final_loss"),
+            "buggy acc": _median(buggy, "final_accuracy"), "patched acc": _median(patched, "final_accuracy"),
+            "reported loss": _reported(case, "loss"), "reported acc": _reported(case, "acc"),
+            "reproduced": verdict(case["symptom"]["kind"], buggy, patched),
+            "errors": int((g.status != "ok").sum()),
+            "max fit s": round(float(g["fit_seconds"].max()), 1) if g["fit_seconds"].notna().any() else None,
+        })
+    return pd.DataFrame(rows)
+
+
+def verdict(kind: str, buggy: pd.DataFrame, patched: pd.DataFrame) -> str:
+    if kind == "none":
+        return "n/a"
+    if buggy.empty or patched.empty:
+        return "error"
+    b = buggy["symptom_shown"].astype(float)
+    p = patched["symptom_shown"].astype(float)
+    majority = b.mean() > 0.5 and p.mean() < 0.5
+    unanimous = b.min() == 1 and p.max() == 0
+    if majority:
+        return "yes" if unanimous else "flaky"
+    return "flaky" if (b.max() == 1 and p.min() == 0) else "no"
+
+
+def summary_line(table: pd.DataFrame) -> str:
+    if table.empty:
+        return ""
+    counts = table["reproduced"].value_counts().to_dict()
+    valid = table[table.status == "valid"]
+    ok = int((valid["reproduced"] == "yes").sum() + (valid["reproduced"] == "flaky").sum())
+    return (f"{len(table)} cases: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
+            + f". Valid cases reproducing by majority: {ok}/{len(valid)}.")
+
+
+def _symptom(s: dict) -> str:
+    return s["kind"] if s.get("value") is None else f"{s['kind']} {s['value']:g}"
+
+
+def _count(df: pd.DataFrame) -> str:
+    shown = df["symptom_shown"].dropna()
+    return f"{int(shown.astype(bool).sum())}/{len(shown)}" if len(shown) else "–"
+
+
+def _median(df: pd.DataFrame, col: str):
+    values = pd.to_numeric(df[col], errors="coerce")
+    if values.isna().all():
+        return "nan" if len(values) else None
+    return float(f"{values.median():.4g}")
+
+
+def _reported(case: dict, what: str) -> str:
+    o = case.get("original") or {}
+    before, after = o.get(f"{what}_before"), o.get(f"{what}_after")
+    if before is None and after is None:
+        return ""
+    return f"{_fmt(before)} → {_fmt(after)}"
+
+
+def _fmt(v) -> str:
+    return "–" if v is None else f"{v:.4g}"
