@@ -5,7 +5,9 @@ BIN    := $(VENV)/bin
 JOBS   ?= 2
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup tables report test test-all clean
+SEEDS  ?= 3
+
+.PHONY: setup tables report bench test test-all clean
 
 setup: $(STAMP)
 
@@ -15,13 +17,18 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
-## Run the paper benchmark on every case and write results/ (tables from scratch).
+## Run the paper benchmark on every case (3 seeds each) and write every table in results/.
 tables: setup
-	$(BIN)/bugbench run --jobs $(JOBS)
+	$(BIN)/bugbench run --seeds $(SEEDS) --jobs $(JOBS)
 
 ## Rebuild results/ tables from the stored result files, without training.
 report: setup
 	$(BIN)/bugbench report
+
+## Measure the probe's overhead and the whole suite's wall time into results/perf.md.
+bench: setup
+	$(BIN)/python bench/suite.py --jobs $(JOBS)
+	$(BIN)/python bench/overhead.py
 
 ## Fast tests (a few tiny real fits included).
 test: setup
