@@ -6,6 +6,7 @@ Keras, so the CLI calls it only for commands that validate or train.
 
 from __future__ import annotations
 
+import inspect
 import warnings
 
 from harness import data
@@ -40,6 +41,12 @@ def _spec_problems(spec: dict) -> list[tuple[tuple, str]]:
     why = data.check_params(d["source"], d.get("params", {}))
     if why:
         problems.append((("data", "source"), why + _hint(d["source"], data.SOURCES)))
+    for i, step in enumerate(d.get("preprocess", [])):
+        (name, args), = step.items()
+        try:
+            inspect.signature(data.PREPROCESS[name]).bind(None, None, **(args or {}))
+        except TypeError as exc:
+            problems.append((("data", "preprocess", i), f"preprocessing step {i} ({name}): {exc}"))
     layers = []
     for i, entry in enumerate(spec["model"]["layers"]):
         (name, kwargs), = entry.items()

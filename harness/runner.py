@@ -14,11 +14,10 @@ import json
 import os
 import sys
 
+from detectors.registry import DEFAULT as DEFAULT_DETECTORS
 from harness.cache import UnitStore, unit_key
 from harness.cases import VARIANTS, LoadedCase
 from harness.trace import write_atomic
-
-DEFAULT_DETECTORS = ("keras-baseline", "layer-trend-faithful", "layer-trend")
 
 
 @dataclasses.dataclass

@@ -50,3 +50,12 @@ def test_list_detectors(capsys):
 def test_run_unknown_case_is_a_clean_error(capsys, tmp_path):
     assert cli.main(["run", "--case", "so-4838583", "--results", str(tmp_path)]) == 2
     assert "did you mean 'so-48385830'" in capsys.readouterr().err
+
+
+def test_validate_checks_preprocessing_arguments(tmp_path, capsys):
+    from tests.test_validation import GOOD
+
+    path = tmp_path / "case.yaml"
+    path.write_text(GOOD.replace("params: {repeat: 2}", "params: {repeat: 2}\n  preprocess: [{minmax: {onn: y}}]"))
+    assert cli.main(["validate", str(path)]) == 1
+    assert f"{path}:8: preprocessing step 0 (minmax): got an unexpected keyword argument 'onn'" in capsys.readouterr().err
