@@ -56,7 +56,9 @@ class UnitStore:
                 record = json.load(fh)
         except (OSError, ValueError):
             return None
-        if record.get("status") == "ok" and not os.path.exists(record.get("trace", "")):
+        # The trace lies beside the record, wherever the store has been moved or mounted.
+        record["trace"] = self.trace_path(unit)
+        if record.get("status") == "ok" and not os.path.exists(record["trace"]):
             return None
         return record
 

@@ -176,3 +176,17 @@ def test_dask_cluster_on_loopback_runs_two_cases(tmp_path):
     assert code == 0
     recs = records(tmp_path)
     assert len(recs) == 4 and all(r["status"] == "ok" for r in recs.values())
+
+
+def test_the_cache_works_from_another_folder(tmp_path, monkeypatch, capsys):
+    cases = make_cases(tmp_path / "cases", a=GOOD)
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["run", "--cases-dir", str(cases), "--results", "r1", "--cache", "cache",
+                     "--detector", "keras-ton"]) == 0
+    capsys.readouterr()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    assert cli.main(["run", "--cases-dir", str(cases), "--results", "r2", "--cache", str(tmp_path / "cache"),
+                     "--detector", "keras-ton"]) == 0
+    assert "0 trained, 2 from the cache" in capsys.readouterr().err
