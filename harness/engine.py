@@ -19,7 +19,7 @@ import os
 import time
 from typing import Iterator
 
-from harness.train import train_unit
+from harness.train import train_unit, unit_identity
 
 HARD_GRACE = 1.5  # the hard limit is the soft one x this + 30 s (TensorFlow start-up, data)
 
@@ -90,8 +90,7 @@ def _executor(jobs: int):
 
 
 def _failed(unit: dict, reason: str) -> dict:
-    record = {k: unit[k] for k in ("case", "variant", "seed", "key") if k in unit}
-    return dict(record, status="error", error=reason)
+    return dict(unit_identity(unit), status="error", error=reason)
 
 
 def _run_dask(units, scheduler, timeout):

@@ -33,6 +33,11 @@ class UnitTimeout(Exception):
     pass
 
 
+def unit_identity(unit: dict) -> dict:
+    """The fields that name a unit in its record (case, variant, seed, cache key)."""
+    return {k: unit[k] for k in ("case", "variant", "seed", "key") if k in unit}
+
+
 def train_unit(unit: dict, threads: int | None = None, timeout: float | None = None) -> dict:
     """Train ``unit`` (case id, variant, seed, spec); return its record with the trace as bytes.
 
@@ -41,7 +46,7 @@ def train_unit(unit: dict, threads: int | None = None, timeout: float | None = N
     ``timeout`` seconds, comes back as a record with ``status: error``.
     """
     started = time.perf_counter()
-    record = {k: unit[k] for k in ("case", "variant", "seed", "key") if k in unit}
+    record = unit_identity(unit)
     try:
         configure_threads(threads)
         record.update(_train(unit, timeout))
