@@ -14,6 +14,10 @@ class Finding:
     ``layer`` is the index of the suspected layer (None when the finding is not
     about a layer); ``diagnosis`` names a fault code from the case schema
     (``HLR``, ``LCH``, ...) when the detector blames a layer-less cause.
+    ``fix`` is a suggested change in words; ``fix_code`` names its kind with a
+    fault code of the case schema (``ACH`` change an activation, ``HLR`` change
+    the learning rate, ...) and ``fix_layer`` the layer it applies to, so a
+    suggestion can be scored against the case's patch.
     """
 
     detector: str
@@ -28,6 +32,8 @@ class Finding:
     stage: str | None = None
     diagnosis: str | None = None
     fix: str | None = None
+    fix_code: str | None = None
+    fix_layer: int | None = None
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -48,6 +54,7 @@ class Detector(LiveHooks):
     name = "detector"
     version = "1"
     localizes = False  # whether findings name a layer or a fault kind
+    suggests = False  # whether findings carry a fix with its kind (fix_code)
     #: trace signals read: "logs", "values", "stats:<stage>", "epoch_logs"
     signals: tuple[str, ...] = ()
 

@@ -70,6 +70,10 @@ EXPLOSION = 10.0  # loss rising 10x above its first value inside the first epoch
 
 FAITHFUL_N = 5  # the released callback's window
 
+# The kind of change each suggestion names (a fault code of the case schema).
+_FIX_CODES = (("lower the learning rate", "HLR"), ("raise the learning rate", "HLR"),
+              ("change the activation", "ACH"), ("check the loss", "LCH"))
+
 
 class LayerTrend(Detector):
     """Localize faults from per-layer trends.
@@ -82,7 +86,7 @@ class LayerTrend(Detector):
     """
 
     name = "layer-trend"
-    version = "1"
+    version = "2"
     localizes = True
     signals = ("values", "epoch_logs", "stats:output", "stats:weights", "stats:weight_grad",
                "stats:output_grad", "stats:update")
@@ -91,6 +95,7 @@ class LayerTrend(Detector):
         if mode not in ("default", "faithful"):
             raise ValueError(f"mode is 'default' or 'faithful', not {mode!r}")
         self.mode = mode
+        self.suggests = mode == "default"  # the released callback suggested no fixes
         self.stop_on_finding = stop_on_finding
         self.verbose = verbose
         self.reset()
@@ -138,8 +143,10 @@ class LayerTrend(Detector):
             return
         self._seen.add(key)
         name = self._layers[layer]["name"] if layer is not None and layer < len(self._layers) else None
+        fix_code = next((c for prefix, c in _FIX_CODES if fix and fix.startswith(prefix)), None)
         self._finding(step, code, message, layer=layer, layer_name=name, stage=stage,
-                      diagnosis=diagnosis, fix=fix)
+                      diagnosis=diagnosis, fix=fix, fix_code=fix_code,
+                      fix_layer=layer if fix_code == "ACH" else None)
 
     def _cls(self, layer: int) -> str:
         return self._layers[layer].get("class", "?") if layer < len(self._layers) else "?"

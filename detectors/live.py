@@ -33,25 +33,40 @@ class LiveHooks:
     params: dict = {}
 
     def set_model(self, model) -> None:
+        """Install the probe, or share the one an earlier detector of this fit installed.
+
+        Keras hands every callback the model before training starts; the first
+        detector owns the probe (and drives it), later ones read its records.
+        """
         from harness.probe import Probe
 
         self.model = model
-        self._probe = Probe(model, chunk=1)  # a live detector sees every batch as it ends
+        shared = getattr(model, "_bugbench_live_probe", None)
+        if shared is not None and not shared.started:
+            self._probe, self._owns = shared, False
+            return
+        self._probe, self._owns = Probe(model, chunk=1), True  # a live detector sees every batch as it ends
         self._probe.set_model(model)
+        self._probe.started = False
+        object.__setattr__(model, "_bugbench_live_probe", self._probe)  # not a tracked Keras attribute
 
     def set_params(self, params) -> None:
         self.params = dict(params or {})
 
     def on_train_begin(self, logs=None) -> None:
         self.reset()
-        self._probe.on_train_begin(logs)
+        if self._owns:
+            self._probe.started = True  # the next fit's detectors install a fresh probe
+            self._probe.on_train_begin(logs)
         self._index, self._started = 0, False
 
     def on_epoch_begin(self, epoch, logs=None) -> None:
-        self._probe.on_epoch_begin(epoch, logs)
+        if self._owns:
+            self._probe.on_epoch_begin(epoch, logs)
 
     def on_train_batch_end(self, batch, logs=None) -> None:
-        self._probe.on_train_batch_end(batch, logs)
+        if self._owns:
+            self._probe.on_train_batch_end(batch, logs)
         if not self._started:
             self._started = True
             self.start(self._live_meta())
@@ -60,7 +75,8 @@ class LiveHooks:
         self._emit(self.observe(self._probe.recorder.last_batch_step(self._index, final)))
 
     def on_epoch_end(self, epoch, logs=None) -> None:
-        self._probe.on_epoch_end(epoch, logs)
+        if self._owns:
+            self._probe.on_epoch_end(epoch, logs)
         if self._started:
             final = epoch == (self.params.get("epochs") or 0) - 1
             self._emit(self.observe(self._probe.recorder.last_epoch_step(self._index, final)))
@@ -76,9 +92,11 @@ class LiveHooks:
             self.model.stop_training = True
 
     def _live_meta(self) -> dict:
+        from harness.facts import describe
         from harness.train import describe_layers
 
         return {"layers": describe_layers(self.model), "metric_directions": self._probe.metric_directions(),
+                "facts": describe(self.model),
                 "budget": {"epochs": self.params.get("epochs"), "steps_per_epoch": self.params.get("steps")}}
 
 

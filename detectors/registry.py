@@ -8,6 +8,7 @@ expands to several detectors that are reported as separate rows.
 from __future__ import annotations
 
 import difflib
+import functools
 import importlib
 from importlib.metadata import entry_points
 
@@ -21,6 +22,9 @@ BUILTINS: dict[str, str] = {
     "keras-union": "detectors.keras_baseline:KerasUnionDetector",
     "layer-trend": "detectors.layer_trend:LayerTrend",
     "layer-trend-faithful": "detectors.layer_trend:LayerTrend",
+    "symptoms": "detectors.symptoms:Symptoms",
+    "training-problems": "detectors.training_problems:TrainingProblems",
+    "structure": "detectors.structure:Structure",
 }
 
 # Constructor arguments of built-ins that share a class.
@@ -30,7 +34,7 @@ GROUPS: dict[str, tuple[str, ...]] = {
     "keras-baseline": ("keras-ton", "keras-es-loss", "keras-es-acc", "keras-union"),
 }
 
-DEFAULT = ("keras-baseline", "layer-trend-faithful", "layer-trend")
+DEFAULT = ("keras-baseline", "layer-trend-faithful", "layer-trend", "symptoms", "training-problems", "structure")
 
 _extra: dict[str, str] = {}
 
@@ -41,6 +45,7 @@ def register(name: str, target: str) -> None:
     if name in origins:
         raise ValueError(f"detector '{name}' is already registered by {origins[name]}; {target} clashes")
     _extra[name] = target
+    _entry_points.cache_clear()
 
 
 def available() -> dict[str, str]:
@@ -76,12 +81,18 @@ def create(name: str, **params):
     return detector
 
 
+@functools.lru_cache(maxsize=1)
+def _entry_points() -> tuple:
+    """Installed plug-ins, read once per process (scanning every distribution is slow)."""
+    return tuple((ep.name, ep.value, ep.dist.name if ep.dist else "?") for ep in entry_points(group=ENTRY_POINT_GROUP))
+
+
 def _origins_full() -> dict[str, tuple[str, str]]:
     table = {name: (target, "built-in") for name, target in BUILTINS.items()}
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
-        if ep.name in table:
-            raise ValueError(f"detector '{ep.name}' from {ep.value} clashes with {table[ep.name][0]}")
-        table[ep.name] = (ep.value, f"entry point of {ep.dist.name if ep.dist else '?'}")
+    for name, value, dist in _entry_points():
+        if name in table:
+            raise ValueError(f"detector '{name}' from {value} clashes with {table[name][0]}")
+        table[name] = (value, f"entry point of {dist}")
     for name, target in _extra.items():
         table[name] = (target, "registered at run time")
     return table

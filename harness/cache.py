@@ -8,6 +8,8 @@ every other case is found in the store and only re-scored.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import hashlib
 import json
 import os
@@ -18,6 +20,7 @@ from harness.trace import FORMAT, write_atomic
 PROBE_VERSION = f"trace-{FORMAT}-probe-1"
 
 
+@functools.lru_cache(maxsize=1)
 def library_versions() -> dict:
     """Versions that change numerics, read without importing TensorFlow."""
     out = {}
@@ -69,6 +72,8 @@ class UnitStore:
         if data is not None:
             record["trace"] = self.trace_path(unit)
             write_atomic(record["trace"], data)  # trace first: a record never points at nothing
+            with contextlib.suppress(FileNotFoundError):  # findings of an older trace of this unit
+                os.remove(self._stem(unit) + ".findings.json")
         if record.get("status") == "ok":
             write_atomic(self._stem(unit) + ".json", json.dumps(record, default=str).encode())
         return record

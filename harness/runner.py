@@ -33,6 +33,7 @@ class RunConfig:
     scheduler: str | None = None
     timeout: float | None = None  # seconds per unit's fit
     force: bool = False  # retrain even what the store has
+    replay: bool = False  # replay every detector even where its stored findings are current
     prune: bool = False  # delete result files of units this run did not produce (a full run)
     progress: bool | None = None  # None: only on a terminal, never in CI
 
@@ -67,6 +68,7 @@ def run(cases: list[LoadedCase], config: RunConfig) -> list[dict]:
     units = units_for(cases, config)
     cached = [None if config.force else store.get(u) for u in units]
     todo = [u for u, hit in zip(units, cached) if not hit]
+    backfill_facts(store, units, cached)
     records = []
     for unit, hit in zip(units, cached):
         if hit:
@@ -80,6 +82,21 @@ def run(cases: list[LoadedCase], config: RunConfig) -> list[dict]:
     if config.prune:
         prune_results(config.results_dir, units)
     return records
+
+
+def backfill_facts(store: UnitStore, units: list[dict], cached: list) -> None:
+    """Give stored units trained before static facts were recorded their facts (once; no training)."""
+    missing = [(u, hit) for u, hit in zip(units, cached) if hit and hit.get("status") == "ok" and "facts" not in hit]
+    if not missing:
+        return
+    from harness.train import static_facts
+
+    for unit, hit in missing:
+        try:
+            hit["facts"] = static_facts(unit)
+        except Exception as exc:  # the unit trained once; a build problem now must not lose it
+            hit["facts"] = {"error": f"{type(exc).__name__}: {exc}"}
+        store.put(unit, hit)
 
 
 def prune_results(results_dir: str, units: list[dict]) -> list[str]:
@@ -98,7 +115,7 @@ def prune_results(results_dir: str, units: list[dict]) -> list[str]:
 
 
 def _finish(case: LoadedCase, unit: dict, record: dict, names: list[str], config: RunConfig) -> dict:
-    record = score_unit(case, record, names)
+    record = score_unit(case, record, names, replay_all=config.replay)
     write_record(config.results_dir, unit, record)
     return record
 
@@ -112,26 +129,58 @@ def _progress(stream, total: int, config: RunConfig):
     return tqdm(stream, total=total, disable=not show or total == 0, unit="run", desc="training")
 
 
-def score_unit(case: LoadedCase, result: dict, detector_names: list[str]) -> dict:
-    """Attach the case snapshot and every detector's findings to a training result."""
+def score_unit(case: LoadedCase, result: dict, detector_names: list[str], replay_all: bool = False) -> dict:
+    """Attach the case snapshot and every detector's findings to a training result.
+
+    A detector whose findings on this trace are stored and current (same
+    fingerprint) is not replayed, unless ``replay_all``.
+    """
     from detectors import registry
-    from detectors.base import replay
-    from harness.trace import Trace
+    from harness.findings_store import FindingsStore, fingerprint
 
     record = {k: v for k, v in result.items() if k != "trace_npz"}
     record.update(case=case_snapshot(case), detectors=detector_names)
     if result.get("status") != "ok":
         return record
-    trace = Trace.load(result["trace"])
-    findings, versions, localizes = {}, {}, {}
+    store, loaded = FindingsStore(result["trace"]), []
+    entries = {}
     for name in detector_names:
         detector = registry.create(name)
-        findings[name] = [f.to_dict() for f in replay(detector, trace)]
-        versions[name] = detector.version
-        localizes[name] = bool(getattr(detector, "localizes", False))
-    record.update(findings=findings, detector_versions=versions, localizes=localizes,
-                  layers=[layer.get("class") for layer in trace.layers])
+        stamp = fingerprint(detector)
+        entry = None if replay_all else store.get(name, stamp)
+        if entry is None:
+            entry = _replay_entry(detector, stamp, _trace(result, loaded))
+            store.put(name, entry)
+        entries[name] = entry
+    layers = store.get("__layers__", "trace")
+    if layers is None:
+        layers = {"fingerprint": "trace", "classes": [layer.get("class") for layer in _trace(result, loaded).layers]}
+        store.put("__layers__", layers)
+    store.save()
+    record.update(findings={n: e["findings"] for n, e in entries.items()},
+                  detector_versions={n: e["version"] for n, e in entries.items()},
+                  localizes={n: e["localizes"] for n, e in entries.items()},
+                  suggests={n: e["suggests"] for n, e in entries.items()}, layers=layers["classes"])
     return record
+
+
+def _trace(result: dict, loaded: list):
+    """The unit's trace, loaded at most once (only when some detector must replay)."""
+    from harness.trace import Trace
+
+    if not loaded:
+        trace = Trace.load(result["trace"])
+        trace.meta.setdefault("facts", result.get("facts") or {})
+        loaded.append(trace)
+    return loaded[0]
+
+
+def _replay_entry(detector, stamp: str, trace) -> dict:
+    from detectors.base import replay
+
+    return {"fingerprint": stamp, "findings": [f.to_dict() for f in replay(detector, trace)],
+            "version": detector.version, "localizes": bool(getattr(detector, "localizes", False)),
+            "suggests": bool(getattr(detector, "suggests", False))}
 
 
 def case_snapshot(case: LoadedCase) -> dict:

@@ -23,12 +23,13 @@ def outcomes(records: list[dict]) -> pd.DataFrame:
         for name, findings in rec.get("findings", {}).items():
             rows.append(dict(base, detector=name, **_score(findings, rec["case"]["truth"], rec["variant"],
                                                            rec.get("localizes", {}).get(name, False),
-                                                           rec.get("layers"))))
+                                                           rec.get("layers"),
+                                                           rec.get("suggests", {}).get(name, False))))
     return pd.DataFrame(rows, columns=OUTCOME_COLUMNS)
 
 
 OUTCOME_COLUMNS = ["case", "variant", "seed", "status", "case_status", "in_paper", "detector", "detected",
-                   "localized", "localized_fused", "diagnosed", "n_findings", "first_code", "first_layer", "first_epoch",
+                   "localized", "localized_fused", "diagnosed", "suggested", "fix_code", "n_findings", "first_code", "first_layer", "first_epoch",
                    "first_batch", "first_step", "first_seconds", "message", "error"]
 
 
@@ -44,10 +45,11 @@ def in_paper(case: dict) -> bool:
     return bool(paper) and paper.get("counted", True)
 
 
-def _score(findings: list[dict], truth: dict, variant: str, localizes: bool, layers: list | None) -> dict:
+def _score(findings: list[dict], truth: dict, variant: str, localizes: bool, layers: list | None,
+           suggests: bool = False) -> dict:
     first = findings[0] if findings else None
     out = {"detected": bool(findings), "n_findings": len(findings), "localized": None,
-           "localized_fused": None, "diagnosed": None}
+           "localized_fused": None, "diagnosed": None, "suggested": None, "fix_code": None}
     if first:
         out.update(first_code=first["code"], first_layer=first.get("layer"), first_epoch=first["epoch"],
                    first_batch=first.get("batch"), first_step=first["step"], first_seconds=first["seconds"],
@@ -57,6 +59,12 @@ def _score(findings: list[dict], truth: dict, variant: str, localizes: bool, lay
         out["localized"] = bool(first) and localized(first, truth)
         out["localized_fused"] = bool(first) and localized(first, truth, fused_groups(layers))
         out["diagnosed"] = bool(first) and first.get("diagnosis") in _codes(truth)
+    if variant == "buggy" and suggests:
+        # The first suggestion is the one a user would try; it counts when it names
+        # the kind of change the case's patch made (its layer is localization's job).
+        fix = next((f for f in findings if f.get("fix_code")), None)
+        out["fix_code"] = fix.get("fix_code") if fix else None
+        out["suggested"] = fix is not None and fix["fix_code"] in _codes(truth)
     return out
 
 

@@ -56,6 +56,8 @@ def report(results_dir: str = "results") -> list[str]:
                     [CASE_LEGEND]),
         write_table(summ := summary(per_case, records), results_dir, "summary", "Summary per detector",
                     [SUMMARY_LEGEND, *target_notes(summ)]),
+        write_table(comparison(summ), results_dir, "comparison", "All detectors compared",
+                    [COMPARISON_LEGEND]),
         *paper_tables.write_all(per_case, records, results_dir),
     ]
     outcome.to_csv(os.path.join(results_dir, "outcomes.csv"), index=False)
@@ -75,7 +77,9 @@ SUMMARY_LEGEND = (
     "majority over seeds. `detected`: any finding on the buggy variant; `localized`: the first finding names "
     "a faulty layer of the ground truth, or the kind of a layer-less fault (loss, optimizer, learning rate, "
     "...); `localized_fused`: the same, counting a Dense/Conv layer and the separate Activation layer after "
-    "it as one layer, as the original programs had them; `diagnosed`: the first finding's diagnosis is one of the case's fault kinds; `false_alarms`: any "
+    "it as one layer, as the original programs had them; `diagnosed`: the first finding's diagnosis is one of the case's fault kinds; "
+    "`suggested_fix`: the detector's first suggested fix names the kind of change the case's patch made (a fault "
+    "code of its ground truth: change the activation, the loss, the learning rate, ...); `false_alarms`: any "
     "finding on the patched variant. Time and steps to detect are medians over detected cases (steps count "
     "batch ends and epoch ends). `paper_detected`/`paper_localized` = the paper's published counts for the "
     "same cases, where it has a column for the method (CB = the authors' callback, which "
@@ -83,37 +87,31 @@ SUMMARY_LEGEND = (
 )
 
 
+VOTES = ["detected", "localized", "localized_fused", "diagnosed", "suggested"]
+FIRST = ["first_epoch", "first_batch", "first_step", "first_code", "first_layer", "first_seconds", "message"]
+
+
 def majority(outcome: pd.DataFrame) -> pd.DataFrame:
-    """Collapse seeds: a case counts as detected when most of its seeds detect."""
+    """Collapse seeds: a case counts as detected (localized, ...) when most of its scored seeds say so."""
     if outcome.empty:
         return outcome.assign(flaky=[])
     keys = ["case", "variant", "detector"]
-
-    def collapse(g: pd.DataFrame) -> pd.Series:
-        ok = g[g["status"] == "ok"]
-        det = ok["detected"].astype(bool)
-        loc = ok["localized"].dropna().astype(bool)
-        fused = ok["localized_fused"].dropna().astype(bool)
-        diag = ok["diagnosed"].dropna().astype(bool)
-        first = ok[ok["detected"].astype(bool)].sort_values("seed").head(1)
-        row = first.iloc[0] if len(first) else None
-        return pd.Series({
-            "case_status": g["case_status"].iloc[0], "in_paper": g["in_paper"].iloc[0],
-            "ok": len(ok) > 0, "errors": int((g["status"] != "ok").sum()), "detected": bool(det.mean() > 0.5) if len(ok) else None,
-            "localized": bool(loc.mean() > 0.5) if len(loc) else None,
-            "localized_fused": bool(fused.mean() > 0.5) if len(fused) else None,
-            "diagnosed": bool(diag.mean() > 0.5) if len(diag) else None, "flaky": det.nunique() > 1,
-            "first_epoch": row["first_epoch"] if row is not None else None,
-            "first_batch": row["first_batch"] if row is not None else None,
-            "first_step": row["first_step"] if row is not None else None,
-            "first_code": row["first_code"] if row is not None else None,
-            "first_layer": row["first_layer"] if row is not None else None,
-            "first_seconds": row["first_seconds"] if row is not None else None,
-            "message": row["message"] if row is not None else None,
-            "error": g["error"].dropna().iloc[0] if g["error"].notna().any() else None,
-        })
-
-    return outcome.groupby(keys, sort=True).apply(collapse, include_groups=False).reset_index()
+    groups = outcome.groupby(keys, sort=True)
+    out = groups.agg(case_status=("case_status", "first"), in_paper=("in_paper", "first"),
+                     errors=("status", lambda s: int((s != "ok").sum())),
+                     error=("error", lambda s: s.dropna().iloc[0] if s.notna().any() else None))
+    good = outcome[outcome["status"] == "ok"]
+    out["ok"] = good.groupby(keys).size().reindex(out.index).fillna(0) > 0
+    for column in VOTES:
+        values = good[column].map({True: 1.0, False: 0.0}).astype(float)  # None/NaN: not scored
+        share = values.groupby([good[k] for k in keys]).agg(["mean", "count"]).reindex(out.index)
+        out[column] = [bool(m > 0.5) if c else None for m, c in zip(share["mean"], share["count"].fillna(0))]
+    out["flaky"] = (good.groupby(keys)["detected"].nunique().reindex(out.index).fillna(1) > 1)
+    hits = good[good["detected"].astype(bool)].sort_values("seed").groupby(keys).head(1).set_index(keys)
+    out = out.join(hits[FIRST])
+    columns = ["case_status", "in_paper", "ok", "errors", *VOTES, "flaky", *FIRST, "error"]
+    out = out[columns].astype(object).where(out[columns].notna(), None)
+    return out.reset_index()
 
 
 def _cell(row) -> str:
@@ -172,6 +170,7 @@ def summary(per_case: pd.DataFrame, records: list[dict]) -> pd.DataFrame:
             if n == 0:
                 continue
             loc, diag = buggy["localized"].dropna(), buggy["diagnosed"].dropna()
+            fixes = buggy["suggested"].dropna()
             fused = buggy["localized_fused"].dropna()
             rows.append({
                 "detector": det, "subset": subset, "cases": n,
@@ -179,6 +178,7 @@ def summary(per_case: pd.DataFrame, records: list[dict]) -> pd.DataFrame:
                 "localized": f"{int(loc.astype(bool).sum())}/{n}" if len(loc) else "–",
                 "localized_fused": f"{int(fused.astype(bool).sum())}/{n}" if len(fused) else "–",
                 "diagnosed": f"{int(diag.astype(bool).sum())}/{n}" if len(diag) else "–",
+                "suggested_fix": f"{int(fixes.astype(bool).sum())}/{n}" if len(fixes) else "–",
                 "false_alarms": f"{int(patched['detected'].fillna(False).astype(bool).sum())}/{patched['case'].nunique()}",
                 "errors": int(part["errors"].sum()),
                 "flaky": int(part["flaky"].sum()),
@@ -190,6 +190,29 @@ def summary(per_case: pd.DataFrame, records: list[dict]) -> pd.DataFrame:
                 "paper_localized": _paper_count(det, buggy["case"].unique(), paper, "FL"),
             })
     return pd.DataFrame(rows)
+
+
+COMPARISON_COLUMNS = ["detector", "cases", "detected", "localized", "localized_fused", "diagnosed", "suggested_fix",
+                      "false_alarms", "median_seconds_to_detect", "median_steps_to_detect"]
+
+COMPARISON_LEGEND = (
+    "Every detector on every case (subset `all`) and on the valid cases (`valid`), by majority over seeds. "
+    "Columns as in summary.md: `detected` any finding on the buggy variant; `localized` its first finding names a "
+    "faulty layer or the kind of a layer-less fault; `diagnosed` its diagnosis is a fault kind of the case; "
+    "`suggested_fix` its first suggested fix names the kind of change the patch made (– : the detector suggests "
+    "no fixes); `false_alarms` any finding on the patched variant; times are medians over detected cases "
+    "(`structure` judges the program before training: 0 s)."
+)
+
+
+def comparison(summ: pd.DataFrame) -> pd.DataFrame:
+    """One row per detector and subset (all 41 cases, valid cases): the table to compare detectors by."""
+    if summ.empty:
+        return summ
+    rows = summ[summ["subset"].isin(["all", "valid"])].copy()
+    rows["order"] = rows["subset"].map({"all": 0, "valid": 1})
+    rows = rows.sort_values(["order"], kind="stable")
+    return rows.reindex(columns=["subset", *COMPARISON_COLUMNS])
 
 
 # The project's goals for its own localizer, on the paper's cases (met or not, the table says).
@@ -221,5 +244,6 @@ def _median(values: pd.Series):
 
 
 def _detector_order(name: str):
-    order = ["keras-ton", "keras-es-loss", "keras-es-acc", "keras-union", "layer-trend-faithful", "layer-trend"]
+    order = ["keras-ton", "keras-es-loss", "keras-es-acc", "keras-union", "layer-trend-faithful", "layer-trend",
+             "symptoms", "training-problems", "structure"]
     return (order.index(name) if name in order else len(order), name)

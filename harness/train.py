@@ -81,10 +81,12 @@ def _train(unit: dict, timeout: float | None) -> dict:
     import tensorflow as tf
 
     from harness.build import build
+    from harness.facts import describe
     from harness.probe import Probe
 
     tf.config.experimental.enable_op_determinism()
     built = build(unit["spec"], seed=unit["seed"], semantics=unit.get("semantics"))
+    facts = describe(built.model, built.data.x, built.data.y)  # before training: what a static check sees
     probe = Probe(built.model)
     callbacks = [probe] + ([_deadline(timeout)] if timeout else [])
     t0 = time.perf_counter()
@@ -99,12 +101,21 @@ def _train(unit: dict, timeout: float | None) -> dict:
         "semantics": built.semantics, "data": built.data.description,
         "budget": budget(built), "layers": describe_layers(built.model),
         "versions": versions(), "fit_seconds": fit_seconds,
-        "metric_directions": probe.metric_directions(),
+        "metric_directions": probe.metric_directions(), "facts": facts,
     }
     trace = probe.recorder.finish(meta)
     return {"trace_npz": trace.to_bytes(), "semantics": built.semantics, "data": built.data.description,
             "budget": meta["budget"], "fit_seconds": fit_seconds, "versions": meta["versions"],
-            "summary": summarize(trace)}
+            "summary": summarize(trace), "facts": facts}
+
+
+def static_facts(unit: dict) -> dict:
+    """The static facts of a unit without training it (for stored units that predate them)."""
+    from harness.build import build
+    from harness.facts import describe
+
+    built = build(unit["spec"], seed=unit["seed"], semantics=unit.get("semantics"))
+    return describe(built.model, built.data.x, built.data.y)
 
 
 def budget(built) -> dict:

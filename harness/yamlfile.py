@@ -15,6 +15,9 @@ Path = tuple  # a key path such as ("model", "layers", 0, "Dense", "units")
 
 MAX_BYTES = 1_000_000  # a case is a page of YAML; anything bigger is a mistake
 
+# libyaml's safe loader parses ~10x faster and keeps the same marks and tag rules.
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
 
 def load_yaml(path: str) -> tuple[object, dict[Path, int]]:
     """Return the document at ``path`` and a ``{key path: 1-based line}`` map.
@@ -28,7 +31,7 @@ def load_yaml(path: str) -> tuple[object, dict[Path, int]]:
         raise CaseFileError([CaseError(path, None, f"file is larger than {MAX_BYTES} bytes")])
     try:
         text = raw.decode("utf-8")
-        loader = yaml.SafeLoader(text)
+        loader = _Loader(text)
         try:
             node = loader.get_single_node()
             data = loader.construct_document(node) if node is not None else None

@@ -73,3 +73,29 @@ def test_healthy_fit_has_no_findings(capsys):
     detector = LayerTrend()
     model.fit(x, y, batch_size=16, epochs=6, verbose=0, callbacks=[detector])
     assert detector.findings == []
+
+
+@pytest.mark.parametrize("functional", [False, True])
+def test_structure_and_symptoms_as_plain_callbacks(functional, capsys):
+    from detectors.structure import Structure
+    from detectors.symptoms import Symptoms
+
+    model, x, y = stuck_classifier(functional)
+    static, symptoms = Structure(sample=(x, y.reshape(-1, 1))), Symptoms()
+    model.fit(x, y, batch_size=8, epochs=2, verbose=0, callbacks=[static, symptoms])
+    first = static.findings[0]
+    assert (first.code, first.layer, first.fix_code, first.seconds) == ("OUT_LOSS", 2, "ACH", 0.0)
+    assert symptoms.findings and symptoms.findings[0].code == "UNCHANGED"  # a softmax over one unit is always 1
+    assert "[structure]" in capsys.readouterr().out
+
+
+def test_facts_of_a_compiled_model():
+    from harness.facts import describe
+
+    model, x, y = stuck_classifier(False)
+    facts = describe(model, x, y)
+    assert facts["loss"] == "binary_crossentropy"
+    assert facts["optimizer"]["class"] == "Adam" and facts["optimizer"]["learning_rate"] == pytest.approx(0.001)
+    assert [layer["activation"] for layer in facts["layers"]] == ["relu", "linear", "softmax"]
+    assert facts["layers"][0]["kernel_initializer"]["class"] == "GlorotUniform"
+    assert facts["y"]["binary"] and not facts["y"]["one_hot"]

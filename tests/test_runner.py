@@ -27,7 +27,9 @@ def test_broken_files_are_reported_and_the_good_case_still_runs(tmp_path, capsys
     record = json.loads((results / "runs" / "fixture-good" / "buggy-seed0.json").read_text())
     assert record["status"] == "ok" and record["semantics"] == "keras2"
     assert set(record["findings"]) == {"keras-ton", "keras-es-loss", "keras-es-acc", "keras-union",
-                                       "layer-trend-faithful", "layer-trend"}
+                                       "layer-trend-faithful", "layer-trend", "symptoms", "training-problems",
+                                       "structure"}
+    assert record["facts"]["loss"] and record["facts"]["x"]["max"] is not None
     assert record["versions"]["keras"].startswith("3.")
     assert os.path.exists(record["trace"])
     runs = pd.read_csv(results / "runs.csv")

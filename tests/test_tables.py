@@ -26,9 +26,10 @@ def results(tmp_path):
 def test_report_writes_markdown_and_csv(results):
     written = tables.report(results)
     names = sorted(os.path.basename(p) for p in written)
-    assert names == ["cases.md", "fidelity.md", "outcomes.csv", "paper_agreement.md", "paper_layout.md", "paper_vs_ours.md",
-                     "runs.md", "summary.md"]
-    for stem in ("cases", "runs", "summary", "paper_layout", "paper_vs_ours", "paper_agreement", "fidelity"):
+    assert names == ["cases.md", "comparison.md", "fidelity.md", "outcomes.csv", "paper_agreement.md", "paper_layout.md",
+                     "paper_vs_ours.md", "runs.md", "summary.md"]
+    for stem in ("cases", "runs", "summary", "comparison", "paper_layout", "paper_vs_ours", "paper_agreement",
+                 "fidelity"):
         assert os.path.exists(os.path.join(results, f"{stem}.csv"))
 
 
@@ -80,3 +81,21 @@ def test_fidelity_verdicts(results):
     assert f.loc["case-a", "buggy shows"] == "2/2" and f.loc["case-a", "patched shows"] == "0/2"
     assert f.loc["case-b", "reproduced"] == "no"  # buggy acc 0.9 on both seeds
     assert f.loc["case-b", "errors"] == 1
+
+
+def _finding(code, fix_code=None, layer=None):
+    return {"code": code, "message": "m", "epoch": 0, "batch": 0, "step": 0, "seconds": 0.1, "layer": layer,
+            "fix_code": fix_code, "diagnosis": fix_code}
+
+
+def test_the_first_suggestion_is_scored_against_the_patch():
+    from harness.scoring import _score
+
+    truth = {"faults": [{"code": "ACH", "layer": 2}, {"code": "LCH", "layer": None}]}
+    right = _score([_finding("X"), _finding("Y", "LCH"), _finding("Z", "HLR")], truth, "buggy", True, None, True)
+    assert right["suggested"] is True and right["fix_code"] == "LCH"
+    wrong = _score([_finding("Z", "HLR"), _finding("Y", "LCH")], truth, "buggy", True, None, True)
+    assert wrong["suggested"] is False
+    assert _score([], truth, "buggy", True, None, True)["suggested"] is False  # nothing found: nothing suggested
+    assert _score([_finding("Y", "LCH")], truth, "buggy", True, None, False)["suggested"] is None  # no fixes offered
+    assert _score([_finding("Y", "LCH")], truth, "patched", True, None, True)["suggested"] is None

@@ -1,0 +1,255 @@
+"""A static checker (UMLAUT/NeuraLint-style): judge the program before it trains.
+
+Reads only the static facts of a run (``harness.facts``: layers, loss,
+optimizer, a data sample) and reports what is wrong with the program itself:
+
+* OUT_LOSS  the output activation does not fit the loss (categorical
+  cross-entropy on a non-softmax output, binary cross-entropy on a
+  non-sigmoid output, softmax over a single unit);
+* LOSS_LABELS a regression loss on class labels, or integer labels given to
+  categorical cross-entropy;
+* OUT_RANGE the labels lie outside what the output activation can produce;
+* INPUT_SCALE inputs far outside a normalised range;
+* LR_RANGE  a learning rate outside a sane range for the optimizer;
+* INIT      a constant (or absurdly scaled) kernel initialiser;
+* LINEAR    two weight layers with no non-linearity between them.
+
+Every finding names its layer (when it has one) and a fix with its fault code.
+It needs no training: all findings are made at the first step, at 0 s. As a
+live Keras callback it sees the model; pass ``sample=(x, y)`` for the data checks.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from detectors.base import Detector
+
+# Inputs whose magnitude exceeds this are "far outside a normalised range":
+# z-scored features rarely pass 10, while raw pixels (255), prices or counts do.
+INPUT_LIMIT = 20.0
+# Learning rates outside these bounds do not train with these optimizers in
+# practice (SGD-family tolerate larger steps than the adaptive ones).
+LR_RANGE = {"SGD": (1e-5, 1.0), "Adagrad": (1e-5, 1.0), "Adadelta": (1e-5, 10.0), "Ftrl": (1e-5, 1.0)}
+ADAPTIVE_LR_RANGE = (1e-6, 0.1)  # Adam, RMSprop, Nadam, Adamax, AdamW, ...
+# Kernel initialiser variances outside [1e-5, 10] (DeepDiagnosis's "poor weight initialization").
+INIT_VARIANCE = (1e-5, 10.0)
+
+ACTIVATION_RANGE = {"sigmoid": (0.0, 1.0), "softmax": (0.0, 1.0), "tanh": (-1.0, 1.0), "relu": (0.0, None),
+                    "softplus": (0.0, None), "relu6": (0.0, 6.0), "hard_sigmoid": (0.0, 1.0), "exponential": (0.0, None)}
+CROSS_ENTROPIES = {"categorical_crossentropy", "sparse_categorical_crossentropy", "binary_crossentropy"}
+REGRESSION_LOSSES = {"mean_squared_error", "mean_absolute_error", "mean_squared_logarithmic_error",
+                     "mean_absolute_percentage_error", "huber", "log_cosh", "logcosh"}
+WEIGHT_LAYERS = {"Dense", "Conv1D", "Conv2D", "Conv3D", "SeparableConv2D", "DepthwiseConv2D", "Conv2DTranspose",
+                 "LocallyConnected2D", "Embedding", "SimpleRNN", "LSTM", "GRU"}
+# Layers that pass values through without adding a non-linearity.
+TRANSPARENT = {"Dropout", "Flatten", "Reshape", "BatchNormalization", "GaussianNoise", "ActivityRegularization"}
+CONSTANT_INITS = {"Zeros", "Ones", "Constant"}
+
+
+@dataclasses.dataclass(frozen=True)
+class Issue:
+    """One static problem: what, where, and the change that would remove it."""
+
+    code: str
+    message: str
+    layer: int | None
+    fix_code: str
+    fix: str
+
+
+def output_layer(layers: list[dict]) -> int | None:
+    """Index of the layer whose activation is the model's output activation."""
+    for i in range(len(layers) - 1, -1, -1):
+        if layers[i].get("activation") is not None:
+            return i
+    return None
+
+
+def output_activation(layers: list[dict]) -> str:
+    i = output_layer(layers)
+    return (layers[i].get("activation") or "linear") if i is not None else "linear"
+
+
+def output_units(layers: list[dict]) -> int | None:
+    units = [layer.get("units") for layer in layers if layer.get("units")]
+    return units[-1] if units else None
+
+
+def issues(facts: dict) -> list[Issue]:
+    """Every static issue of a program, in a fixed order (output first: it decides most)."""
+    if not facts or "layers" not in facts:
+        return []
+    found: list[Issue] = []
+    for rule in (_output_vs_loss, _loss_vs_labels, _output_range, _input_scale, _learning_rate,
+                 _initialisers, _linear_stacks):
+        found.extend(rule(facts))
+    return found
+
+
+def _output_vs_loss(facts: dict) -> list[Issue]:
+    layers, loss = facts["layers"], facts.get("loss") or ""
+    k, act, units = output_layer(layers), output_activation(layers), output_units(layers)
+    y = facts.get("y") or {}
+    if act == "softmax" and units == 1:
+        return [Issue("OUT_LOSS", "softmax over a single output unit always outputs 1", k, "ACH",
+                      f"use sigmoid at layer {k} (or two softmax units)")]
+    if loss in ("categorical_crossentropy", "sparse_categorical_crossentropy") and act != "softmax":
+        return [Issue("OUT_LOSS", f"{loss} expects class probabilities (softmax) but the output is {act}", k,
+                      "ACH", f"use softmax at layer {k}")]
+    if loss == "binary_crossentropy" and act != "sigmoid":
+        if act == "softmax" and (y.get("classes") or 0) > 2:
+            return [Issue("OUT_LOSS", "binary cross-entropy on a softmax over several classes", None, "LCH",
+                          "use categorical_crossentropy")]
+        if act != "softmax":
+            return [Issue("OUT_LOSS", f"binary cross-entropy expects probabilities (sigmoid) but the output is "
+                          f"{act}", k, "ACH", f"use sigmoid at layer {k}")]
+    return []
+
+
+def _loss_vs_labels(facts: dict) -> list[Issue]:
+    loss, y = facts.get("loss") or "", facts.get("y")
+    if not y:
+        return []
+    act = output_activation(facts["layers"])
+    if loss in REGRESSION_LOSSES and (y["one_hot"] or (y["binary"] and act in ("sigmoid", "softmax"))):
+        return [Issue("LOSS_LABELS", f"a regression loss ({loss}) on class labels", None, "LCH",
+                      "use a cross-entropy loss")]
+    if loss == "categorical_crossentropy" and not y["one_hot"] and y["integer"] and (y.get("classes") or 0) > 2:
+        return [Issue("LOSS_LABELS", "categorical cross-entropy on integer class labels", None, "CPP",
+                      "one-hot encode the labels (or use sparse_categorical_crossentropy)")]
+    return []
+
+
+def _output_range(facts: dict) -> list[Issue]:
+    y = facts.get("y")
+    if not y or y.get("min") is None:
+        return []
+    k, act = output_layer(facts["layers"]), output_activation(facts["layers"])
+    lo, hi = ACTIVATION_RANGE.get(act, (None, None))
+    below = lo is not None and y["min"] < lo - 1e-6
+    above = hi is not None and y["max"] > hi + 1e-6
+    if below or above:
+        return [Issue("OUT_RANGE", f"labels span [{y['min']:.4g}, {y['max']:.4g}] but {act} outputs "
+                      f"[{lo:g}, {'inf' if hi is None else f'{hi:g}'}]", k, "ACH",
+                      f"use an output activation covering the labels at layer {k} (linear for regression)")]
+    return []
+
+
+def _input_scale(facts: dict) -> list[Issue]:
+    x = facts.get("x")
+    if not x or x.get("min") is None:
+        return []
+    reach = max(abs(x["min"]), abs(x["max"]))
+    if reach > INPUT_LIMIT:
+        return [Issue("INPUT_SCALE", f"inputs reach {reach:.4g} (range [{x['min']:.4g}, {x['max']:.4g}]): far "
+                      "outside a normalised range", None, "CPP", "normalize the inputs (scale or standardize)")]
+    return []
+
+
+def _learning_rate(facts: dict) -> list[Issue]:
+    opt = facts.get("optimizer") or {}
+    lr = opt.get("learning_rate")
+    if lr is None:
+        return []
+    lo, hi = LR_RANGE.get(opt.get("class"), ADAPTIVE_LR_RANGE)
+    if lr > hi:
+        return [Issue("LR_RANGE", f"learning rate {lr:g} is above {hi:g}, large for {opt.get('class')}", None,
+                      "HLR", "lower the learning rate")]
+    if lr < lo:
+        return [Issue("LR_RANGE", f"learning rate {lr:g} is below {lo:g}, tiny for {opt.get('class')}", None,
+                      "HLR", "raise the learning rate")]
+    return []
+
+
+def _initialisers(facts: dict) -> list[Issue]:
+    out = []
+    for i, layer in enumerate(facts["layers"]):
+        init = layer.get("kernel_initializer") or {}
+        name, config = init.get("class"), init.get("config") or {}
+        variance = _init_variance(name, config)
+        if name in CONSTANT_INITS:
+            out.append(Issue("INIT", f"kernel initialised with {name}: every unit starts identical", i, "WCI",
+                             f"use a random initialiser (glorot_uniform, he_normal) at layer {i}"))
+        elif variance is not None and not INIT_VARIANCE[0] <= variance <= INIT_VARIANCE[1]:
+            out.append(Issue("INIT", f"kernel initialiser {name} has variance {variance:.3g}", i, "WCI",
+                             f"use a scaled initialiser (glorot_uniform, he_normal) at layer {i}"))
+    return out
+
+
+def _init_variance(name: str | None, config: dict) -> float | None:
+    if name in ("RandomNormal", "TruncatedNormal") and "stddev" in config:
+        return float(config["stddev"]) ** 2
+    if name == "RandomUniform" and "minval" in config and "maxval" in config:
+        return (float(config["maxval"]) - float(config["minval"])) ** 2 / 12
+    return None
+
+
+def _linear_stacks(facts: dict) -> list[Issue]:
+    """A weight layer with a linear output feeding another weight layer through transparent layers only."""
+    layers, out, previous = facts["layers"], [], None
+    for i, layer in enumerate(layers):
+        cls, act = layer.get("class"), layer.get("activation")
+        if cls in WEIGHT_LAYERS:
+            if previous is not None:
+                out.append(Issue("LINEAR", f"no activation between layer {previous} and layer {i}: together they "
+                                 "are one linear map", previous, "AAL", f"add an activation (e.g. relu) after "
+                                 f"layer {previous}"))
+            previous = i if act in (None, "linear") else None
+        elif cls not in TRANSPARENT and not (cls == "Activation" and act == "linear"):
+            previous = None
+    return out
+
+
+class Structure(Detector):
+    """Static checks of the model, loss, optimizer and a data sample (no training needed).
+
+    Args:
+        sample: ``(x, y)`` to summarise when used as a live Keras callback
+            (the harness passes the facts of the case's data instead).
+    """
+
+    name = "structure"
+    version = "1"
+    localizes = True
+    suggests = True
+    signals = ("facts",)
+
+    def __init__(self, sample=None, stop_on_finding: bool = False, verbose: int = 1):
+        self.sample = sample
+        self.stop_on_finding = stop_on_finding
+        self.verbose = verbose
+        self.reset()
+
+    def reset(self) -> None:
+        super().reset()
+        self._facts: dict = {}
+        self._done = False
+
+    def start(self, meta: dict) -> None:
+        self._facts = dict(meta.get("facts") or {})
+        if self.sample is not None and "x" not in self._facts:
+            from harness.facts import data_facts
+
+            self._facts.update(data_facts(*self.sample))
+
+    def observe(self, step):
+        if self._done:
+            return []
+        self._done = True
+        names = [layer.get("name") for layer in self._facts.get("layers", [])]
+        found = []
+        for issue in issues(self._facts):
+            f = self._finding(step, issue.code, issue.message, layer=issue.layer,
+                              layer_name=names[issue.layer] if issue.layer is not None else None,
+                              diagnosis=issue.fix_code, fix=issue.fix, fix_code=issue.fix_code, fix_layer=issue.layer)
+            found.append(f)
+        return found
+
+    def _finding(self, step, code, message, **kw):
+        # Known before the first step: the finding costs no training time.
+        from detectors.base import Finding
+
+        found = Finding(self.name, code, message, step.index, 0, None, 0.0, **kw)
+        self.findings.append(found)
+        return found

@@ -1,0 +1,252 @@
+"""A symptom detector with fix suggestions (DeepDiagnosis-style, Wardat et al., ICSE 2022).
+
+Watches every training batch and reports eight symptoms, each with the layer
+and stage where it shows:
+
+* NUMERICAL  NaN/Inf in a layer's output, weights or weight gradients, or in the loss;
+* UNCHANGED  a layer's output (mean and spread) does not move for a window of batches;
+* SATURATED  most outputs of a hidden sigmoid/tanh are in the flat tails (|input| >= 5);
+* DEAD_RELU  >= 70 % of a hidden ReLU layer's outputs are exactly zero;
+* OUT_OF_RANGE the output cannot reach the labels' range, or a linear output
+  spreads over > 10x the labels' range;
+* LOSS_FLAT / ACC_FLAT the loss does not fall / the accuracy does not rise;
+* VANISHING  a layer's weight gradients are below 1e-7 in magnitude.
+
+Unlike the original (which probed once per epoch and looked only at separate
+Activation layers) it reads activations fused into Dense/Conv layers too, and
+judges every batch. Saturation is bounded from the output's mean and spread:
+for a sigmoid output in (0, 1), E[x(1-x)] = mean(1-mean) - var, and an output
+outside the tails has x(1-x) >= e(1-e) with e = sigmoid(-5), so Markov's
+inequality gives a lower bound on the saturated fraction (likewise for tanh
+with 1 - x^2). The detector therefore never overstates saturation; the price
+is that it sees only heavy saturation (nearly every unit in the tails, as with
+raw inputs in the thousands), not the milder cases the original counted.
+
+The fix is chosen from the evidence in DeepDiagnosis's order: poor weight
+initialisation (kernel variance outside [1e-5, 10]) -> change initialisation;
+inputs far outside a normalised range -> normalize the data; the update/weight
+ratio outside [1e-5, 1e-1] -> change the learning rate; then, ours, a static
+output/loss/label mismatch (``detectors.structure``) -> its fix; else by
+symptom: change the activation at the layer, or change the optimizer.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from detectors.base import Detector
+from detectors import structure
+
+WINDOW = 20  # batches a condition must persist (as layer-trend; shortened for small budgets)
+MIN_WINDOW = 5
+TOL = 1e-7  # relative change below which a statistic "does not move"
+SATURATED = 0.5  # DeepDiagnosis: more than half the inputs of a sigmoid/tanh beyond +-5
+DEAD = 0.7  # DeepDiagnosis: at least 70 % of a ReLU layer's outputs are zero
+VANISHING = 1e-7  # DeepDiagnosis: mean |weight gradient| below this
+SPREAD = 10.0  # a linear output spreading over 10x the label range
+MIN_GAIN = 0.01  # the loss must fall 1 % (or the accuracy rise 0.01) between the first and the last window
+ACC_CEILING = 0.99  # an accuracy this high cannot be expected to rise
+RATIO = (1e-5, 1e-1)  # DeepDiagnosis's sane band for lr * |dW| / |W| (here: the update the optimizer made)
+
+_E = 1.0 / (1.0 + math.exp(5.0))  # sigmoid(-5)
+_T = math.tanh(5.0)
+
+
+def saturated_fraction(activation: str, mean, std):
+    """A lower bound on the fraction of saturated outputs of a sigmoid or tanh, from mean and std."""
+    mean, var = np.asarray(mean, np.float64), np.asarray(std, np.float64) ** 2
+    if activation == "sigmoid":
+        inner = mean - var - mean**2  # E[x(1-x)]
+        return np.clip(1.0 - inner / (_E * (1 - _E)), 0.0, 1.0)
+    if activation == "tanh":
+        inner = 1.0 - var - mean**2  # E[1 - x^2]
+        return np.clip(1.0 - inner / (1 - _T**2), 0.0, 1.0)
+    return np.zeros_like(mean)
+
+
+class Symptoms(Detector):
+    """Report training symptoms per layer, each with a suggested fix.
+
+    Args:
+        stop_on_finding: as a live Keras callback, stop at the first finding.
+        verbose: as a live callback, print findings as they are made.
+    """
+
+    name = "symptoms"
+    version = "1"
+    localizes = True
+    suggests = True
+    signals = ("values", "facts", "stats:output", "stats:weights", "stats:weight_grad", "stats:update")
+
+    def __init__(self, stop_on_finding: bool = False, verbose: int = 1):
+        self.stop_on_finding = stop_on_finding
+        self.verbose = verbose
+        self.reset()
+
+    def reset(self) -> None:
+        super().reset()
+        self._layers: list[dict] = []
+        self._facts: dict = {}
+        self._window = WINDOW
+        self._runs: dict = {}
+        self._seen: set = set()
+        self._prev = None
+        self._first_var = None
+        self._ratio = (math.nan, math.nan)
+        self._losses: list[float] = []
+        self._accs: list[float] = []
+        self._nan_done = False
+
+    def start(self, meta: dict) -> None:
+        self._layers = list(meta.get("layers") or [])
+        self._facts = dict(meta.get("facts") or {})
+        budget = meta.get("budget") or {}
+        total = (budget.get("epochs") or 0) * (budget.get("steps_per_epoch") or 0)
+        if total:
+            self._window = int(min(WINDOW, max(MIN_WINDOW, total // 3)))
+
+    def observe(self, step):
+        if step.kind != "batch" or step.stats is None:
+            return []
+        if not self._layers:
+            self._layers = [{"name": f"layer{i}"} for i in range(step.stats.shape[0])]
+        before = len(self.findings)
+        self._evidence(step)
+        if not self._numerical(step):
+            self._layer_symptoms(step)
+            self._output_range(step)
+            self._progress(step)
+        return self.findings[before:]
+
+    # -- evidence for the fix ----------------------------------------------------
+
+    def _evidence(self, step) -> None:
+        applies = step.applies("weights")
+        w = np.hypot(step.stat("weights", "mean"), step.stat("weights", "std"))
+        u = np.hypot(step.stat("update", "mean"), step.stat("update", "std"))
+        if self._first_var is None:
+            self._first_var = np.where(applies, step.stat("weights", "std").astype(np.float64) ** 2, np.nan)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            ratio = np.where(applies & (w > 0), u / w, np.nan)
+        if np.isfinite(ratio).any():
+            self._ratio = (float(np.nanmin(ratio)), float(np.nanmax(ratio)))
+
+    def _suggest(self, symptom: str, layer: int | None) -> tuple[str, str, int | None]:
+        """(fault code, fix in words, layer it applies to), in DeepDiagnosis's order."""
+        var = self._first_var if self._first_var is not None else np.array([])
+        with np.errstate(invalid="ignore"):
+            poor = np.flatnonzero((var < structure.INIT_VARIANCE[0]) | (var > structure.INIT_VARIANCE[1]))
+        if len(poor):
+            k = int(poor[0])
+            return "WCI", f"change the weight initialisation of layer {k} (kernel variance {var[k]:.3g})", k
+        x = self._facts.get("x") or {}
+        if x.get("min") is not None and max(abs(x["min"]), abs(x["max"])) > structure.INPUT_LIMIT:
+            return "CPP", "normalize the input data", None
+        lo, hi = self._ratio
+        if hi > RATIO[1]:
+            return "HLR", f"lower the learning rate (an update moved a layer's weights by {hi:.2g} of their size)", None
+        if hi < RATIO[0]:
+            return "HLR", f"raise the learning rate (updates move the weights by only {hi:.2g} of their size)", None
+        for issue in structure.issues(self._facts):
+            if issue.code in ("OUT_LOSS", "LOSS_LABELS", "OUT_RANGE"):
+                return issue.fix_code, issue.fix, issue.layer
+        if layer is not None and symptom in ("SATURATED", "DEAD_RELU", "VANISHING", "UNCHANGED", "OUT_OF_RANGE"):
+            return "ACH", f"change the activation of layer {layer}", layer
+        return "OCH", "change the optimizer", None
+
+    def _report(self, step, code: str, message: str, layer: int | None = None, stage: str | None = None) -> None:
+        if (code, layer) in self._seen:
+            return
+        self._seen.add((code, layer))
+        fix_code, fix, fix_layer = self._suggest(code, layer)
+        where = layer if layer is not None else fix_layer
+        name = self._layers[where].get("name") if where is not None and where < len(self._layers) else None
+        self._finding(step, code, message, layer=where, layer_name=name, stage=stage, diagnosis=fix_code,
+                      fix=fix, fix_code=fix_code, fix_layer=fix_layer)
+
+    # -- symptoms ------------------------------------------------------------------
+
+    def _numerical(self, step) -> bool:
+        if self._nan_done:
+            return True
+        for stage in ("output", "weights", "weight_grad"):
+            bad = step.applies(stage) & ((step.stat(stage, "nan") > 0) | (step.stat(stage, "inf") > 0)
+                                         | ~np.isfinite(step.stat(stage, "mean")))
+            if bad.any():
+                self._report(step, "NUMERICAL", f"{stage.replace('_', ' ')} has NaN/Inf values", int(np.flatnonzero(bad)[0]),
+                             stage)
+                self._nan_done = True
+                return True
+        loss = step.values.get("loss", 0.0)
+        if not math.isfinite(loss):
+            self._report(step, "NUMERICAL", f"the loss is {loss}")
+            self._nan_done = True
+        return self._nan_done
+
+    def _persist(self, check: str, held: np.ndarray) -> np.ndarray:
+        runs = self._runs.get(check)
+        runs = np.where(held, (runs if runs is not None else 0) + 1, 0)
+        self._runs[check] = runs
+        return runs >= self._window
+
+    def _layer_symptoms(self, step) -> None:
+        n = step.stats.shape[0]
+        acts = [self._layers[i].get("activation") if i < n else None for i in range(n)]
+        out = structure.output_layer(self._layers[:n]) if self._layers else None
+        hidden = np.arange(n) < (out if out is not None else n)
+        mean, std = step.stat("output", "mean"), step.stat("output", "std")
+        scale = np.maximum(1.0, np.abs(mean))
+        prev = self._prev if self._prev is not None else (np.full(n, np.nan), np.full(n, np.nan))
+        still = (np.abs(mean - prev[0]) <= TOL * scale) & (np.abs(std - prev[1]) <= TOL * scale)
+        self._prev = (mean, std)
+        sat = np.array([saturated_fraction(a, m, s) > SATURATED if a in ("sigmoid", "tanh") else False
+                        for a, m, s in zip(acts, mean, std)])
+        dead = np.array([a == "relu" for a in acts]) & (step.stat("output", "zero_frac") >= DEAD)
+        grad = np.hypot(step.stat("weight_grad", "mean"), step.stat("weight_grad", "std"))
+        vanishing = step.applies("weight_grad") & (grad < VANISHING)
+        checks = (("UNCHANGED", still, "output", "output does not move for {w} batches"),
+                  ("SATURATED", sat & hidden, "output", "more than half of the outputs are saturated for {w} batches"),
+                  ("DEAD_RELU", dead & hidden, "output", f"at least {DEAD:.0%} of the outputs are zero for {{w}} batches"),
+                  ("VANISHING", vanishing, "weight_grad", f"weight gradients below {VANISHING:g} for {{w}} batches"))
+        for code, held, stage, text in checks:
+            hits = np.flatnonzero(self._persist(code, held))
+            if len(hits):
+                self._report(step, code, text.format(w=self._window), int(hits[0]), stage)
+
+    def _output_range(self, step) -> None:
+        y = self._facts.get("y") or {}
+        k = structure.output_layer(self._layers) if self._layers else None
+        if k is None or y.get("min") is None or k >= step.stats.shape[0]:
+            return
+        act = self._layers[k].get("activation") or "linear"
+        lo, hi = structure.ACTIVATION_RANGE.get(act, (None, None))
+        if (lo is not None and y["min"] < lo - 1e-6) or (hi is not None and y["max"] > hi + 1e-6):
+            self._report(step, "OUT_OF_RANGE", f"{act} output cannot reach labels in [{y['min']:.4g}, "
+                         f"{y['max']:.4g}]", k, "output")
+            return
+        spread = float(step.stat("output", "max")[k] - step.stat("output", "min")[k])
+        label_range = y["max"] - y["min"]
+        wide = act == "linear" and label_range > 0 and spread > SPREAD * label_range
+        if self._persist("SPREAD", np.array([wide]))[0]:
+            self._report(step, "OUT_OF_RANGE", f"the linear output spreads over {spread:.4g}, more than {SPREAD:g}x "
+                         f"the label range", k, "output")
+
+    def _progress(self, step) -> None:
+        w = self._window
+        self._losses.append(step.values.get("loss", math.nan))
+        if "accuracy" in step.values:
+            self._accs.append(step.values["accuracy"])
+        n = len(self._losses)
+        if n < 2 * w or n % w:
+            return
+        first, last = np.mean(self._losses[:w]), np.mean(self._losses[-w:])
+        if last >= first - MIN_GAIN * abs(first):
+            self._report(step, "LOSS_FLAT", f"the loss did not fall: {first:.4g} over the first {w} batches, "
+                         f"{last:.4g} over the last {w}")
+        if len(self._accs) >= 2 * w:
+            a0, a1 = np.mean(self._accs[:w]), np.mean(self._accs[-w:])
+            if a1 <= a0 + MIN_GAIN and a1 < ACC_CEILING:
+                self._report(step, "ACC_FLAT", f"the accuracy did not rise: {a0:.3f} over the first {w} batches, "
+                             f"{a1:.3f} over the last {w}")

@@ -1,0 +1,131 @@
+"""A third-party detector, installed through the entry-point group, shows up everywhere;
+stored findings are reused until a detector changes."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from detectors import registry
+from detectors.toy_traces import toy_traces
+from harness import runner, tables
+from harness.cases import discover, load_cases
+from harness.findings_store import FindingsStore
+
+PLUGIN = '''
+from detectors.base import Detector
+
+
+class LossAboveOne(Detector):
+    """Reports the first batch whose loss is above 1."""
+
+    name = "loss-above-one"
+    version = "1"
+    signals = ("values",)
+
+    def observe(self, step):
+        if step.kind == "batch" and step.values.get("loss", 0) > 1 and not self.findings:
+            return [self._finding(step, "BIG", "loss above 1")]
+        return []
+'''
+
+SETUP = '''
+[project]
+name = "tiny-bugbench-plugin"
+version = "0.1"
+
+[project.entry-points."bugbench.detectors"]
+loss-above-one = "tiny_plugin:LossAboveOne"
+
+[build-system]
+requires = ["setuptools"]
+build-backend = "setuptools.build_meta"
+
+[tool.setuptools]
+py-modules = ["tiny_plugin"]
+'''
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory):
+    """pip-install the plug-in into a private folder (offline: no build isolation, no deps)."""
+    src, target = tmp_path_factory.mktemp("plugin-src"), tmp_path_factory.mktemp("site")
+    (src / "tiny_plugin.py").write_text(PLUGIN)
+    (src / "pyproject.toml").write_text(SETUP)
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
+                    "--target", str(target), str(src)], check=True, capture_output=True)
+    sys.path.insert(0, str(target))
+    registry._entry_points.cache_clear()
+    yield str(target)
+    sys.path.remove(str(target))
+    registry._entry_points.cache_clear()
+
+
+def test_cli_lists_the_installed_detector(installed):
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([installed, os.getcwd()]))
+    out = subprocess.run([sys.executable, "-m", "harness", "list", "--detectors"], capture_output=True, text=True,
+                         env=env, check=True).stdout
+    assert "loss-above-one" in out and "tiny_plugin:LossAboveOne" in out
+
+
+def fake_unit(tmp_path, trace, name="buggy-seed0"):
+    path = str(tmp_path / "cache" / f"{name}-0123.npz")
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    trace.save(path)
+    return {"status": "ok", "trace": path, "facts": {}, "variant": name.split("-")[0], "seed": 0}
+
+
+def test_the_plugin_is_scored_and_appears_in_the_tables(installed, tmp_path):
+    case = load_cases(discover("cases/stackoverflow/48385830.yaml"))[0][0]
+    results = str(tmp_path / "results")
+    for variant, trace in (("buggy", toy_traces()["healthy"]), ("patched", toy_traces()["flat"])):
+        unit = {"case": case.id, "variant": variant, "seed": 0}
+        result = fake_unit(tmp_path, trace, f"{variant}-seed0")
+        record = runner.score_unit(case, result, ["loss-above-one", "keras-ton"])
+        runner.write_record(results, unit, record)
+    tables.report(results)
+    summary = pd.read_csv(os.path.join(results, "comparison.csv"))
+    row = summary[(summary.detector == "loss-above-one") & (summary.subset == "all")].iloc[0]
+    assert row["detected"] == "1/1" and row["false_alarms"] == "0/1"
+
+
+def test_stored_findings_are_reused_until_the_detector_changes(tmp_path, monkeypatch):
+    case = load_cases(discover("cases/stackoverflow/48385830.yaml"))[0][0]
+    result = fake_unit(tmp_path, toy_traces()["nan"])
+    first = runner.score_unit(case, result, ["layer-trend", "symptoms"])
+    assert os.path.exists(FindingsStore(result["trace"]).path)
+
+    def no_replay(*args, **kwargs):
+        raise AssertionError("replayed although the stored findings are current")
+
+    monkeypatch.setattr(runner, "_replay_entry", no_replay)
+    assert runner.score_unit(case, result, ["layer-trend", "symptoms"])["findings"] == first["findings"]
+    with pytest.raises(AssertionError, match="replayed"):
+        runner.score_unit(case, result, ["layer-trend-faithful"])  # never stored: must replay
+    with pytest.raises(AssertionError, match="replayed"):
+        runner.score_unit(case, result, ["layer-trend"], replay_all=True)
+
+
+def test_a_changed_parameter_is_a_new_fingerprint():
+    from detectors.layer_trend import LayerTrend
+    from harness.findings_store import fingerprint
+
+    assert fingerprint(LayerTrend()) == fingerprint(LayerTrend())
+    assert fingerprint(LayerTrend()) != fingerprint(LayerTrend(mode="faithful"))
+
+
+def test_retraining_a_unit_forgets_its_stored_findings(tmp_path):
+    from harness.cache import UnitStore
+
+    store = UnitStore(str(tmp_path))
+    unit = {"case": "c", "variant": "buggy", "seed": 0, "key": "k"}
+    store.put(unit, {"status": "ok", "trace_npz": toy_traces()["nan"].to_bytes()})
+    findings = FindingsStore(store.trace_path(unit))
+    findings.put("x", {"fingerprint": "f"})
+    findings.save()
+    store.put(unit, {"status": "ok", "trace_npz": toy_traces()["healthy"].to_bytes()})
+    assert not os.path.exists(findings.path)
+    assert json.loads(open(store._stem(unit) + ".json").read())["status"] == "ok"

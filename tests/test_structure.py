@@ -1,0 +1,97 @@
+"""The static checker on hand-written facts (no TensorFlow, no training)."""
+
+import numpy as np
+
+from detectors import replay
+from detectors.structure import Structure, issues
+from detectors.toy_traces import make_trace
+from harness.facts import data_facts, label_facts, loss_name
+
+
+def dense(units, activation="linear", init=None, name=None):
+    layer = {"name": name or f"d{units}", "class": "Dense", "activation": activation, "units": units}
+    layer["kernel_initializer"] = init or {"class": "GlorotUniform", "config": {}}
+    return layer
+
+
+def facts(layers, loss="categorical_crossentropy", lr=0.01, opt="SGD", x=(0.0, 1.0), y=None):
+    y = y if y is not None else np.eye(3)[np.arange(30) % 3]
+    out = {"layers": layers, "loss": loss, "optimizer": {"class": opt, "learning_rate": lr}}
+    out.update(data_facts(np.linspace(*x, 60).reshape(30, 2), y))
+    return out
+
+
+def codes(f):
+    return [(i.code, i.layer, i.fix_code) for i in issues(f)]
+
+
+def test_a_correct_classifier_has_no_issues():
+    assert codes(facts([dense(8, "relu"), dense(3, "softmax")])) == []
+
+
+def test_linear_output_under_categorical_crossentropy_blames_the_output_layer():
+    assert codes(facts([dense(8, "relu"), dense(3, "linear")]))[0] == ("OUT_LOSS", 1, "ACH")
+
+
+def test_separate_activation_layer_is_the_output_activation():
+    layers = [dense(8, "relu"), dense(3), {"name": "a", "class": "Activation", "activation": "softmax"}]
+    assert codes(facts(layers)) == []
+
+
+def test_softmax_over_one_unit():
+    y = (np.arange(30) % 2).reshape(-1, 1).astype(float)
+    assert codes(facts([dense(8, "relu"), dense(1, "softmax")], loss="binary_crossentropy", y=y))[0] == \
+        ("OUT_LOSS", 1, "ACH")
+
+
+def test_mse_on_one_hot_labels_suggests_changing_the_loss():
+    found = codes(facts([dense(8, "relu"), dense(3, "softmax")], loss="mean_squared_error"))
+    assert found == [("LOSS_LABELS", None, "LCH")]
+
+
+def test_labels_outside_the_output_range():
+    y = np.linspace(-3, 40, 30).reshape(-1, 1)
+    found = codes(facts([dense(8, "relu"), dense(1, "sigmoid")], loss="mean_squared_error", y=y))
+    assert ("OUT_RANGE", 1, "ACH") in found
+
+
+def test_raw_inputs_and_absurd_learning_rate_and_constant_init():
+    layers = [dense(8, "relu", init={"class": "Zeros", "config": {}}), dense(3, "softmax")]
+    found = codes(facts(layers, lr=3.0, opt="Adam", x=(0, 255)))
+    assert ("INPUT_SCALE", None, "CPP") in found
+    assert ("LR_RANGE", None, "HLR") in found
+    assert ("INIT", 0, "WCI") in found
+
+
+def test_linear_layers_stacked_through_dropout_need_an_activation():
+    layers = [dense(8), {"name": "drop", "class": "Dropout", "activation": None}, dense(3, "softmax")]
+    assert codes(facts(layers)) == [("LINEAR", 0, "AAL")]
+
+
+def test_loss_names_are_canonical():
+    assert loss_name("mse") == "mean_squared_error"
+    assert loss_name("CategoricalCrossentropy") == "categorical_crossentropy"
+
+    def binary_crossentropy(y, p):
+        return p
+
+    assert loss_name(binary_crossentropy) == "binary_crossentropy"
+
+
+def test_label_facts_tell_one_hot_from_integers():
+    assert label_facts(np.eye(4)[[0, 1, 2, 3, 1]])["one_hot"]
+    ints = label_facts(np.array([[0.0], [2.0], [1.0]]))
+    assert ints["integer"] and not ints["one_hot"] and ints["classes"] == 3
+
+
+def test_detector_reports_every_issue_at_the_first_step_in_zero_seconds():
+    trace = make_trace([1.0, 0.9, 0.8, 0.7], steps_per_epoch=2)
+    trace.meta["facts"] = facts([dense(8, "relu"), dense(3, "linear")], lr=5.0)
+    found = replay(Structure(), trace)
+    assert [f.code for f in found] == ["OUT_LOSS", "LR_RANGE"]
+    assert all(f.step == 0 and f.seconds == 0.0 and f.fix for f in found)
+    assert found[0].fix_code == "ACH" and found[0].fix_layer == 1
+
+
+def test_without_facts_it_stays_silent():
+    assert replay(Structure(), make_trace([1.0, 0.9], steps_per_epoch=1)) == []
