@@ -17,9 +17,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
-## Run the paper benchmark on every case (3 seeds each) and write every table in results/.
+## Run the paper benchmark on every case (3 seeds each); write every table in results/ and a plot per case in results/plots/.
 tables: setup
 	$(BIN)/bugbench run --seeds $(SEEDS) --jobs $(JOBS)
+	$(BIN)/bugbench report --plots
 
 ## Rebuild results/ tables from the stored result files, without training.
 report: setup

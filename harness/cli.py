@@ -1,4 +1,4 @@
-"""The ``bugbench`` command: list | validate | run | report.
+"""The ``bugbench`` command: list | validate | run | fidelity | report | show | new.
 
 Thin by design: each subcommand parses arguments and calls a plain function.
 TensorFlow is imported only by subcommands that need Keras (validate, run).
@@ -49,6 +49,8 @@ def _parser() -> argparse.ArgumentParser:
     ru.add_argument("--cache", default=os.environ.get("BUGBENCH_CACHE", ".bugbench"),
                     help="where trained units are stored (default .bugbench, or $BUGBENCH_CACHE)")
     ru.add_argument("--force", action="store_true", help="retrain units even if the cache has them")
+    ru.add_argument("--replay", action="store_true",
+                    help="replay every detector on the stored traces, even where its stored findings are current")
     ru.add_argument("--timeout", type=float, help="seconds one unit's fit may take (then: an error row)")
     ru.add_argument("--backend", choices=["loky", "dask"], default="loky",
                     help="loky: local worker processes (default); dask: an existing dask.distributed cluster")
@@ -64,7 +66,27 @@ def _parser() -> argparse.ArgumentParser:
 
     rp = sub.add_parser("report", help="rebuild results/ tables from stored results (no training)")
     rp.add_argument("--results", default="results")
+    rp.add_argument("--plots", action="store_true", help="also draw one PNG per case into <results>/plots/")
     rp.set_defaults(func=cmd_report)
+
+    from harness.trace import STAGES, STATS  # numpy only: --help stays cheap
+
+    sh = sub.add_parser("show", help="plot a case's per-layer trends, buggy beside patched, into one PNG")
+    sh.add_argument("case", metavar="CASE", help="case id, e.g. so-48385830")
+    sh.add_argument("--results", default="results")
+    sh.add_argument("--out", metavar="PATH", help="where to write the PNG (default <results>/plots/CASE.png)")
+    sh.add_argument("--seed", type=int, default=0)
+    sh.add_argument("--stage", choices=STAGES, default="output", help="stage of the second row's statistic")
+    sh.add_argument("--stat", choices=STATS, default="mean", help="statistic of the second row")
+    sh.set_defaults(func=cmd_show)
+
+    nw = sub.add_parser("new", help="write a new case file from a template that explains every key")
+    nw.add_argument("id", metavar="ID", help="so-<post>, gh-<repo>, or any other lower-case id")
+    nw.add_argument("--cases-dir", default="cases")
+    nw.add_argument("--kind", choices=["stackoverflow", "github", "other"],
+                    help="where the program comes from (default: from the id's prefix)")
+    nw.add_argument("--force", action="store_true", help="overwrite an existing file")
+    nw.set_defaults(func=cmd_new)
     return p
 
 
@@ -110,6 +132,7 @@ def cmd_run(args) -> int:
                        seeds=tuple(range(args.seeds)), variants=tuple(args.variants or cases_mod.VARIANTS),
                        detectors=tuple(args.detectors or registry.DEFAULT), semantics=args.semantics,
                        backend=args.backend, scheduler=args.scheduler, timeout=args.timeout, force=args.force,
+                       replay=args.replay,
                        prune=not args.cases and not args.variants)
     # Cases whose every unit is in the cache trained fine before: only the others need the Keras checks.
     to_check = needs_training(selected, config)
@@ -145,6 +168,38 @@ def cmd_report(args) -> int:
 
     for path in report(args.results):
         print(path)
+    if args.plots:
+        from harness.plots import plot_all
+
+        for path in plot_all(args.results):
+            print(path)
+    return 0
+
+
+def cmd_show(args) -> int:
+    from harness.plots import MissingRun, plot_case
+
+    try:
+        path = plot_case(args.results, args.case, args.out, seed=args.seed, stage=args.stage, stat=args.stat)
+    except MissingRun as exc:
+        print(f"bugbench: {exc}", file=sys.stderr)
+        return 2
+    print(path)
+    return 0
+
+
+def cmd_new(args) -> int:
+    from harness.scaffold import ScaffoldError, new_case, next_steps
+
+    try:
+        path = new_case(args.id, args.cases_dir, kind=args.kind, force=args.force)
+    except ScaffoldError as exc:
+        print(f"bugbench: {exc}", file=sys.stderr)
+        return 2
+    print(path)
+    # Suggest commands spelt the way this one was run (.venv/bin/bugbench when not on PATH).
+    prog = sys.argv[0] if os.path.basename(sys.argv[0]) == "bugbench" else "bugbench"
+    print("next:", *(f"  {step}" for step in next_steps(args.id, path, args.cases_dir, prog)), sep="\n")
     return 0
 
 
