@@ -8,9 +8,12 @@ respect to each layer's output.
 
 Cost is what decides whether a probe is left on, so:
 
-* a tensor's statistics take five reductions, and NaN/Inf counting runs only
-  when the tensor's sum says there is something to count (one concatenated
-  vector with segment reductions was measured 4x slower on CPU);
+* small tensors of the same shape (a kernel, its gradient and its update; an
+  output and its gradient) are stacked, so five reductions serve a whole stack
+  (large ones are reduced alone, which parallelises better), and
+  NaN/Inf counting runs only in a step whose sums say there is something to
+  count (per-tensor reductions cost 2-4x more; one concatenated vector with
+  segment reductions was measured slower still on CPU);
 * each step writes one row into an in-graph buffer of ``chunk`` rows; the
   host reads the buffer once per ``chunk`` batches (and at every epoch end),
   not once per batch. Live detectors use ``chunk=1``.
@@ -33,33 +36,74 @@ from harness.trace import STAGES, STATS, TraceRecorder
 DEFAULT_CHUNK = 64
 
 
-def tensor_stats(t) -> tf.Tensor:
-    """The STATS of one tensor as a float32 vector (NaN propagates into mean/std).
+STACK_LIMIT = 1 << 17  # elements: smaller tensors are stacked, larger ones reduced alone
 
-    A finite sum means no NaN/Inf element, so the usual path makes five passes
-    (sum, squared deviations, min, max, zeros); only a tensor with non-finite
-    values pays for the masked min/max and the NaN/Inf counts.
+
+def stack_groups(tensors) -> list[list[int]]:
+    """Indices of tensors to reduce together: small ones of one static shape (but for the first dimension).
+
+    A kernel, its gradient and its update share a shape, as do a layer's output
+    and its output gradient (and equal layers of a deep stack): on small tensors
+    op count is what a probe pays for, so one reduction over a stack replaces
+    one per tensor. Large tensors are reduced alone: a row-wise reduction over a
+    short stack uses fewer threads than a full one (measured 2x slower).
     """
-    t = tf.reshape(tf.cast(t, tf.float32), [-1])
-    n = tf.cast(tf.size(t), tf.float32)
-    total = tf.reduce_sum(t)
-    mean = total / n
+    groups: dict = {}
+    for i, t in enumerate(tensors):
+        shape = tuple(t.shape)
+        known = all(d is not None for d in shape[1:])
+        size = int(np.prod([d or 64 for d in shape]))  # an unknown batch counted as 64
+        key = shape if known and size <= STACK_LIMIT else ("alone", i)
+        groups.setdefault(key, []).append(i)
+    return list(groups.values())
+
+
+def batched_stats(tensors) -> tf.Tensor:
+    """[tensor, STATS] float32: the statistics of every tensor (NaN propagates into mean/std).
+
+    Finite sums everywhere mean no NaN/Inf element anywhere, so the usual path
+    takes plain min/max; only a step with a non-finite value somewhere pays
+    for masked min/max and NaN/Inf counts (one branch per step, not per tensor).
+    A group is a [k, n] stack reduced along axis 1, or one flat tensor reduced
+    whole (shape [1] results either way).
+    """
+    groups = stack_groups(tensors)
+    flat = [tf.reshape(tf.cast(tensors[idx[0]], tf.float32), [-1]) if len(idx) == 1 else
+            tf.stack([tf.reshape(tf.cast(tensors[i], tf.float32), [-1]) for i in idx]) for idx in groups]
+
+    def red(op, g, values=None):
+        v = g if values is None else values
+        return op(v, axis=1) if len(g.shape) == 2 else op(v)[None]
+
+    sizes = [tf.cast(tf.shape(g)[-1], tf.float32) for g in flat]
+    totals = [red(tf.reduce_sum, g) for g in flat]
+    means = [total / n for total, n in zip(totals, sizes)]
+    stds = [tf.sqrt(red(tf.reduce_sum, g, tf.math.squared_difference(g, m[:, None] if len(g.shape) == 2 else m)) / n)
+            for g, m, n in zip(flat, means, sizes)]
+    zeros = [red(tf.reduce_sum, g, tf.cast(tf.equal(g, 0.0), tf.float32)) / n for g, n in zip(flat, sizes)]
+    finite = tf.reduce_all(tf.math.is_finite(tf.concat(totals, 0)))
 
     def clean():
-        return tf.stack([tf.reduce_min(t), tf.reduce_max(t), 0.0, 0.0])
+        return [tf.stack([red(tf.reduce_min, g), red(tf.reduce_max, g), tf.zeros_like(t), tf.zeros_like(t)], 1)
+                for g, t in zip(flat, totals)]
 
     def dirty():
-        finite = tf.math.is_finite(t)
         big = tf.constant(np.inf, tf.float32)
-        return tf.stack([tf.reduce_min(tf.where(finite, t, big)), tf.reduce_max(tf.where(finite, t, -big)),
-                         tf.reduce_sum(tf.cast(tf.math.is_nan(t), tf.float32)),
-                         tf.reduce_sum(tf.cast(tf.math.is_inf(t), tf.float32))])
+        return [tf.stack([red(tf.reduce_min, g, tf.where(tf.math.is_finite(g), g, big)),
+                          red(tf.reduce_max, g, tf.where(tf.math.is_finite(g), g, -big)),
+                          red(tf.reduce_sum, g, tf.cast(tf.math.is_nan(g), tf.float32)),
+                          red(tf.reduce_sum, g, tf.cast(tf.math.is_inf(g), tf.float32))], 1) for g in flat]
 
-    low, high, nan, inf = tf.unstack(tf.cond(tf.math.is_finite(total), clean, dirty))
-    centred = t - mean
-    std = tf.sqrt(tf.reduce_sum(centred * centred) / n)
-    zero = tf.reduce_sum(tf.cast(tf.equal(t, 0.0), tf.float32)) / n
-    return tf.stack([mean, std, low, high, zero, nan, inf])
+    extra = tf.cond(finite, clean, dirty)
+    rows = [tf.concat([tf.stack([m, s], 1), e[:, :2], z[:, None], e[:, 2:]], 1)  # STATS order
+            for m, s, z, e in zip(means, stds, zeros, extra)]
+    order = [i for idx in groups for i in idx]
+    return tf.gather(tf.concat(rows, 0), np.argsort(order))
+
+
+def tensor_stats(t) -> tf.Tensor:
+    """The STATS of one tensor as a float32 vector."""
+    return batched_stats([t])[0]
 
 
 class Probe(keras.callbacks.Callback):
@@ -176,7 +220,7 @@ class Probe(keras.callbacks.Callback):
             mask.append([t is not None for t in tensors])
             present.extend(t for t in tensors if t is not None)
         self._mask = np.array(mask, bool)
-        computed = tf.stack([tensor_stats(t) for t in present])
+        computed = batched_stats(present)
         # scatter the computed rows into the full [layer * stage] grid
         slots = np.flatnonzero(self._mask.ravel())
         full = tf.scatter_nd(slots[:, None], computed, [self._mask.size, len(STATS)])

@@ -135,3 +135,42 @@ def test_conv_pool_flatten_batchnorm_layers_are_probed():
     assert not trace.applies(6, "output_grad") and trace.applies(5, "output_grad")
     assert trace.meta["value_names"] == ["loss", "accuracy", "learning_rate"]
     assert list(trace.arrays["epoch_index"]) == [0, 1]
+
+
+def numpy_stats(a):
+    a = np.asarray(a, np.float64).ravel()
+    ok = np.isfinite(a)
+    with np.errstate(invalid="ignore"):  # NaN/Inf propagate into mean and std, as in the probe
+        return [a.mean(), a.std(), a[ok].min(), a[ok].max(), np.mean(a == 0), np.isnan(a).sum(),
+                np.isinf(a).sum()]
+
+
+@pytest.mark.parametrize("poison", [False, True])
+def test_stacked_statistics_equal_per_tensor_numpy(poison):
+    """Stacking same-shaped tensors must not mix their statistics up, on the clean and the NaN path."""
+    import tensorflow as tf
+
+    from harness.probe import batched_stats, stack_groups
+
+    rng = np.random.default_rng(0)
+    arrays = [rng.normal(size=(4, 3)), rng.normal(size=(5,)), rng.normal(size=(4, 3)), np.zeros((2, 2)),
+              rng.normal(size=(5,)) * 1e3, np.array([[0.0, 1.0, 2.0]])]
+    if poison:
+        arrays[2][0, 0], arrays[4][1] = np.nan, np.inf
+    tensors = [tf.constant(a, tf.float32) for a in arrays]
+    assert stack_groups(tensors) == [[0, 2], [1, 4], [3], [5]]
+    got = batched_stats(tensors).numpy()
+    want = np.array([numpy_stats(np.float32(a)) for a in arrays])
+    finite = np.isfinite(want)
+    assert np.array_equal(np.isfinite(got), finite)
+    np.testing.assert_allclose(got[finite], want[finite], rtol=1e-5, atol=1e-6)
+
+
+def test_large_tensors_are_reduced_alone():
+    import tensorflow as tf
+
+    from harness.probe import STACK_LIMIT, stack_groups
+
+    big = int(STACK_LIMIT ** 0.5) + 1
+    tensors = [tf.zeros((big, big)), tf.zeros((big, big)), tf.zeros((3, 3)), tf.zeros((3, 3))]
+    assert stack_groups(tensors) == [[0], [1], [2, 3]]
