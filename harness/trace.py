@@ -43,9 +43,8 @@ class TraceRecorder:
     def last_batch_step(self, index: int, final: bool) -> "Step":
         """The most recent batch as a Step, for detectors watching live."""
         epoch, batch, seconds, stats, values, logs = self._batches[-1]
-        masked = np.where(self._mask[:, :, None], stats, np.nan)
-        return Step("batch", index, int(epoch), int(batch), float(seconds), dict(logs),
-                    dict(zip(self.value_names, map(float, values))), masked, final, self._mask)
+        return batch_step(index, epoch, batch, seconds, dict(logs), dict(zip(self.value_names, map(float, values))),
+                          stats, self._mask, final)
 
     def last_epoch_step(self, index: int, final: bool) -> "Step":
         epoch, seconds, logs = self._epochs[-1]
@@ -106,6 +105,12 @@ class Step:
         return self.mask[:, STAGES.index(stage)]
 
 
+def batch_step(index, epoch, batch, seconds, logs: dict, values: dict, stats, mask, final) -> Step:
+    """A batch-end Step; statistics of stages a layer lacks read as NaN."""
+    return Step("batch", index, int(epoch), int(batch), float(seconds), logs, values,
+                np.where(mask[:, :, None], stats, np.nan), bool(final), mask)
+
+
 class Trace:
     def __init__(self, meta: dict, arrays: dict):
         self.meta = meta
@@ -148,10 +153,8 @@ class Trace:
         for e_pos, epoch in enumerate(epochs):
             while i < self.n_batches and a["epoch"][i] == epoch:
                 final = epoch == last_epoch and a["batch"][i] + 1 == steps_per_epoch
-                stats = np.where(mask[:, :, None], a["stats"][i], np.nan)
-                yield Step("batch", index, int(epoch), int(a["batch"][i]), float(a["seconds"][i]),
-                           _row(a["logs"][i], meta["log_names"]), _row(a["values"][i], meta["value_names"]),
-                           stats, final=bool(final), mask=mask)
+                yield batch_step(index, epoch, a["batch"][i], a["seconds"][i], _row(a["logs"][i], meta["log_names"]),
+                                 _row(a["values"][i], meta["value_names"]), a["stats"][i], mask, final)
                 i += 1
                 index += 1
             final = epoch == last_epoch
