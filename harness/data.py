@@ -411,6 +411,36 @@ def bag_of_words(rng, n: int = 5000, vocab: int = 2000, density: float = 0.03, m
     return x, y
 
 
+@source("synthetic.titanic_like")
+def titanic_like(rng, n: int = 891):
+    """Passenger rows shaped like Kaggle Titanic's train.csv after label-encoding every text column
+    (no scaling): Pclass code 0..2, Name code (unique, 0..1308, alphabetical so unrelated to the
+    label), Sex code (0 female, 1 male), Age (missing 20% -> the mean), SibSp code, Parch code,
+    Ticket code 0..928, Fare 0..512, Cabin code (0..185, 'missing' = 186 for most 2nd/3rd class),
+    Embarked code (C 0, Q 1, S 2). Survival follows the published rates by sex and class
+    (about 38% survive); children under 10 survive more often."""
+    pclass = rng.choice(3, n, p=[0.242, 0.207, 0.551])
+    female = rng.uniform(0, 1, n) < np.array([0.435, 0.413, 0.293])[pclass]
+    age = np.clip(rng.normal(np.array([38.0, 30.0, 25.0])[pclass], np.array([14.0, 14.0, 12.0])[pclass]), 0.42, 80)
+    age = np.where(age >= 1, np.round(age), np.round(age, 2))
+    age[rng.uniform(0, 1, n) < 0.2] = np.nan
+    age = np.where(np.isnan(age), np.nanmean(age), age)
+    sibsp = rng.choice(7, n, p=[0.682, 0.235, 0.031, 0.018, 0.020, 0.006, 0.008])
+    parch = rng.choice(7, n, p=[0.761, 0.132, 0.090, 0.006, 0.004, 0.006, 0.001])
+    fare = np.exp(rng.normal(np.log(np.array([60.0, 14.0, 8.5]))[pclass], np.array([0.75, 0.4, 0.45])[pclass]))
+    fare = np.round(np.clip(fare * (1 + 0.3 * sibsp), 0, 512.33), 4)
+    has_cabin = rng.uniform(0, 1, n) < np.array([0.81, 0.09, 0.025])[pclass]
+    cabin = np.where(has_cabin, rng.integers(0, 186, n), 186)
+    embarked = rng.choice(3, n, p=[0.19, 0.09, 0.72])
+    name = rng.permutation(1309)[:n]
+    ticket = rng.integers(0, 929, n)
+    p_survive = np.where(female, np.array([0.97, 0.92, 0.50])[pclass], np.array([0.37, 0.16, 0.135])[pclass])
+    p_survive = np.where(age < 10, np.maximum(p_survive, 0.6), p_survive)
+    y = (rng.uniform(0, 1, n) < p_survive).astype(np.int64)
+    x = np.stack([pclass, name, (~female).astype(int), age, sibsp, parch, ticket, fare, cabin, embarked], axis=1)
+    return x.astype(np.float64), y
+
+
 # --- preprocessing -------------------------------------------------------------
 
 

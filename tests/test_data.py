@@ -163,3 +163,17 @@ def test_bag_of_words():
     assert x.shape == (400, 300) and set(np.unique(x)) <= {0.0, 1.0}
     score = x[:, :50].sum(axis=1) - x[:, 50:100].sum(axis=1)
     assert np.mean((score > 0) == (y == 1)) > 0.8
+
+
+def test_titanic_like_columns_keep_their_label_codes():
+    x, y = data.SOURCES["synthetic.titanic_like"](np.random.default_rng(0), n=891)
+    assert x.shape == (891, 10) and set(np.unique(y)) == {0, 1}
+    assert 0.33 < y.mean() < 0.43  # about 38% survive
+    pclass, name, sex, age, ticket, fare, cabin = x[:, 0], x[:, 1], x[:, 2], x[:, 3], x[:, 6], x[:, 7], x[:, 8]
+    assert set(np.unique(pclass)) == {0, 1, 2} and set(np.unique(sex)) == {0, 1}
+    assert len(np.unique(name)) == 891 and name.max() <= 1308 and name.max() > 1000  # unique, unscaled codes
+    assert ticket.max() <= 928 and 0 <= fare.min() and fare.max() <= 512.33 and 0.42 <= age.min() <= age.max() <= 80
+    assert (cabin == 186).mean() > 0.6 and cabin.max() == 186  # 'missing' is the largest cabin code
+    assert y[sex == 0].mean() > y[sex == 1].mean() + 0.3  # women survive far more often
+    again, _ = data.SOURCES["synthetic.titanic_like"](np.random.default_rng(0), n=891)
+    np.testing.assert_array_equal(x, again)
