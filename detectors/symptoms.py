@@ -75,7 +75,7 @@ class Symptoms(Detector):
     """
 
     name = "symptoms"
-    version = "1"
+    version = "2"
     localizes = True
     suggests = True
     signals = ("values", "facts", "stats:output", "stats:weights", "stats:weight_grad", "stats:update")
@@ -129,7 +129,8 @@ class Symptoms(Detector):
         if self._first_var is None:
             self._first_var = np.where(applies, step.stat("weights", "std").astype(np.float64) ** 2, np.nan)
         with np.errstate(invalid="ignore", divide="ignore"):
-            ratio = np.where(applies & (w > 0), u / w, np.nan)
+            # A zero update says the gradient vanished, not how large the learning rate is.
+            ratio = np.where(applies & (w > 0) & (u > 0), u / w, np.nan)
         if np.isfinite(ratio).any():
             self._ratio = (float(np.nanmin(ratio)), float(np.nanmax(ratio)))
 

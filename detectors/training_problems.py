@@ -47,7 +47,7 @@ class TrainingProblems(Detector):
     """Report AUTOTRAINER's five training problems with the epoch they show in."""
 
     name = "training-problems"
-    version = "1"
+    version = "2"
     localizes = True
     suggests = True  # findings name a fault kind (the repair), never a layer
     signals = ("values", "stats:weight_grad")
@@ -124,7 +124,8 @@ class TrainingProblems(Detector):
         if len(weighted) >= 2:
             norms = grads * np.sqrt(params)
             first, last = norms[weighted[0]], norms[weighted[-1]]
-            ratio = first / last if last > 0 else math.inf
+            # Both zero: nothing flows back at all, which is a vanished gradient, not an exploded one.
+            ratio = first / last if last > 0 else (0.0 if first == 0 else math.inf)
             if ratio < VANISH_RATIO and first < VANISH_NORM:
                 self._report(step, "VANISHING_GRADIENT", f"first layer's gradient norm {first:.2g} is {ratio:.2g} "
                              "of the last layer's")

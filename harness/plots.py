@@ -148,6 +148,8 @@ def finding_label(finding: dict) -> str:
             text += f" ({finding['layer_name']})"
     if finding.get("diagnosis"):
         text += f" -> {finding['diagnosis']}"
+    if finding.get("batch") is None and finding.get("seconds") == 0 and finding.get("step") == 0:
+        return f"{text}, before training"  # a static finding (structure)
     if finding.get("batch") is None:
         return f"{text}, end of epoch {finding['epoch'] + 1}"
     return f"{text}, epoch {finding['epoch'] + 1} batch {finding['batch'] + 1}"

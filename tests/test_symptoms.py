@@ -134,3 +134,12 @@ def test_nan_loss_without_layer_stats_is_reported(detector):
     losses = [1.0] * 10 + [math.nan] * 50
     found = replay(detector(), trace_with(losses=losses))
     assert found and found[0].batch == 4 and found[0].epoch == 1
+
+
+def test_zero_gradients_everywhere_are_vanishing_not_exploding_and_not_a_learning_rate():
+    zero = {(stage, stat, layer): 0.0 for stage in ("weight_grad", "update") for stat in ("mean", "std")
+            for layer in (0, 2)}
+    t = trace_with(zero, accuracy=[0.5] * 60, losses=[0.7] * 60)
+    assert [c for c, *_ in codes(TrainingProblems(), t)][0] == "VANISHING_GRADIENT"
+    found = replay(Symptoms(), t)
+    assert found[0].code == "VANISHING" and found[0].fix_code != "HLR"
