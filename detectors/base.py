@@ -76,6 +76,13 @@ class Detector(LiveHooks):
         return found
 
 
+def persistence_window(meta: dict, window: int, minimum: int) -> int:
+    """Batches a condition must persist: ``window``, shortened to a third of a small budget but not below ``minimum``."""
+    budget = meta.get("budget") or {}
+    total = (budget.get("epochs") or 0) * (budget.get("steps_per_epoch") or 0)
+    return int(min(window, max(minimum, total // 3))) if total else window
+
+
 def replay(detector: Detector, trace) -> list[Finding]:
     """Run ``detector`` over a stored trace from a fresh state; return its findings."""
     detector.reset()

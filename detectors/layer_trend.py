@@ -56,7 +56,7 @@ import math
 
 import numpy as np
 
-from detectors.base import Detector, Finding
+from detectors.base import Detector, Finding, persistence_window
 
 # --- default-mode constants (one set for every case; why each value) ---------
 WINDOW = 20  # batches a condition must persist: longer than the noise of one
@@ -118,11 +118,8 @@ class LayerTrend(Detector):
 
     def start(self, meta: dict) -> None:
         self._layers = list(meta.get("layers") or [])
-        budget = meta.get("budget") or {}
-        total = (budget.get("epochs") or 0) * (budget.get("steps_per_epoch") or 0)
-        self._steps_per_epoch = budget.get("steps_per_epoch")
-        if total:
-            self._window = int(min(WINDOW, max(MIN_WINDOW, total // 3)))
+        self._steps_per_epoch = (meta.get("budget") or {}).get("steps_per_epoch")
+        self._window = persistence_window(meta, WINDOW, MIN_WINDOW)
 
     def observe(self, step) -> list[Finding]:
         if self._done:

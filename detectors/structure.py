@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from detectors.base import Detector
+from detectors.base import Detector, Finding
 
 # Inputs whose magnitude exceeds this are "far outside a normalised range":
 # z-scored features rarely pass 10, while raw pixels (255), prices or counts do.
@@ -248,8 +248,6 @@ class Structure(Detector):
 
     def _finding(self, step, code, message, **kw):
         # Known before the first step: the finding costs no training time.
-        from detectors.base import Finding
-
         found = Finding(self.name, code, message, step.index, 0, None, 0.0, **kw)
         self.findings.append(found)
         return found

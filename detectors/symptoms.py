@@ -36,7 +36,7 @@ import math
 
 import numpy as np
 
-from detectors.base import Detector
+from detectors.base import Detector, persistence_window
 from detectors import structure
 
 WINDOW = 20  # batches a condition must persist (as layer-trend; shortened for small budgets)
@@ -98,20 +98,20 @@ class Symptoms(Detector):
         self._losses: list[float] = []
         self._accs: list[float] = []
         self._nan_done = False
+        self._acts = None  # per-layer layout, read once at the first batch (see _layout)
 
     def start(self, meta: dict) -> None:
         self._layers = list(meta.get("layers") or [])
         self._facts = dict(meta.get("facts") or {})
-        budget = meta.get("budget") or {}
-        total = (budget.get("epochs") or 0) * (budget.get("steps_per_epoch") or 0)
-        if total:
-            self._window = int(min(WINDOW, max(MIN_WINDOW, total // 3)))
+        self._window = persistence_window(meta, WINDOW, MIN_WINDOW)
 
     def observe(self, step):
         if step.kind != "batch" or step.stats is None:
             return []
         if not self._layers:
             self._layers = [{"name": f"layer{i}"} for i in range(step.stats.shape[0])]
+        if self._acts is None:
+            self._layout(step.stats.shape[0])
         before = len(self.findings)
         self._evidence(step)
         if not self._numerical(step):
@@ -192,11 +192,17 @@ class Symptoms(Detector):
         self._runs[check] = runs
         return runs >= self._window
 
+    def _layout(self, n: int) -> None:
+        """Activations, hidden layers and the output layer: fixed for a run, so not recomputed per batch."""
+        self._acts = [layer.get("activation") for layer in self._layers[:n]]
+        out = structure.output_layer(self._layers[:n])
+        self._hidden = np.arange(n) < (out if out is not None else n)
+        self._relu = np.array([a == "relu" for a in self._acts], bool)
+        self._output = structure.output_layer(self._layers)
+
     def _layer_symptoms(self, step) -> None:
         n = step.stats.shape[0]
-        acts = [self._layers[i].get("activation") if i < n else None for i in range(n)]
-        out = structure.output_layer(self._layers[:n]) if self._layers else None
-        hidden = np.arange(n) < (out if out is not None else n)
+        acts, hidden = self._acts, self._hidden
         mean, std = step.stat("output", "mean"), step.stat("output", "std")
         scale = np.maximum(1.0, np.abs(mean))
         prev = self._prev if self._prev is not None else (np.full(n, np.nan), np.full(n, np.nan))
@@ -204,7 +210,7 @@ class Symptoms(Detector):
         self._prev = (mean, std)
         sat = np.array([saturated_fraction(a, m, s) > SATURATED if a in ("sigmoid", "tanh") else False
                         for a, m, s in zip(acts, mean, std)])
-        dead = np.array([a == "relu" for a in acts]) & (step.stat("output", "zero_frac") >= DEAD)
+        dead = self._relu & (step.stat("output", "zero_frac") >= DEAD)
         grad = np.hypot(step.stat("weight_grad", "mean"), step.stat("weight_grad", "std"))
         vanishing = step.applies("weight_grad") & (grad < VANISHING)
         checks = (("UNCHANGED", still, "output", "output does not move for {w} batches"),
@@ -218,7 +224,7 @@ class Symptoms(Detector):
 
     def _output_range(self, step) -> None:
         y = self._facts.get("y") or {}
-        k = structure.output_layer(self._layers) if self._layers else None
+        k = self._output
         if k is None or y.get("min") is None or k >= step.stats.shape[0]:
             return
         act = self._layers[k].get("activation") or "linear"

@@ -101,11 +101,6 @@ def batched_stats(tensors) -> tf.Tensor:
     return tf.gather(tf.concat(rows, 0), np.argsort(order))
 
 
-def tensor_stats(t) -> tf.Tensor:
-    """The STATS of one tensor as a float32 vector."""
-    return batched_stats([t])[0]
-
-
 class Probe(keras.callbacks.Callback):
     """Attach to a compiled model; collects a trace of every training batch.
 
