@@ -38,14 +38,14 @@ class LiveHooks:
         Keras hands every callback the model before training starts; the first
         detector owns the probe (and drives it), later ones read its records.
         """
-        from harness.probe import Probe
+        from harness.probe import StreamingProbe
 
         self.model = model
         shared = getattr(model, "_bugbench_live_probe", None)
         if shared is not None and not shared.started:
             self._probe, self._owns = shared, False
             return
-        self._probe, self._owns = Probe(model, chunk=1), True  # a live detector sees every batch as it ends
+        self._probe, self._owns = StreamingProbe(model, chunk=1), True  # a live detector sees every batch as it ends
         self._probe.set_model(model)
         self._probe.started = False
         object.__setattr__(model, "_bugbench_live_probe", self._probe)  # not a tracked Keras attribute

@@ -17,7 +17,7 @@ from importlib import metadata
 
 from harness.trace import FORMAT, write_atomic
 
-PROBE_VERSION = f"trace-{FORMAT}-probe-3"
+PROBE_VERSION = f"trace-{FORMAT}-probe-4"
 
 
 @functools.lru_cache(maxsize=1)

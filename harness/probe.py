@@ -14,9 +14,12 @@ Cost is what decides whether a probe is left on, so:
   NaN/Inf counting runs only in a step whose sums say there is something to
   count (per-tensor reductions cost 2-4x more; one concatenated vector with
   segment reductions was measured slower still on CPU);
-* each step writes one row into an in-graph buffer of ``chunk`` rows; the
-  host reads the buffer once per ``chunk`` batches (and at every epoch end),
-  not once per batch. Live detectors use ``chunk=1``.
+* each step writes one row into an in-graph buffer that holds a whole
+  epoch; the host reads it at the epoch's end. The batch hook only notes the
+  time and is marked safe for Keras to run asynchronously, as Keras runs a
+  plain fit's hooks (a hook Keras must wait for was measured at 1.3-1.5x on
+  small models, before any statistic). ``StreamingProbe`` reads every
+  ``chunk`` batches instead, for live detectors and epochs of unknown length.
 
 Works for Sequential and functional models whose layers are called once.
 """
@@ -34,6 +37,7 @@ from keras.src.trainers.data_adapters import data_adapter_utils
 from harness.trace import STAGES, STATS, TraceRecorder
 
 DEFAULT_CHUNK = 64
+BUFFER_LIMIT = 256 * 2**20  # bytes: a longer epoch needs a StreamingProbe
 
 
 STACK_LIMIT = 1 << 17  # elements: smaller tensors are stacked, larger ones reduced alone
@@ -58,47 +62,63 @@ def stack_groups(tensors) -> list[list[int]]:
     return list(groups.values())
 
 
+def _size(g, dtype=tf.float32):
+    """Elements per member of a [k, n] group: a number where the shape is static, else a tensor."""
+    n = g.shape[-1]
+    return tf.cast(tf.shape(g)[-1], dtype) if n is None else (float(n) if dtype == tf.float32 else n)
+
+
 def batched_stats(tensors) -> tf.Tensor:
     """[tensor, STATS] float32: the statistics of every tensor (NaN propagates into mean/std).
 
-    Finite sums everywhere mean no NaN/Inf element anywhere, so the usual path
-    takes plain min/max; only a step with a non-finite value somewhere pays
-    for masked min/max and NaN/Inf counts (one branch per step, not per tensor).
-    A group is a [k, n] stack reduced along axis 1, or one flat tensor reduced
-    whole (shape [1] results either way).
+    Each group is a [k, n] matrix (k = 1 for a tensor reduced alone; a
+    reduction along a size-1 axis is a full one) reduced along axis 1, and the
+    divisions are done once over all groups. Finite sums everywhere mean no
+    NaN/Inf element anywhere, so plain min/max stand; only a step with a
+    non-finite value somewhere pays for masked min/max and NaN/Inf counts, in
+    one branch that a healthy step never runs.
     """
     groups = stack_groups(tensors)
-    flat = [tf.reshape(tf.cast(tensors[idx[0]], tf.float32), [-1]) if len(idx) == 1 else
-            tf.stack([tf.reshape(tf.cast(tensors[i], tf.float32), [-1]) for i in idx]) for idx in groups]
-
-    def red(op, g, values=None):
-        v = g if values is None else values
-        return op(v, axis=1) if len(g.shape) == 2 else op(v)[None]
-
-    sizes = [tf.cast(tf.shape(g)[-1], tf.float32) for g in flat]
-    totals = [red(tf.reduce_sum, g) for g in flat]
-    means = [total / n for total, n in zip(totals, sizes)]
-    stds = [tf.sqrt(red(tf.reduce_sum, g, tf.math.squared_difference(g, m[:, None] if len(g.shape) == 2 else m)) / n)
-            for g, m, n in zip(flat, means, sizes)]
-    zeros = [red(tf.reduce_sum, g, tf.cast(tf.equal(g, 0.0), tf.float32)) / n for g, n in zip(flat, sizes)]
-    finite = tf.reduce_all(tf.math.is_finite(tf.concat(totals, 0)))
-
-    def clean():
-        return [tf.stack([red(tf.reduce_min, g), red(tf.reduce_max, g), tf.zeros_like(t), tf.zeros_like(t)], 1)
-                for g, t in zip(flat, totals)]
-
-    def dirty():
-        big = tf.constant(np.inf, tf.float32)
-        return [tf.stack([red(tf.reduce_min, g, tf.where(tf.math.is_finite(g), g, big)),
-                          red(tf.reduce_max, g, tf.where(tf.math.is_finite(g), g, -big)),
-                          red(tf.reduce_sum, g, tf.cast(tf.math.is_nan(g), tf.float32)),
-                          red(tf.reduce_sum, g, tf.cast(tf.math.is_inf(g), tf.float32))], 1) for g in flat]
-
-    extra = tf.cond(finite, clean, dirty)
-    rows = [tf.concat([tf.stack([m, s], 1), e[:, :2], z[:, None], e[:, 2:]], 1)  # STATS order
-            for m, s, z, e in zip(means, stds, zeros, extra)]
+    flat = [tf.stack([tf.reshape(tf.cast(tensors[i], tf.float32), [-1]) for i in idx]) if len(idx) > 1 else
+            tf.reshape(tf.cast(tensors[idx[0]], tf.float32), [1, -1]) for idx in groups]
+    parts = {key: [] for key in ("sum", "ss", "zeros", "min", "max")}
+    counts = []  # elements per tensor: numbers where static, so dividing by them builds no ops
+    for g in flat:
+        n = _size(g)
+        counts.append(tf.fill(tf.shape(g)[:1], n) if tf.is_tensor(n) else np.full(g.shape[0], n, np.float32))
+        total = tf.reduce_sum(g, axis=1, keepdims=True)
+        parts["sum"].append(total)
+        parts["ss"].append(tf.reduce_sum(tf.math.squared_difference(g, total / n), axis=1, keepdims=True))
+        parts["zeros"].append(tf.reduce_sum(tf.cast(tf.equal(g, 0.0), tf.float32), axis=1, keepdims=True))
+        parts["min"].append(tf.reduce_min(g, axis=1, keepdims=True))
+        parts["max"].append(tf.reduce_max(g, axis=1, keepdims=True))
+    col = {key: tf.concat(v, 0) for key, v in parts.items()}  # each [tensor, 1], in group order
+    col["n"] = (tf.constant(np.concatenate(counts)) if all(isinstance(c, np.ndarray) for c in counts)
+                else tf.concat([tf.cast(c, tf.float32) for c in counts], 0))[:, None]
+    plain = tf.concat([col["min"], col["max"], tf.zeros_like(col["min"]), tf.zeros_like(col["min"])], 1)
+    extra = tf.cond(tf.reduce_all(tf.math.is_finite(col["sum"])), lambda: plain, lambda: _non_finite(flat))
+    rows = tf.concat([col["sum"] / col["n"], tf.sqrt(col["ss"] / col["n"]), extra[:, :2],
+                      col["zeros"] / col["n"], extra[:, 2:]], 1)  # STATS order
     order = [i for idx in groups for i in idx]
-    return tf.gather(tf.concat(rows, 0), np.argsort(order))
+    return tf.gather(rows, np.argsort(order))
+
+
+def _non_finite(flat) -> tf.Tensor:
+    """[tensor, 4]: min and max of the finite values, NaN count, Inf count (tensors in group order).
+
+    Group by group: one concatenation of every tensor with segment reductions
+    over it was measured to add 400 MB to the largest case's fit (3.9M-weight
+    kernel), although healthy steps never take this branch.
+    """
+    big = tf.constant(np.inf, tf.float32)
+    out = []
+    for g in flat:
+        finite = tf.math.is_finite(g)
+        out.append(tf.concat([tf.reduce_min(tf.where(finite, g, big), axis=1, keepdims=True),
+                              tf.reduce_max(tf.where(finite, g, -big), axis=1, keepdims=True),
+                              tf.reduce_sum(tf.cast(tf.math.is_nan(g), tf.float32), axis=1, keepdims=True),
+                              tf.reduce_sum(tf.cast(tf.math.is_inf(g), tf.float32), axis=1, keepdims=True)], 1))
+    return tf.concat(out, 0)
 
 
 class Probe(keras.callbacks.Callback):
@@ -110,28 +130,51 @@ class Probe(keras.callbacks.Callback):
         model.fit(x, y, epochs=3, callbacks=[probe])
         trace = probe.recorder.finish(meta)
 
+    The epoch's length must be known (arrays, or ``steps_per_epoch``); use
+    ``StreamingProbe`` otherwise.
+
     Args:
         model: a compiled Sequential or functional model.
-        chunk: batches buffered in-graph between two reads by the host.
     """
 
-    def __init__(self, model: keras.Model, chunk: int = DEFAULT_CHUNK):
+    chunk = None  # rows the host reads at once; None: a whole epoch
+    # The batch hook only notes the time. Keras then runs it in a worker thread,
+    # as it runs the default hooks of a plain fit, once the step's logs are
+    # ready: the step's end. A hook Keras must wait for costs 1.3-1.5x on small
+    # models; an in-graph clock (tf.timestamp) is refused under op determinism.
+    async_safe = True
+
+    def __init__(self, model: keras.Model):
         super().__init__()
         self.layers = [layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)]
         self._graph = model._functional if isinstance(model, keras.Sequential) else model
         if not hasattr(self._graph, "_run_through_graph"):
             raise TypeError("the probe needs a Sequential or functional model")
-        self.chunk = max(1, int(chunk))
         self.recorder = None
-        self._buffer = None  # [chunk, row] written by the step; made on its first trace
+        self._buffer = None  # [rows, row width] written by the step
+        self._width = 0
         self._cursor = tf.Variable(0, trainable=False, dtype=tf.int32)
         self._mask = None  # [layer, stage], known once the step is traced
         self._value_names: list[str] = []
         self._log_names: list[str] = []
         self._pending: list[tuple] = []  # (epoch, batch, seconds) of rows not yet read
         self._epoch = 0
+        self._install(model)
+        if self.chunk is not None:
+            self._make_buffer(self.chunk)
+
+    def _install(self, model) -> None:
         model.train_step = self._train_step
         model.train_function = None  # make Keras rebuild it around our step
+
+    def _make_buffer(self, rows: int) -> None:
+        """Create the buffer outside any trace: a variable made while tracing costs tf.function a second trace.
+
+        Its width (statistics present, metrics) is only known in the trace,
+        which sets it without adding a graph op (``_write``).
+        """
+        self._rows, self._width = rows, 0
+        self._buffer = tf.Variable(tf.zeros([rows, 0]), shape=tf.TensorShape([rows, None]), trainable=False)
 
     # -- the training step ----------------------------------------------------
 
@@ -163,14 +206,14 @@ class Probe(keras.callbacks.Callback):
         return logs
 
     def _write(self, row, log_names) -> None:
-        if self._buffer is None:
-            # The value names are only known once Keras has built the metrics,
-            # during the first trace of this step; tf.function allows variables
-            # created on the first trace only.
-            self._value_names = ["loss", *[m.name for m in self._mean_metrics()], "learning_rate"]
-            self._log_names = log_names
-            self._buffer = tf.Variable(tf.zeros([self.chunk, row.shape[0]]), trainable=False)
-        self._buffer.scatter_nd_update([[self._cursor % self.chunk]], row[None])
+        # Names are known once Keras has built the metrics, i.e. in the trace.
+        self._value_names = ["loss", *[m.name for m in self._mean_metrics()], "learning_rate"]
+        self._log_names = log_names
+        if self._width != row.shape[0]:
+            with tf.init_scope():  # runs now, eagerly: the graph only writes rows
+                self._buffer.assign(tf.zeros([self._rows, row.shape[0]]))
+            self._width = row.shape[0]
+        self._buffer.scatter_nd_update([[self._cursor % self._rows]], row[None])
         self._cursor.assign_add(1)
 
     def _forward(self, x, tape):
@@ -204,7 +247,7 @@ class Probe(keras.callbacks.Callback):
         return [layer.trainable_weights[0] for layer in self.layers if layer.trainable_weights]
 
     def _stats(self, weights, weight_grads, outputs, output_grads, kernels_before) -> tf.Tensor:
-        """[layer, stage, stat] for this step; stages a layer lacks are zeros (and masked)."""
+        """[present stage, stat] for this step; the host scatters them into the [layer, stage] grid."""
         by_path = {w.path: (w, g) for w, g in zip(weights, weight_grads)}
         present, mask = [], []
         for layer, out, out_grad in zip(self.layers, outputs, output_grads):
@@ -215,11 +258,7 @@ class Probe(keras.callbacks.Callback):
             mask.append([t is not None for t in tensors])
             present.extend(t for t in tensors if t is not None)
         self._mask = np.array(mask, bool)
-        computed = batched_stats(present)
-        # scatter the computed rows into the full [layer * stage] grid
-        slots = np.flatnonzero(self._mask.ravel())
-        full = tf.scatter_nd(slots[:, None], computed, [self._mask.size, len(STATS)])
-        return tf.reshape(full, [len(self.layers), len(STAGES), len(STATS)])
+        return batched_stats(present)
 
     # -- per-batch metric values ----------------------------------------------
 
@@ -255,6 +294,24 @@ class Probe(keras.callbacks.Callback):
         super().set_model(model)
         self._model_ref = model
 
+    def set_params(self, params):
+        """Size the buffer for this fit's epoch (Keras sets params before it builds the step)."""
+        super().set_params(params)
+        if self.chunk is not None:
+            return
+        steps = (params or {}).get("steps")
+        if not steps:
+            raise ValueError("Probe needs the epoch's length (fit on arrays, or pass steps_per_epoch); "
+                             "use StreamingProbe(model, chunk=N) for data of unknown length")
+        width = len(self.layers) * len(STAGES) * len(STATS) + 16
+        if steps * width * 4 > BUFFER_LIMIT:
+            raise ValueError(f"an epoch of {steps} batches would need {steps * width * 4 / 2**20:.0f} MB of probe "
+                             "buffer; use StreamingProbe(model, chunk=N)")
+        if self._buffer is None or steps > self._rows:
+            if self._buffer is not None:
+                self._install(self._model_ref)  # a longer epoch than the step was built for: rebuild it
+            self._make_buffer(steps)
+
     def on_train_begin(self, logs=None):
         self.recorder = None
         self._pending = []
@@ -266,28 +323,52 @@ class Probe(keras.callbacks.Callback):
 
     def on_train_batch_end(self, batch, logs=None):
         self._pending.append((self._epoch, batch, time.perf_counter() - self._t0))
-        if len(self._pending) >= self.chunk:
-            self.flush()
 
     def on_epoch_end(self, epoch, logs=None):
-        self.flush()
+        self.flush()  # Keras has waited for the batch hooks of this epoch
         if self.recorder is not None:
             self.recorder.add_epoch(epoch=epoch, seconds=time.perf_counter() - self._t0, logs=logs or {})
 
     def flush(self) -> None:
         """Move the buffered rows to the recorder (one read of the in-graph buffer)."""
-        if not self._pending or self._buffer is None:
+        if not self._pending or not self._width:
             return
+        if len(self._pending) > self._rows:
+            raise RuntimeError(f"the probe buffer holds {self._rows} batches, {len(self._pending)} ran")
         if self.recorder is None:
             self.recorder = TraceRecorder([layer.name for layer in self.layers], self._value_names)
+        self._pending.sort()  # Keras's worker threads may have run two batch hooks out of order
         rows = self._buffer.numpy()[: len(self._pending)]
         self._cursor.assign(0)
-        n_stats = self._mask.size * len(STATS)
-        n_values = len(self._value_names)
-        for (epoch, batch, seconds), row in zip(self._pending, rows):
-            stats = row[:n_stats].reshape(len(self.layers), len(STAGES), len(STATS))
+        slots = np.flatnonzero(self._mask.ravel())
+        n_stats, n_values = slots.size * len(STATS), len(self._value_names)
+        stats = np.zeros((len(rows), self._mask.size, len(STATS)), np.float32)
+        stats[:, slots] = rows[:, :n_stats].reshape(len(rows), slots.size, len(STATS))
+        stats = stats.reshape(len(rows), len(self.layers), len(STAGES), len(STATS))
+        for (epoch, batch, seconds), row, grid in zip(self._pending, rows, stats):
             values = row[n_stats:n_stats + n_values]
             logs = dict(zip(self._log_names, map(float, row[n_stats + n_values:])))
-            self.recorder.add_batch(epoch=epoch, batch=batch, seconds=seconds, stats=stats, mask=self._mask,
+            self.recorder.add_batch(epoch=epoch, batch=batch, seconds=seconds, stats=grid, mask=self._mask,
                                     values=values, logs=logs)
         self._pending = []
+
+
+class StreamingProbe(Probe):
+    """A probe whose host reads the buffer every ``chunk`` batches, through a per-batch hook.
+
+    For live detectors (``chunk=1``: each batch is seen as it ends) and for data
+    whose epoch length is unknown or too long to buffer. The per-batch hook
+    makes Keras wait for every step, which costs more than the whole-epoch
+    buffer of ``Probe``.
+    """
+
+    def __init__(self, model: keras.Model, chunk: int = DEFAULT_CHUNK):
+        self.chunk = max(1, int(chunk))
+        super().__init__(model)
+
+    async_safe = False  # it reads the buffer: Keras must call it between steps
+
+    def on_train_batch_end(self, batch, logs=None):
+        super().on_train_batch_end(batch, logs)
+        if len(self._pending) >= self.chunk:
+            self.flush()

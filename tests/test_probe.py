@@ -145,9 +145,13 @@ def numpy_stats(a):
                 np.isinf(a).sum()]
 
 
+@pytest.mark.parametrize("unknown_batch", [False, True])
 @pytest.mark.parametrize("poison", [False, True])
-def test_stacked_statistics_equal_per_tensor_numpy(poison):
-    """Stacking same-shaped tensors must not mix their statistics up, on the clean and the NaN path."""
+def test_stacked_statistics_equal_per_tensor_numpy(poison, unknown_batch):
+    """Stacking same-shaped tensors must not mix their statistics up, on the clean and the NaN path.
+
+    With ``unknown_batch`` the step is traced as Keras traces it: a batch of 4 rows is an unknown dimension.
+    """
     import tensorflow as tf
 
     from harness.probe import batched_stats, stack_groups
@@ -159,7 +163,11 @@ def test_stacked_statistics_equal_per_tensor_numpy(poison):
         arrays[2][0, 0], arrays[4][1] = np.nan, np.inf
     tensors = [tf.constant(a, tf.float32) for a in arrays]
     assert stack_groups(tensors) == [[0, 2], [1, 4], [3], [5]]
-    got = batched_stats(tensors).numpy()
+    if unknown_batch:
+        spec = [tf.TensorSpec([None if t.shape[0] == 4 else t.shape[0], *t.shape[1:]], tf.float32) for t in tensors]
+        got = tf.function(lambda *ts: batched_stats(list(ts)), input_signature=spec)(*tensors).numpy()
+    else:
+        got = batched_stats(tensors).numpy()
     want = np.array([numpy_stats(np.float32(a)) for a in arrays])
     finite = np.isfinite(want)
     assert np.array_equal(np.isfinite(got), finite)
