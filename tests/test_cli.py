@@ -3,6 +3,8 @@
 import subprocess
 import sys
 
+import pytest
+
 from harness import cli
 
 BAD = "tests/fixtures/bad_cases"
@@ -16,6 +18,15 @@ def test_help_does_not_import_tensorflow():
             "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules, 'TF imported'\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
+
+
+def test_run_help_names_the_default_detectors(capsys):
+    from detectors import registry
+
+    with pytest.raises(SystemExit):
+        cli.main(["run", "--help"])
+    text = "".join(capsys.readouterr().out.split())  # argparse wraps lines, also at hyphens
+    assert "default:" + ",".join(registry.DEFAULT) + ")" in text
 
 
 def test_validate_reports_every_bad_file_with_line(capsys):
