@@ -159,6 +159,7 @@ class Probe(keras.callbacks.Callback):
         self._log_names: list[str] = []
         self._pending: list[tuple] = []  # (epoch, batch, seconds) of rows not yet read
         self._epoch = 0
+        self._per_call = 1  # training steps per batch hook (Keras's steps_per_execution)
         self._install(model)
         if self.chunk is not None:
             self._make_buffer(self.chunk)
@@ -297,6 +298,7 @@ class Probe(keras.callbacks.Callback):
     def set_params(self, params):
         """Size the buffer for this fit's epoch (Keras sets params before it builds the step)."""
         super().set_params(params)
+        self._per_call = int(getattr(self._model_ref, "steps_per_execution", 1) or 1)
         if self.chunk is not None:
             return
         steps = (params or {}).get("steps")
@@ -330,22 +332,31 @@ class Probe(keras.callbacks.Callback):
             self.recorder.add_epoch(epoch=epoch, seconds=time.perf_counter() - self._t0, logs=logs or {})
 
     def flush(self) -> None:
-        """Move the buffered rows to the recorder (one read of the in-graph buffer)."""
+        """Move the buffered rows to the recorder (one read of the in-graph buffer).
+
+        Keras calls the batch hook once per execution, with the execution's last
+        batch (``steps_per_execution`` > 1 runs several steps per call), so rows
+        are numbered on from the first hook's execution and timed by the hook that ended them.
+        """
         if not self._pending or not self._width:
             return
-        if len(self._pending) > self._rows:
-            raise RuntimeError(f"the probe buffer holds {self._rows} batches, {len(self._pending)} ran")
+        count = int(self._cursor.numpy())
+        if count > self._rows:
+            raise RuntimeError(f"the probe buffer holds {self._rows} batches, {count} ran")
         if self.recorder is None:
             self.recorder = TraceRecorder([layer.name for layer in self.layers], self._value_names)
-        self._pending.sort()  # Keras's worker threads may have run two batch hooks out of order
-        rows = self._buffer.numpy()[: len(self._pending)]
+        hooks = sorted(self._pending)  # Keras's worker threads may have run two batch hooks out of order
+        epoch, first = hooks[0][0], max(0, hooks[0][1] - self._per_call + 1)
+        ends = np.array([h[1] for h in hooks])
+        rows = self._buffer.numpy()[:count]
         self._cursor.assign(0)
         slots = np.flatnonzero(self._mask.ravel())
         n_stats, n_values = slots.size * len(STATS), len(self._value_names)
-        stats = np.zeros((len(rows), self._mask.size, len(STATS)), np.float32)
-        stats[:, slots] = rows[:, :n_stats].reshape(len(rows), slots.size, len(STATS))
-        stats = stats.reshape(len(rows), len(self.layers), len(STAGES), len(STATS))
-        for (epoch, batch, seconds), row, grid in zip(self._pending, rows, stats):
+        stats = np.zeros((count, self._mask.size, len(STATS)), np.float32)
+        stats[:, slots] = rows[:, :n_stats].reshape(count, slots.size, len(STATS))
+        stats = stats.reshape(count, len(self.layers), len(STAGES), len(STATS))
+        for batch, row, grid in zip(range(first, first + count), rows, stats):
+            seconds = hooks[min(int(np.searchsorted(ends, batch)), len(hooks) - 1)][2]
             values = row[n_stats:n_stats + n_values]
             logs = dict(zip(self._log_names, map(float, row[n_stats + n_values:])))
             self.recorder.add_batch(epoch=epoch, batch=batch, seconds=seconds, stats=grid, mask=self._mask,
@@ -370,5 +381,11 @@ class StreamingProbe(Probe):
 
     def on_train_batch_end(self, batch, logs=None):
         super().on_train_batch_end(batch, logs)
-        if len(self._pending) >= self.chunk:
+        if (len(self._pending) + 1) * self._per_call > self.chunk:  # the next call could overrun the buffer
             self.flush()
+
+    def set_params(self, params):
+        super().set_params(params)
+        if self._per_call > self.chunk:
+            raise ValueError(f"StreamingProbe(chunk={self.chunk}) cannot hold the {self._per_call} steps Keras runs "
+                             "per call (steps_per_execution); use a chunk at least that large")

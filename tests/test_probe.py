@@ -182,3 +182,24 @@ def test_large_tensors_are_reduced_alone():
     big = int(STACK_LIMIT ** 0.5) + 1
     tensors = [tf.zeros((big, big)), tf.zeros((big, big)), tf.zeros((3, 3)), tf.zeros((3, 3))]
     assert stack_groups(tensors) == [[0], [1], [2, 3]]
+
+
+@pytest.mark.parametrize("streaming", [False, True])
+def test_steps_per_execution_keeps_every_batch(streaming):
+    """Keras calls the batch hook once per execution; the trace must still have one row per batch."""
+    from harness.probe import StreamingProbe
+
+    def fit(per_call):
+        keras.utils.set_random_seed(0)
+        model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, activation="relu"), keras.layers.Dense(1)])
+        model.compile(loss="mse", optimizer="sgd", steps_per_execution=per_call)
+        probe = StreamingProbe(model, chunk=4) if streaming else Probe(model)
+        x = np.random.default_rng(0).normal(size=(70, 4)).astype("float32")
+        model.fit(x, x[:, :1], batch_size=10, epochs=2, shuffle=False, verbose=0, callbacks=[probe])
+        return probe.recorder.finish({})
+
+    one, three = fit(1), fit(3)
+    assert list(three.arrays["batch"]) == list(one.arrays["batch"]) == list(range(7)) * 2
+    assert list(three.arrays["epoch"]) == [0] * 7 + [1] * 7
+    np.testing.assert_allclose(three.arrays["stats"], one.arrays["stats"], rtol=1e-5, atol=1e-6)
+    assert np.all(np.diff(three.arrays["seconds"][:7]) >= 0)
