@@ -215,7 +215,8 @@ class Probe(keras.callbacks.Callback):
                 self._buffer.assign(tf.zeros([self._rows, row.shape[0]]))
             self._width = row.shape[0]
         self._buffer.scatter_nd_update([[self._cursor % self._rows]], row[None])
-        self._cursor.assign_add(1)
+        with tf.control_dependencies([row]):  # a step that fails (end of data) must not count
+            self._cursor.assign_add(1)
 
     def _forward(self, x, tape):
         """Run the model's graph, watching and keeping every probed layer's output."""
@@ -373,11 +374,11 @@ class StreamingProbe(Probe):
     buffer of ``Probe``.
     """
 
+    async_safe = False  # it reads the buffer: Keras must call it between steps
+
     def __init__(self, model: keras.Model, chunk: int = DEFAULT_CHUNK):
         self.chunk = max(1, int(chunk))
         super().__init__(model)
-
-    async_safe = False  # it reads the buffer: Keras must call it between steps
 
     def on_train_batch_end(self, batch, logs=None):
         super().on_train_batch_end(batch, logs)

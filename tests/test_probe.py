@@ -203,3 +203,28 @@ def test_steps_per_execution_keeps_every_batch(streaming):
     assert list(three.arrays["epoch"]) == [0] * 7 + [1] * 7
     np.testing.assert_allclose(three.arrays["stats"], one.arrays["stats"], rtol=1e-5, atol=1e-6)
     assert np.all(np.diff(three.arrays["seconds"][:7]) >= 0)
+
+
+def test_unknown_epoch_length_needs_a_streaming_probe():
+    import tensorflow as tf
+
+    from harness.probe import StreamingProbe
+
+    def data():
+        rng = np.random.default_rng(0)
+        for _ in range(5):
+            x = rng.normal(size=(8, 4)).astype("float32")
+            yield x, x[:, :1]
+
+    def dataset():
+        spec = (tf.TensorSpec([None, 4], tf.float32), tf.TensorSpec([None, 1], tf.float32))
+        return tf.data.Dataset.from_generator(data, output_signature=spec)
+
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
+    model.compile(loss="mse", optimizer="sgd")
+    with pytest.raises(ValueError, match="StreamingProbe"):
+        model.fit(dataset(), epochs=1, verbose=0, callbacks=[Probe(model)])
+    probe = StreamingProbe(model, chunk=2)
+    model.fit(dataset(), epochs=2, verbose=0, callbacks=[probe])
+    trace = probe.recorder.finish({})
+    assert list(trace.arrays["batch"]) == [0, 1, 2, 3, 4] * 2
