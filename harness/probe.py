@@ -62,10 +62,10 @@ def stack_groups(tensors) -> list[list[int]]:
     return list(groups.values())
 
 
-def _size(g, dtype=tf.float32):
-    """Elements per member of a [k, n] group: a number where the shape is static, else a tensor."""
+def _size(g):
+    """Elements per member of a [k, n] group: a float where the shape is static, else a float32 tensor."""
     n = g.shape[-1]
-    return tf.cast(tf.shape(g)[-1], dtype) if n is None else (float(n) if dtype == tf.float32 else n)
+    return tf.cast(tf.shape(g)[-1], tf.float32) if n is None else float(n)
 
 
 def batched_stats(tensors) -> tf.Tensor:
