@@ -411,6 +411,28 @@ def bag_of_words(rng, n: int = 5000, vocab: int = 2000, density: float = 0.03, m
     return x, y
 
 
+@source("synthetic.reviews")
+def reviews(rng, n: int = 7000, vocab: int = 10000, length: float = 150.0, sentiment_words: int = 1000,
+            strength: float = 2.5, label_noise: float = 0.2):
+    """Multi-hot reviews (IMDB-like): word frequencies follow Zipf's law (p ~ 1/(rank + 10));
+    ``sentiment_words`` random words lean positive or negative (log-odds ~ N(0, ``strength``)),
+    each review draws Poisson(``length``) words from its label's tilted frequencies, then a
+    ``label_noise`` share of labels is flipped. The many rare words let a net without
+    regularisation memorise its training reviews within a few epochs, as on IMDB."""
+    freq = 1.0 / (np.arange(vocab) + 10.0)
+    lean = np.zeros(vocab)
+    lean[rng.choice(vocab, sentiment_words, replace=False)] = rng.normal(0, strength, sentiment_words)
+    y = rng.integers(0, 2, n)
+    x = np.zeros((n, vocab), np.float32)
+    for label, sign in ((0, -1.0), (1, 1.0)):
+        q = freq * np.exp(sign * lean / 2)
+        rows = np.flatnonzero(y == label)
+        counts = rng.poisson(length, rows.size)
+        x[np.repeat(rows, counts), rng.choice(vocab, counts.sum(), p=q / q.sum())] = 1.0
+    flip = rng.uniform(0, 1, n) < label_noise
+    return x, np.where(flip, 1 - y, y).astype(np.int64)
+
+
 @source("synthetic.titanic_like")
 def titanic_like(rng, n: int = 891):
     """Passenger rows shaped like Kaggle Titanic's train.csv after label-encoding every text column

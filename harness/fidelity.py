@@ -11,7 +11,7 @@ LEGEND = (
     "Per case, over the seeds run: `buggy shows` / `patched shows` = in how many seeds the case's symptom "
     "showed; `reproduced` = yes when the symptom shows in most buggy seeds and in few patched ones, no when "
     "not, flaky when the seeds disagree on the verdict; n/a for cases without a symptom (no real bug). Final "
-    "loss and accuracy are medians over seeds; `reported` are the values of the original post or paper "
+    "training loss, validation loss (cases with a validation split) and accuracy are medians over seeds; `reported` are the values of the original post or paper "
     "(before → after), measured on the original data with the original budget."
 )
 
@@ -28,6 +28,8 @@ def fidelity(runs: pd.DataFrame, records: list[dict]) -> pd.DataFrame:
             "case": case_id, "status": case.get("status", "valid"), "symptom": _symptom(case["symptom"]),
             "buggy shows": _count(buggy), "patched shows": _count(patched),
             "buggy loss": _median(buggy, "final_loss"), "patched loss": _median(patched, "final_loss"),
+            "buggy val loss": _median(buggy, "final_val_loss", absent=None),
+            "patched val loss": _median(patched, "final_val_loss", absent=None),
             "buggy acc": _median(buggy, "final_accuracy"), "patched acc": _median(patched, "final_accuracy"),
             "reported loss": _reported(case, "loss"), "reported acc": _reported(case, "acc"),
             "reproduced": verdict(case["symptom"]["kind"], buggy, patched),
@@ -70,10 +72,13 @@ def _count(df: pd.DataFrame) -> str:
     return f"{int(shown.astype(bool).sum())}/{len(shown)}" if len(shown) else "–"
 
 
-def _median(df: pd.DataFrame, col: str):
+def _median(df: pd.DataFrame, col: str, absent="nan"):
+    """Median over seeds; ``absent`` where every seed's value is NaN (a NaN loss, or no such log)."""
+    if col not in df:
+        return None
     values = pd.to_numeric(df[col], errors="coerce")
     if values.isna().all():
-        return "nan" if len(values) else None
+        return absent if len(values) else None
     return float(f"{values.median():.4g}")
 
 

@@ -35,6 +35,7 @@ SYMPTOMS = (
     "loss_at_least",  # final loss >= value
     "loss_ratio_at_least",  # final loss >= value x the patched variant's final loss
     "accuracy_gap_at_least",  # patched accuracy - buggy accuracy >= value
+    "overfit_gap_at_least",  # final val_loss - final (training) loss >= value
     "none",  # the case has no symptom (negative control)
 )
 

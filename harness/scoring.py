@@ -114,7 +114,8 @@ def runs(records: list[dict]) -> pd.DataFrame:
                      "case_status": rec["case"].get("status", "valid"), "semantics": rec.get("semantics"),
                      "symptom": rec["case"]["symptom"]["kind"], "symptom_shown": shown,
                      "final_loss": symptoms.final(summary, "loss"),
-                     "final_accuracy": symptoms.final(summary, "accuracy"),
+                     "final_accuracy": symptoms.final_accuracy(summary),
+                     "final_val_loss": symptoms.final(summary, "val_loss"),
                      "loss_nonfinite": summary.get("loss_nonfinite"), "epochs": summary.get("epochs"),
                      "batches": summary.get("batches"), "fit_seconds": rec.get("fit_seconds"),
                      "data": (rec.get("data") or {}).get("source"), "error": rec.get("error")})

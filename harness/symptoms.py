@@ -14,6 +14,18 @@ def final(summary: dict, name: str) -> float:
         return math.nan
 
 
+ACCURACY_NAMES = ("accuracy", "binary_accuracy", "categorical_accuracy", "sparse_categorical_accuracy")
+
+
+def final_accuracy(summary: dict) -> float:
+    """The final accuracy under whichever name the case's metric logs it (``accuracy`` first)."""
+    for name in ACCURACY_NAMES:
+        value = final(summary, name)
+        if not math.isnan(value):
+            return value
+    return math.nan
+
+
 def shows(symptom: dict, summary: dict, patched_summary: dict | None = None) -> bool | None:
     """Whether a run with ``summary`` shows ``symptom``; None when it cannot be told.
 
@@ -21,7 +33,7 @@ def shows(symptom: dict, summary: dict, patched_summary: dict | None = None) -> 
     symptoms that compare against it.
     """
     kind, value = symptom["kind"], symptom.get("value")
-    loss, acc = final(summary, "loss"), final(summary, "accuracy")
+    loss, acc = final(summary, "loss"), final_accuracy(summary)
     if kind == "none":
         return None
     if kind == "nan_loss":
@@ -30,12 +42,16 @@ def shows(symptom: dict, summary: dict, patched_summary: dict | None = None) -> 
         return None if math.isnan(acc) else acc <= value
     if kind == "loss_at_least":
         return (not math.isfinite(loss)) or loss >= value
+    if kind == "overfit_gap_at_least":
+        # Overfitting as a Keras user sees it: validation loss well above training loss.
+        val = final(summary, "val_loss")
+        return None if math.isnan(val) or math.isnan(loss) else val - loss >= value
     if patched_summary is None:
         return None
     if kind == "loss_ratio_at_least":
         ref = final(patched_summary, "loss")
         return (not math.isfinite(loss)) or (math.isfinite(ref) and loss >= value * ref)
     if kind == "accuracy_gap_at_least":
-        ref = final(patched_summary, "accuracy")
+        ref = final_accuracy(patched_summary)
         return None if math.isnan(acc) or math.isnan(ref) else ref - acc >= value
     raise ValueError(f"unknown symptom kind {kind!r}")

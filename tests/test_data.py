@@ -165,6 +165,22 @@ def test_bag_of_words():
     assert np.mean((score > 0) == (y == 1)) > 0.8
 
 
+def test_reviews_have_zipfian_words_and_a_learnable_but_noisy_label():
+    x, y = data.SOURCES["synthetic.reviews"](np.random.default_rng(0), n=2000, vocab=3000, length=100,
+                                             sentiment_words=300, label_noise=0.2)
+    assert x.shape == (2000, 3000) and set(np.unique(x)) <= {0.0, 1.0} and set(np.unique(y)) == {0, 1}
+    df = x.mean(axis=0)
+    assert df[:10].mean() > 20 * df[-1000:].mean()  # frequent head, long tail of rare words
+    assert 60 < x.sum(axis=1).mean() < 100  # ~100 draws per review, repeats collapse
+    # Naive Bayes on half the reviews beats chance on the other half but not the 20% label noise.
+    pos, neg = x[:1000][y[:1000] == 1].mean(0) + 1e-3, x[:1000][y[:1000] == 0].mean(0) + 1e-3
+    pred = x[1000:] @ (np.log(pos) - np.log(neg)) > 0
+    assert 0.65 < np.mean(pred == (y[1000:] == 1)) < 0.85
+    again, _ = data.SOURCES["synthetic.reviews"](np.random.default_rng(0), n=2000, vocab=3000, length=100,
+                                                 sentiment_words=300, label_noise=0.2)
+    np.testing.assert_array_equal(x, again)
+
+
 def test_titanic_like_columns_keep_their_label_codes():
     x, y = data.SOURCES["synthetic.titanic_like"](np.random.default_rng(0), n=891)
     assert x.shape == (891, 10) and set(np.unique(y)) == {0, 1}
