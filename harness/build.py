@@ -62,7 +62,8 @@ def compile_model(model: keras.Model, compile_spec: dict, semantics: str = "kera
     loss = keras.losses.get(to_keras_objects(compile_spec["loss"]))
     optimizer = keras.optimizers.get(to_keras_objects(compile_spec["optimizer"]))
     metrics = [resolve_metric(m, compile_spec["loss"], model, semantics) for m in compile_spec.get("metrics", [])]
-    model.compile(loss=loss, optimizer=optimizer, metrics=metrics)
+    model.compile(loss=loss, optimizer=optimizer, metrics=metrics,
+                  steps_per_execution=compile_spec.get("steps_per_execution", 1))
 
 
 def resolve_metric(metric, loss_spec, model: keras.Model, semantics: str):

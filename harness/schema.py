@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_serializer, model_validator
 
 # DeepCrime-style fault codes used in `truth.faults[].code`.
 FAULT_CODES = {
@@ -121,6 +121,17 @@ class Compile(Strict):
     loss: str | dict[str, Any]
     optimizer: str | dict[str, Any]
     metrics: list[str | dict[str, Any]] = []
+    # Training steps per TensorFlow call: the same updates in the same order, with far less
+    # per-step Python; for budgets of many tiny batches (the probe still keeps every batch).
+    steps_per_execution: int = Field(default=1, gt=0)
+
+    @model_serializer(mode="wrap")
+    def _omit_default_execution(self, handler):
+        # Left out at its default, so adding this key kept every existing unit's cache key.
+        out = handler(self)
+        if out.get("steps_per_execution") == 1:
+            del out["steps_per_execution"]
+        return out
 
 
 class Fit(Strict):

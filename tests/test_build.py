@@ -35,6 +35,12 @@ def test_build_resolves_everything():
     assert built.semantics == "keras2"
 
 
+def test_steps_per_execution_reaches_compile():
+    spec = dict(SPEC, compile=dict(SPEC["compile"], steps_per_execution=4))
+    assert build(spec, seed=0).model.steps_per_execution == 4
+    assert build(SPEC, seed=0).model.steps_per_execution == 1
+
+
 def test_same_seed_same_weights():
     a, b = build(SPEC, seed=4).model.get_weights(), build(SPEC, seed=4).model.get_weights()
     for x, y in zip(a, b):

@@ -42,6 +42,16 @@ def test_good_case_loads_and_patches(write_case):
     assert case.spec_dict("buggy")["semantics"] == "keras2"
 
 
+def test_steps_per_execution_is_in_the_spec_only_when_set(write_case):
+    """A default left out of the spec keeps the cache keys of cases written before the key existed."""
+    plain = load_case(write_case(GOOD))
+    assert "steps_per_execution" not in plain.spec_dict("buggy")["compile"]
+    batched = load_case(write_case(GOOD.replace("metrics: [accuracy]}", "metrics: [accuracy], steps_per_execution: 8}")))
+    assert batched.spec_dict("patched")["compile"]["steps_per_execution"] == 8
+    bad = write_case(GOOD.replace("metrics: [accuracy]}", "metrics: [accuracy], steps_per_execution: 0}"))
+    assert any("steps_per_execution" in e for e in errors_of(bad))
+
+
 def test_unknown_key_has_line_and_suggestion(write_case):
     path = write_case(GOOD.replace("fit: {epochs: 2, batch_size: 4}", "fit: {epochs: 2, batch_size: 4, epochz: 3}"))
     assert errors_of(path) == [f"{path}:14: unknown key 'epochz' (did you mean 'epochs'?)"]
