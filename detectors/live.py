@@ -45,20 +45,24 @@ class LiveHooks:
         if shared is not None and not shared.started:
             self._probe, self._owns = shared, False
             return
-        self._probe, self._owns = StreamingProbe(model, chunk=1), True  # a live detector sees every batch as it ends
+        # A live detector sees every batch as its call ends: one batch, or steps_per_execution of them.
+        per_call = int(getattr(model, "steps_per_execution", 1) or 1)
+        self._probe, self._owns = StreamingProbe(model, chunk=per_call), True
         self._probe.set_model(model)
         self._probe.started = False
         object.__setattr__(model, "_bugbench_live_probe", self._probe)  # not a tracked Keras attribute
 
     def set_params(self, params) -> None:
         self.params = dict(params or {})
+        if getattr(self, "_owns", False):
+            self._probe.set_params(params)  # it reads steps_per_execution here
 
     def on_train_begin(self, logs=None) -> None:
         self.reset()
         if self._owns:
             self._probe.started = True  # the next fit's detectors install a fresh probe
             self._probe.on_train_begin(logs)
-        self._index, self._started = 0, False
+        self._index, self._live_rows, self._started = 0, 0, False
 
     def on_epoch_begin(self, epoch, logs=None) -> None:
         if self._owns:
@@ -71,8 +75,12 @@ class LiveHooks:
             self._started = True
             self.start(self._live_meta())
         epochs, steps = self.params.get("epochs"), self.params.get("steps")
-        final = self._probe._epoch == (epochs or 0) - 1 and batch + 1 == steps
-        self._emit(self.observe(self._probe.recorder.last_batch_step(self._index, final)))
+        recorder = self._probe.recorder
+        for row in range(self._live_rows, recorder.n_batches):  # more than one when Keras runs several steps per call
+            epoch, b = recorder.batch_at(row)
+            final = epoch == (epochs or 0) - 1 and b + 1 == steps
+            self._emit(self.observe(recorder.batch_step_at(row, self._index, final)))
+        self._live_rows = recorder.n_batches
 
     def on_epoch_end(self, epoch, logs=None) -> None:
         if self._owns:

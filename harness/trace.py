@@ -40,11 +40,23 @@ class TraceRecorder:
     def add_epoch(self, epoch, seconds, logs) -> None:
         self._epochs.append((epoch, seconds, dict(logs)))
 
-    def last_batch_step(self, index: int, final: bool) -> "Step":
-        """The most recent batch as a Step, for detectors watching live."""
-        epoch, batch, seconds, stats, values, logs = self._batches[-1]
+    @property
+    def n_batches(self) -> int:
+        return len(self._batches)
+
+    def batch_at(self, row: int) -> tuple[int, int]:
+        """(epoch, batch) of the ``row``-th batch recorded."""
+        return self._batches[row][0], self._batches[row][1]
+
+    def batch_step_at(self, row: int, index: int, final: bool) -> "Step":
+        """The ``row``-th batch recorded as a Step, for detectors watching live."""
+        epoch, batch, seconds, stats, values, logs = self._batches[row]
         return batch_step(index, epoch, batch, seconds, dict(logs), dict(zip(self.value_names, map(float, values))),
                           stats, self._mask, final)
+
+    def last_batch_step(self, index: int, final: bool) -> "Step":
+        """The most recent batch as a Step, for detectors watching live."""
+        return self.batch_step_at(-1, index, final)
 
     def last_epoch_step(self, index: int, final: bool) -> "Step":
         epoch, seconds, logs = self._epochs[-1]

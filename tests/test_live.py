@@ -12,7 +12,7 @@ from harness.probe import Probe  # noqa: E402
 pytestmark = pytest.mark.fit
 
 
-def stuck_classifier(functional: bool):
+def stuck_classifier(functional: bool, steps_per_execution: int = 1):
     """Softmax on one unit: the output is 1.0 for every input (so-31880720's bug)."""
     keras.utils.set_random_seed(0)
     layers = [keras.layers.Dense(8, activation="relu"), keras.layers.Dense(1),
@@ -25,7 +25,8 @@ def stuck_classifier(functional: bool):
         model = keras.Model(inp, x)
     else:
         model = keras.Sequential([keras.Input((4,)), *layers])
-    model.compile(loss="binary_crossentropy", optimizer="adam", metrics=["accuracy"])
+    model.compile(loss="binary_crossentropy", optimizer="adam", metrics=["accuracy"],
+                  steps_per_execution=steps_per_execution)
     rng = np.random.default_rng(0)
     return model, rng.normal(size=(256, 4)).astype("float32"), rng.integers(0, 2, 256).astype("float32")
 
@@ -45,12 +46,14 @@ def test_layer_trend_in_a_plain_fit_stops_and_prints(functional, capsys):
     assert "[layer-trend]" in out and "EAA layer 2" in out
 
 
-def test_live_findings_equal_replay_of_the_same_fit():
-    model, x, y = stuck_classifier(False)
+@pytest.mark.parametrize("per_call", [1, 5])
+def test_live_findings_equal_replay_of_the_same_fit(per_call):
+    """With steps_per_execution = 5 the detector sees 5 batches per call (32 = 6 x 5 + 2), each in order."""
+    model, x, y = stuck_classifier(False, per_call)
     live = LayerTrend(verbose=0)
     model.fit(x, y, batch_size=8, epochs=2, verbose=0, shuffle=False, callbacks=[live])
 
-    model2, _, _ = stuck_classifier(False)
+    model2, _, _ = stuck_classifier(False, per_call)
     probe = Probe(model2)
     model2.fit(x, y, batch_size=8, epochs=2, verbose=0, shuffle=False, callbacks=[probe])
     from harness.train import describe_layers
@@ -60,6 +63,7 @@ def test_live_findings_equal_replay_of_the_same_fit():
     strip = lambda fs: [(f.code, f.layer, f.epoch, f.batch, f.step, f.message) for f in fs]  # noqa: E731
     assert strip(live.findings) == strip(replay(LayerTrend(), trace))
     assert live.findings
+    assert live._live_rows == trace.n_batches == 64
 
 
 def test_healthy_fit_has_no_findings(capsys):
