@@ -13,11 +13,14 @@ import functools
 import hashlib
 import json
 import os
+import re
 from importlib import metadata
 
 from harness.trace import FORMAT, write_atomic
 
 PROBE_VERSION = f"trace-{FORMAT}-probe-4"
+
+_UNIT_FILE = re.compile(r"^(?P<variant>[A-Za-z0-9_]+)-seed(?P<seed>\d+)-(?P<key>[0-9a-f]{16})\.")
 
 
 @functools.lru_cache(maxsize=1)
@@ -77,3 +80,23 @@ class UnitStore:
         if record.get("status") == "ok":
             write_atomic(self._stem(unit) + ".json", json.dumps(record, default=str).encode())
         return record
+
+    def files(self):
+        """(path, case, variant, seed, key) of every stored file; the name is ``<variant>-seed<k>-<key>.<ext>``."""
+        base = os.path.join(self.root, "units")
+        for case in sorted(os.listdir(base)) if os.path.isdir(base) else []:
+            for name in sorted(os.listdir(os.path.join(base, case))):
+                match = _UNIT_FILE.match(name)
+                if match:
+                    yield (os.path.join(base, case, name), case, match["variant"], int(match["seed"]), match["key"])
+
+    def prune(self, keep: set[str], dry_run: bool = False) -> tuple[int, int]:
+        """Delete every stored file whose key is not in ``keep``; (files, bytes) removed."""
+        count = size = 0
+        for path, *_, key in list(self.files()):
+            if key in keep:
+                continue
+            count, size = count + 1, size + os.path.getsize(path)
+            if not dry_run:
+                os.remove(path)
+        return count, size

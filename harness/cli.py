@@ -1,4 +1,4 @@
-"""The ``bugbench`` command: list | validate | run | fidelity | report | show | new.
+"""The ``bugbench`` command: list | validate | run | fidelity | report | show | new | prune.
 
 Thin by design: each subcommand parses arguments and calls a plain function.
 TensorFlow is imported only by subcommands that need Keras (validate, run).
@@ -87,6 +87,14 @@ def _parser() -> argparse.ArgumentParser:
                     help="where the program comes from (default: from the id's prefix)")
     nw.add_argument("--force", action="store_true", help="overwrite an existing file")
     nw.set_defaults(func=cmd_new)
+
+    pr = sub.add_parser("prune", help="delete stored units no current case file would use (edited or removed "
+                                      "cases, older probe or library versions)")
+    pr.add_argument("--cases-dir", default="cases")
+    pr.add_argument("--cache", default=os.environ.get("BUGBENCH_CACHE", ".bugbench"),
+                    help="the unit store (default .bugbench, or $BUGBENCH_CACHE)")
+    pr.add_argument("--dry-run", action="store_true", help="only say what would be deleted")
+    pr.set_defaults(func=cmd_prune)
     return p
 
 
@@ -200,6 +208,23 @@ def cmd_new(args) -> int:
     # Suggest commands spelt the way this one was run (.venv/bin/bugbench when not on PATH).
     prog = sys.argv[0] if os.path.basename(sys.argv[0]) == "bugbench" else "bugbench"
     print("next:", *(f"  {step}" for step in next_steps(args.id, path, args.cases_dir, prog)), sep="\n")
+    return 0
+
+
+def cmd_prune(args) -> int:
+    from harness.cache import UnitStore
+    from harness.runner import current_keys
+
+    cases, errors = _load([args.cases_dir], keras_checks=False)
+    if errors:  # a case that does not load would lose its units: refuse rather than guess
+        _print_errors(errors)
+        print("bugbench: not pruning while case files have errors", file=sys.stderr)
+        return 1
+    store = UnitStore(args.cache)
+    seeds = {seed for *_, seed, _key in store.files()}
+    count, size = store.prune(current_keys(cases, sorted(seeds)), dry_run=args.dry_run)
+    verb = "would delete" if args.dry_run else "deleted"
+    print(f"{verb} {count} file(s), {size / 2**20:.1f} MB, from {args.cache}")
     return 0
 
 

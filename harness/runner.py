@@ -48,6 +48,15 @@ def units_for(cases: list[LoadedCase], config: RunConfig) -> list[dict]:
     return units
 
 
+def current_keys(cases: list[LoadedCase], seeds) -> set[str]:
+    """Keys of every unit today's case files give, for these seeds, under any loss-semantics override."""
+    keys = set()
+    for semantics in (None, "keras2", "keras3"):
+        config = RunConfig(seeds=tuple(seeds), semantics=semantics)
+        keys |= {u["key"] for u in units_for(cases, config)}
+    return keys
+
+
 def unit_name(unit: dict) -> str:
     return f"{unit['variant']}-seed{unit['seed']}"
 

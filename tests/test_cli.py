@@ -1,11 +1,13 @@
 """The command line: cheap --help, file:line errors, exit codes without tracebacks."""
 
+import os
 import subprocess
 import sys
 
 import pytest
 
 from harness import cli
+
 
 BAD = "tests/fixtures/bad_cases"
 
@@ -70,3 +72,46 @@ def test_validate_checks_preprocessing_arguments(tmp_path, capsys):
     path.write_text(GOOD.replace("params: {repeat: 2}", "params: {repeat: 2}\n  preprocess: [{minmax: {onn: y}}]"))
     assert cli.main(["validate", str(path)]) == 1
     assert f"{path}:8: preprocessing step 0 (minmax): got an unexpected keyword argument 'onn'" in capsys.readouterr().err
+
+
+def test_prune_keeps_only_units_of_the_current_case_files(tmp_path, capsys):
+    """An edited case leaves units under its old key; prune deletes those and nothing current."""
+    from harness.cache import UnitStore
+    from harness.cases import discover, load_case
+    from harness.runner import RunConfig, units_for
+
+    cases_dir = tmp_path / "cases"
+    assert cli.main(["new", "t-case", "--cases-dir", str(cases_dir), "--kind", "other"]) == 0
+    case = load_case(discover(str(cases_dir))[0])
+    current = units_for([case], RunConfig(seeds=(0, 1)))
+    units = tmp_path / "store" / "units" / case.id
+    units.mkdir(parents=True)
+    for u in current:
+        for ext in (".json", ".npz", ".findings.json"):
+            (units / f"{u['variant']}-seed{u['seed']}-{u['key']}{ext}").write_text("{}")
+    (units / "buggy-seed0-0123456789abcdef.json").write_text("{}")  # the case before an edit
+    (units / "buggy-seed0-0123456789abcdef.npz").write_text("x" * 2048)
+    gone = tmp_path / "store" / "units" / "removed-case"
+    gone.mkdir()
+    (gone / "patched-seed1-fedcba9876543210.json").write_text("{}")
+    (units / "notes.txt").write_text("not a unit file: left alone")
+
+    store = ["--cases-dir", str(cases_dir), "--cache", str(tmp_path / "store")]
+    capsys.readouterr()
+    assert cli.main(["prune", "--dry-run", *store]) == 0
+    assert "would delete 3 file(s)" in capsys.readouterr().out
+    assert len(list(UnitStore(str(tmp_path / "store")).files())) == 3 + 4 * 3
+    assert cli.main(["prune", *store]) == 0
+    assert "deleted 3 file(s)" in capsys.readouterr().out
+    left = {os.path.basename(p) for p, *_ in UnitStore(str(tmp_path / "store")).files()}
+    assert left == {f"{u['variant']}-seed{u['seed']}-{u['key']}{ext}" for u in current
+                    for ext in (".json", ".npz", ".findings.json")}
+    assert (units / "notes.txt").exists()
+
+
+def test_prune_refuses_while_a_case_file_is_broken(tmp_path, capsys):
+    cases_dir = tmp_path / "cases"
+    cases_dir.mkdir()
+    (cases_dir / "bad.yaml").write_text("id: [unclosed\n")
+    assert cli.main(["prune", "--cases-dir", str(cases_dir), "--cache", str(tmp_path / "store")]) == 1
+    assert "not pruning" in capsys.readouterr().err
