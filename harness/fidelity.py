@@ -11,8 +11,9 @@ LEGEND = (
     "Per case, over the seeds run: `buggy shows` / `patched shows` = in how many seeds the case's symptom "
     "showed; `reproduced` = yes when the symptom shows in most buggy seeds and in few patched ones, no when "
     "not, flaky when the seeds disagree on the verdict; n/a for cases without a symptom (no real bug). Final "
-    "training loss, validation loss (cases with a validation split) and accuracy are medians over seeds; `reported` are the values of the original post or paper "
-    "(before → after), measured on the original data with the original budget."
+    "training loss, validation loss (cases with a validation split) and accuracy are medians over seeds; "
+    "`reported` are the values of the original post or paper (before → after), measured on the original data "
+    "with the original budget."
 )
 
 
@@ -28,8 +29,8 @@ def fidelity(runs: pd.DataFrame, records: list[dict]) -> pd.DataFrame:
             "case": case_id, "status": case.get("status", "valid"), "symptom": _symptom(case["symptom"]),
             "buggy shows": _count(buggy), "patched shows": _count(patched),
             "buggy loss": _median(buggy, "final_loss"), "patched loss": _median(patched, "final_loss"),
-            "buggy val loss": _median(buggy, "final_val_loss", absent=None),
-            "patched val loss": _median(patched, "final_val_loss", absent=None),
+            "buggy val loss": _median(buggy, "final_val_loss", absent=""),
+            "patched val loss": _median(patched, "final_val_loss", absent=""),
             "buggy acc": _median(buggy, "final_accuracy"), "patched acc": _median(patched, "final_accuracy"),
             "reported loss": _reported(case, "loss"), "reported acc": _reported(case, "acc"),
             "reproduced": verdict(case["symptom"]["kind"], buggy, patched),

@@ -54,10 +54,6 @@ class TraceRecorder:
         return batch_step(index, epoch, batch, seconds, dict(logs), dict(zip(self.value_names, map(float, values))),
                           stats, self._mask, final)
 
-    def last_batch_step(self, index: int, final: bool) -> "Step":
-        """The most recent batch as a Step, for detectors watching live."""
-        return self.batch_step_at(-1, index, final)
-
     def last_epoch_step(self, index: int, final: bool) -> "Step":
         epoch, seconds, logs = self._epochs[-1]
         return Step("epoch", index, int(epoch), None, float(seconds), dict(logs), {}, None, final, self._mask)
