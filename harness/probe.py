@@ -68,6 +68,14 @@ def _size(g):
     return tf.cast(tf.shape(g)[-1], tf.float32) if n is None else float(n)
 
 
+def _matrix(members) -> tf.Tensor:
+    """[k, n]: the k same-shaped members stacked, then flattened in one op (not one reshape per member)."""
+    if len(members) == 1:
+        return tf.reshape(members[0], [1, -1])
+    stacked = tf.stack(members)
+    return stacked if stacked.shape.rank == 2 else tf.reshape(stacked, [len(members), -1])
+
+
 def batched_stats(tensors) -> tf.Tensor:
     """[tensor, STATS] float32: the statistics of every tensor (NaN propagates into mean/std).
 
@@ -79,8 +87,7 @@ def batched_stats(tensors) -> tf.Tensor:
     one branch that a healthy step never runs.
     """
     groups = stack_groups(tensors)
-    flat = [tf.stack([tf.reshape(tf.cast(tensors[i], tf.float32), [-1]) for i in idx]) if len(idx) > 1 else
-            tf.reshape(tf.cast(tensors[idx[0]], tf.float32), [1, -1]) for idx in groups]
+    flat = [_matrix([tf.cast(tensors[i], tf.float32) for i in idx]) for idx in groups]
     parts = {key: [] for key in ("sum", "ss", "zeros", "min", "max")}
     counts = []  # elements per tensor: numbers where static, so dividing by them builds no ops
     for g in flat:
@@ -195,7 +202,8 @@ class Probe(keras.callbacks.Callback):
             scaled = model.optimizer.scale_loss(loss)
         weights = list(model.trainable_weights)
         grads = tape.gradient(scaled, weights + outputs)
-        kernels_before = {k.path: tf.identity(k.value) for k in self._kernels()}
+        # A read is a snapshot: the optimizer copies a variable's buffer before updating it while a read holds it.
+        kernels_before = {k.path: tf.convert_to_tensor(k.value) for k in self._kernels()}
         model.optimizer.apply_gradients(zip(grads[: len(weights)], weights))
         compiled = model._compile_metrics
         if compiled is not None and not compiled.built:
@@ -260,8 +268,9 @@ class Probe(keras.callbacks.Callback):
         for layer, out, out_grad in zip(self.layers, outputs, output_grads):
             kernel = layer.trainable_weights[0] if layer.trainable_weights else None
             w, g = by_path.get(kernel.path, (None, None)) if kernel is not None else (None, None)
-            update = w.value - kernels_before[w.path] if w is not None else None
-            tensors = (out, w.value if w is not None else None, g, out_grad, update)
+            after = tf.convert_to_tensor(w.value) if w is not None else None  # one read serves both stages
+            update = after - kernels_before[w.path] if w is not None else None
+            tensors = (out, after, g, out_grad, update)
             mask.append([t is not None for t in tensors])
             present.extend(t for t in tensors if t is not None)
         self._mask = np.array(mask, bool)
@@ -282,7 +291,7 @@ class Probe(keras.callbacks.Callback):
         return {m.name: m._direction for m in metrics if getattr(m, "_direction", None)}
 
     def _metric_totals(self):
-        return [(tf.identity(m.total), tf.identity(m.count)) for m in self._mean_metrics()]
+        return [(tf.convert_to_tensor(m.total), tf.convert_to_tensor(m.count)) for m in self._mean_metrics()]
 
     def _batch_metrics(self, before):
         """This batch's own metric values, from the change in each running mean's state.
