@@ -70,8 +70,9 @@ def spec_of(cfg: dict) -> dict:
             "fit": dict(cfg["fit"], shuffle=False), "semantics": "keras2"}
 
 
-def fit_once(spec: dict, mode: str, warmup_only: bool = False) -> tuple[float, float]:
-    """Seconds of the whole fit and of its last epoch (no tracing in it: the steady per-batch cost)."""
+def fit_once(spec: dict, mode: str, warmup_only: bool = False) -> tuple[float, float, float]:
+    """Wall seconds of the whole fit and of its last epoch (no tracing in it: the steady per-batch cost),
+    and the CPU seconds of the whole fit (all threads of this process)."""
     import keras
 
     from harness.build import build
@@ -85,7 +86,7 @@ def fit_once(spec: dict, mode: str, warmup_only: bool = False) -> tuple[float, f
 
     built = build(spec, seed=0)
     if warmup_only:
-        return 0.0, 0.0
+        return 0.0, 0.0, 0.0
     timer = LastEpoch()
     callbacks = [timer]
     if mode == "probed":
@@ -94,9 +95,9 @@ def fit_once(spec: dict, mode: str, warmup_only: bool = False) -> tuple[float, f
         callbacks.append(Probe(built.model))
     elif mode == "naive":
         callbacks.append(NaiveProbe(built.model, built.data.x, built.data.y, built.fit_kwargs["batch_size"]))
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     built.model.fit(built.data.x, built.data.y, callbacks=callbacks, **built.fit_kwargs)
-    return time.perf_counter() - t0, timer.seconds
+    return time.perf_counter() - t0, timer.seconds, time.process_time() - c0
 
 
 def NaiveProbe(model, x, y, batch_size):
@@ -183,12 +184,14 @@ def main() -> None:
     for name, spec in specs.items():
         times = {m: [] for m in ("plain", "probed", "naive")}
         last = {m: [] for m in times}
+        cpu = {m: [] for m in times}
         fit_once(spec, "plain")  # warm-up: data, caches
         for _ in range(args.reps):
             for mode in times:
-                total, last_epoch = fit_once(spec, mode)
+                total, last_epoch, cpu_seconds = fit_once(spec, mode)
                 times[mode].append(total)
                 last[mode].append(last_epoch)
+                cpu[mode].append(cpu_seconds)
         med = {m: statistics.median(v) for m, v in times.items()}
         steady = statistics.median(last["probed"]) / statistics.median(last["plain"])
         mem = {m: peak_memory(name, m) for m in ("plain", "probed")}
@@ -196,6 +199,7 @@ def main() -> None:
                      "naive s": round(med["naive"], 2), "probed/plain": round(med["probed"] / med["plain"], 2),
                      "naive/plain": round(med["naive"] / med["plain"], 2),
                      "last epoch probed/plain": round(steady, 2),
+                     "CPU probed/plain": round(statistics.median(cpu["probed"]) / statistics.median(cpu["plain"]), 2),
                      "peak MB plain": round(mem["plain"]["maxrss_mb"]), "peak MB probed": round(mem["probed"]["maxrss_mb"]),
                      "fit +MB plain": round(mem["plain"]["fit_growth_mb"], 1),
                      "fit +MB probed": round(mem["probed"]["fit_growth_mb"], 1)})
@@ -206,14 +210,16 @@ def main() -> None:
         "## Probe overhead (bench/overhead.py)",
         f"Machine: {machine()}. {args.reps} interleaved repetitions per configuration; medians of fit "
         "wall time (model build excluded; tracing the training step included, which a 2-epoch fit feels). "
-        "`last epoch` = the same ratio over the last epoch alone, the per-batch cost of a longer fit. `naive` = one Keras function per layer plus a second "
-        "forward/backward pass per batch. Peak MB = peak resident memory of a fresh process running one fit "
+        "`last epoch` = the same ratio over the last epoch alone, the per-batch cost of a longer fit. `CPU` = the "
+        "ratio of the fits' CPU seconds (all threads), less sensitive to other load on the machine than wall time. "
+        "`naive` = one Keras function per layer plus a second forward/backward pass per batch. Peak MB = peak resident memory of a fresh process running one fit "
         "(TensorFlow's own footprint and the data included, so it hides the probe); fit +MB = how far the "
         "resident memory rose during the fit itself (sampled every 5 ms), which is where a probe's cost shows.",
         df.to_markdown(index=False),
         f"**Median probed/plain over these models: {median_ratio:.2f}** (target ≤ 1.3), at every-batch fidelity; "
         f"last epoch only (the per-batch cost without tracing the step): "
-        f"{statistics.median(df['last epoch probed/plain']):.2f}.",
+        f"{statistics.median(df['last epoch probed/plain']):.2f}; in CPU seconds: "
+        f"{statistics.median(df['CPU probed/plain']):.2f}.",
     ])
     write_section(args.out, "overhead", body)
     print(body)
