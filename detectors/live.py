@@ -38,7 +38,7 @@ class LiveHooks:
         Keras hands every callback the model before training starts; the first
         detector owns the probe (and drives it), later ones read its records.
         """
-        from harness.probe import StreamingProbe
+        from harness.probe import StreamingProbe, steps_per_call
 
         self.model = model
         shared = getattr(model, "_bugbench_live_probe", None)
@@ -46,8 +46,7 @@ class LiveHooks:
             self._probe, self._owns = shared, False
             return
         # A live detector sees every batch as its call ends: one batch, or steps_per_execution of them.
-        per_call = int(getattr(model, "steps_per_execution", 1) or 1)
-        self._probe, self._owns = StreamingProbe(model, chunk=per_call), True
+        self._probe, self._owns = StreamingProbe(model, chunk=steps_per_call(model)), True
         self._probe.set_model(model)
         self._probe.started = False
         object.__setattr__(model, "_bugbench_live_probe", self._probe)  # not a tracked Keras attribute

@@ -75,8 +75,6 @@ def _count(df: pd.DataFrame) -> str:
 
 def _median(df: pd.DataFrame, col: str, absent="nan"):
     """Median over seeds; ``absent`` where every seed's value is NaN (a NaN loss, or no such log)."""
-    if col not in df:
-        return None
     values = pd.to_numeric(df[col], errors="coerce")
     if values.isna().all():
         return absent if len(values) else None

@@ -62,6 +62,11 @@ def stack_groups(tensors) -> list[list[int]]:
     return list(groups.values())
 
 
+def steps_per_call(model) -> int:
+    """Training steps Keras runs per call of the train function, i.e. per batch hook (``steps_per_execution``)."""
+    return int(getattr(model, "steps_per_execution", 1) or 1)
+
+
 def _size(g):
     """Elements per member of a [k, n] group: a float where the shape is static, else a float32 tensor."""
     n = g.shape[-1]
@@ -313,7 +318,7 @@ class Probe(keras.callbacks.Callback):
     def set_params(self, params):
         """Size the buffer for this fit's epoch (Keras sets params before it builds the step)."""
         super().set_params(params)
-        self._per_call = int(getattr(self._model_ref, "steps_per_execution", 1) or 1)
+        self._per_call = steps_per_call(self._model_ref)
         if self.chunk is not None:
             return
         steps = (params or {}).get("steps")
