@@ -1,8 +1,8 @@
 """Content-addressed store of trained units: a rerun trains only what changed.
 
 A unit's key hashes everything that decides its trace: the fully resolved
-variant spec, the seed, the loss-semantics override, the probe's trace format
-and the library versions. Editing a case changes its specs and so its keys;
+variant spec, the seed, the loss-semantics override, the probe's trace format,
+what computes its statistics (``BUGBENCH_STATS``) and the library versions. Editing a case changes its specs and so its keys;
 every other case is found in the store and only re-scored.
 """
 
@@ -18,7 +18,7 @@ from importlib import metadata
 
 from harness.trace import FORMAT, write_atomic
 
-PROBE_VERSION = f"trace-{FORMAT}-probe-4"
+PROBE_VERSION = f"trace-{FORMAT}-probe-5"
 
 _UNIT_FILE = re.compile(r"^(?P<variant>[A-Za-z0-9_]+)-seed(?P<seed>\d+)-(?P<key>[0-9a-f]{16})\.")
 
@@ -36,7 +36,7 @@ def library_versions() -> dict:
 
 
 def unit_key(unit: dict) -> str:
-    payload = {k: unit.get(k) for k in ("spec", "seed", "semantics")}
+    payload = {k: unit.get(k) for k in ("spec", "seed", "semantics", "stats")}
     payload.update(probe=PROBE_VERSION, versions=library_versions())
     text = json.dumps(payload, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]

@@ -8,7 +8,16 @@ respect to each layer's output.
 
 Cost is what decides whether a probe is left on, so:
 
-* small tensors of the same shape (a kernel, its gradient and its update; an
+* on the small models of the benchmark a step is a few hundred tiny ops, and
+  the probe pays per op, not per byte: every statistic of every probed tensor
+  comes from one compiled op (``harness.stats_op``; a weight update is
+  passed as its two reads and never materialised), 27-48 extra ops per step
+  in all where TensorFlow's own reductions took 89-172 (1.5-1.7x a plain fit
+  on small models, measured in bench/overhead.py). That op runs inline on the
+  thread that readied its inputs: handing it to another thread cost more than
+  it saved;
+* without a compiler (``stats="tf"``), TensorFlow ops compute them: small
+  tensors of the same shape (a kernel, its gradient and its update; an
   output and its gradient) are stacked, so five reductions serve a whole stack
   (large ones are reduced alone, which parallelises better), and
   NaN/Inf counting runs only in a step whose sums say there is something to
@@ -26,7 +35,10 @@ Works for Sequential and functional models whose layers are called once.
 
 from __future__ import annotations
 
+import functools
+import os
 import time
+import warnings
 
 import keras
 import numpy as np
@@ -138,6 +150,28 @@ def _non_finite_numpy(*groups) -> np.ndarray:
     return np.concatenate(rows).astype(np.float32)
 
 
+def _stats_backend(stats: str):
+    """(name, op module or None) for ``stats``: "native" (the one-op kernel), "tf" (TensorFlow ops) or "auto".
+
+    "auto" takes ``BUGBENCH_STATS`` where it is set, else the native op where
+    it can be built, else TensorFlow ops with a warning.
+    """
+    from harness import stats_op
+
+    if stats == "auto":
+        if os.environ.get("BUGBENCH_STATS"):
+            stats = stats_op.backend()
+        else:
+            try:
+                return "native", stats_op.load()
+            except stats_op.StatsOpError as exc:
+                warnings.warn(f"the probe computes its statistics with TensorFlow ops, slower: {exc}")
+                return "tf", None
+    if stats not in stats_op.BACKENDS:
+        raise ValueError(f"stats={stats!r}: expected 'auto' or one of {', '.join(stats_op.BACKENDS)}")
+    return stats, stats_op.load() if stats == "native" else None
+
+
 class Probe(keras.callbacks.Callback):
     """Attach to a compiled model; collects a trace of every training batch.
 
@@ -152,6 +186,8 @@ class Probe(keras.callbacks.Callback):
 
     Args:
         model: a compiled Sequential or functional model.
+        stats: what computes the statistics: "native" (one compiled op per
+            step, ``harness.stats_op``), "tf" (TensorFlow ops), or "auto".
     """
 
     chunk = None  # rows the host reads at once; None: a whole epoch
@@ -161,8 +197,10 @@ class Probe(keras.callbacks.Callback):
     # models; an in-graph clock (tf.timestamp) is refused under op determinism.
     async_safe = True
 
-    def __init__(self, model: keras.Model):
+    def __init__(self, model: keras.Model, stats: str = "auto"):
         super().__init__()
+        self.stats, self._op = _stats_backend(stats)
+        self._row_order = None  # present cell of each row of the step's statistics
         self.layers = [layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)]
         self._graph = model._functional if isinstance(model, keras.Sequential) else model
         if not hasattr(self._graph, "_run_through_graph"):
@@ -267,19 +305,28 @@ class Probe(keras.callbacks.Callback):
         return [layer.trainable_weights[0] for layer in self.layers if layer.trainable_weights]
 
     def _stats(self, weights, weight_grads, outputs, output_grads, kernels_before) -> tf.Tensor:
-        """[present stage, stat] for this step; the host scatters them into the [layer, stage] grid."""
+        """[present stage, stat] for this step, rows in ``_row_order``; the host scatters them into the grid."""
         by_path = {w.path: (w, g) for w, g in zip(weights, weight_grads)}
         present, mask = [], []
         for layer, out, out_grad in zip(self.layers, outputs, output_grads):
             kernel = layer.trainable_weights[0] if layer.trainable_weights else None
             w, g = by_path.get(kernel.path, (None, None)) if kernel is not None else (None, None)
             after = tf.convert_to_tensor(w.value) if w is not None else None  # one read serves both stages
-            update = after - kernels_before[w.path] if w is not None else None
-            tensors = (out, after, g, out_grad, update)
-            mask.append([t is not None for t in tensors])
-            present.extend(t for t in tensors if t is not None)
+            update = (after, kernels_before[w.path]) if w is not None else None  # after - before
+            cells = (out, after, g, out_grad, update)
+            mask.append([c is not None for c in cells])
+            present.extend(c for c in cells if c is not None)
         self._mask = np.array(mask, bool)
-        return batched_stats(present)
+        if self._op is None:
+            self._row_order = np.arange(len(present))
+            return batched_stats([c[0] - c[1] if isinstance(c, tuple) else c for c in present])
+        direct = [i for i, c in enumerate(present) if not isinstance(c, tuple)]
+        pairs = [i for i, c in enumerate(present) if isinstance(c, tuple)]
+        self._row_order = np.array(direct + pairs)
+        as_float = functools.partial(tf.cast, dtype=tf.float32)
+        return self._op.bugbench_tensor_stats(tensors=[as_float(present[i]) for i in direct],
+                                              after=[as_float(present[i][0]) for i in pairs],
+                                              before=[as_float(present[i][1]) for i in pairs])
 
     # -- per-batch metric values ----------------------------------------------
 
@@ -370,7 +417,7 @@ class Probe(keras.callbacks.Callback):
         ends = np.array([h[1] for h in hooks])
         rows = self._buffer.numpy()[:count]
         self._cursor.assign(0)
-        slots = np.flatnonzero(self._mask.ravel())
+        slots = np.flatnonzero(self._mask.ravel())[self._row_order]
         n_stats, n_values = slots.size * len(STATS), len(self._value_names)
         stats = np.zeros((count, self._mask.size, len(STATS)), np.float32)
         stats[:, slots] = rows[:, :n_stats].reshape(count, slots.size, len(STATS))
@@ -395,9 +442,9 @@ class StreamingProbe(Probe):
 
     async_safe = False  # it reads the buffer: Keras must call it between steps
 
-    def __init__(self, model: keras.Model, chunk: int = DEFAULT_CHUNK):
+    def __init__(self, model: keras.Model, chunk: int = DEFAULT_CHUNK, stats: str = "auto"):
         self.chunk = max(1, int(chunk))
-        super().__init__(model)
+        super().__init__(model, stats)
 
     def on_train_batch_end(self, batch, logs=None):
         super().on_train_batch_end(batch, logs)

@@ -15,6 +15,7 @@ import os
 import sys
 
 from detectors.registry import DEFAULT as DEFAULT_DETECTORS
+from harness import stats_op
 from harness.cache import UnitStore, unit_key
 from harness.cases import VARIANTS, LoadedCase
 from harness.trace import write_atomic
@@ -38,9 +39,11 @@ class RunConfig:
     progress: bool | None = None  # None: only on a terminal, never in CI
 
 
-def units_for(cases: list[LoadedCase], config: RunConfig) -> list[dict]:
+def units_for(cases: list[LoadedCase], config: RunConfig, stats: str | None = None) -> list[dict]:
+    stats = stats or stats_op.backend()  # named in the unit: a dask worker's environment may differ
     units = [
-        {"case": c.id, "variant": v, "seed": s, "spec": c.spec_dict(v), "semantics": config.semantics}
+        {"case": c.id, "variant": v, "seed": s, "spec": c.spec_dict(v), "semantics": config.semantics,
+         "stats": stats}
         for c in cases for v in config.variants for s in config.seeds
     ]
     for unit in units:
@@ -49,11 +52,13 @@ def units_for(cases: list[LoadedCase], config: RunConfig) -> list[dict]:
 
 
 def current_keys(cases: list[LoadedCase], seeds) -> set[str]:
-    """Keys of every unit today's case files give, for these seeds, under any loss-semantics override."""
+    """Keys of every unit today's case files give, for these seeds, under any loss-semantics override
+    and either statistics implementation."""
     keys = set()
     for semantics in (None, "keras2", "keras3"):
         config = RunConfig(seeds=tuple(seeds), semantics=semantics)
-        keys |= {u["key"] for u in units_for(cases, config)}
+        for stats in stats_op.BACKENDS:
+            keys |= {u["key"] for u in units_for(cases, config, stats)}
     return keys
 
 

@@ -84,12 +84,13 @@ def _train(unit: dict, timeout: float | None) -> dict:
 
     from harness.build import build
     from harness.facts import describe
+    from harness import stats_op
     from harness.probe import Probe
 
     tf.config.experimental.enable_op_determinism()
     built = build(unit["spec"], seed=unit["seed"], semantics=unit.get("semantics"))
     facts = describe(built.model, built.data.x, built.data.y)  # before training: what a static check sees
-    probe = Probe(built.model)
+    probe = Probe(built.model, stats=unit.get("stats") or stats_op.backend())
     callbacks = [probe] + ([_deadline(timeout)] if timeout else [])
     t0 = time.perf_counter()
     built.model.fit(built.data.x, built.data.y, callbacks=callbacks, **built.fit_kwargs)
@@ -103,7 +104,7 @@ def _train(unit: dict, timeout: float | None) -> dict:
         "semantics": built.semantics, "data": built.data.description,
         "budget": budget(built), "layers": describe_layers(built.model),
         "versions": versions(), "fit_seconds": fit_seconds,
-        "metric_directions": probe.metric_directions(), "facts": facts,
+        "metric_directions": probe.metric_directions(), "facts": facts, "stats": probe.stats,
     }
     trace = probe.recorder.finish(meta)
     return {"trace_npz": trace.to_bytes(), "semantics": built.semantics, "data": built.data.description,

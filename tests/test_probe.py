@@ -62,10 +62,11 @@ def expected_stats(t):
     return [t.mean(), t.std(), t.min(), t.max(), np.mean(t == 0), 0, 0]
 
 
+@pytest.mark.parametrize("stats", ["native", "tf"])
 @pytest.mark.parametrize("functional", [False, True])
-def test_one_step_matches_hand_computation(functional):
+def test_one_step_matches_hand_computation(functional, stats):
     model, layers = tiny_model(functional)
-    probe = Probe(model)
+    probe = Probe(model, stats=stats)
     model.fit(X, Y, batch_size=3, epochs=1, shuffle=False, verbose=0, callbacks=[probe])
     trace = probe.recorder.finish({"budget": {"epochs": 1, "steps_per_epoch": 1}})
     expected, loss = by_hand()
@@ -82,9 +83,10 @@ def test_one_step_matches_hand_computation(functional):
     assert trace.arrays["stats"][0, 1, STAGES.index("output"), STATS.index("zero_frac")] > 0  # relu zeros
 
 
-def test_nan_and_inf_are_counted():
+@pytest.mark.parametrize("stats", ["native", "tf"])
+def test_nan_and_inf_are_counted(stats):
     model, _ = tiny_model(False)
-    probe = Probe(model)
+    probe = Probe(model, stats=stats)
     x = X.copy()
     x[0, 0] = np.nan
     model.fit(x, Y, batch_size=3, epochs=1, shuffle=False, verbose=0, callbacks=[probe])
@@ -228,3 +230,26 @@ def test_unknown_epoch_length_needs_a_streaming_probe():
     model.fit(dataset(), epochs=2, verbose=0, callbacks=[probe])
     trace = probe.recorder.finish({})
     assert list(trace.arrays["batch"]) == [0, 1, 2, 3, 4] * 2
+
+
+def test_native_and_tensorflow_statistics_agree_on_a_fit_that_diverges():
+    """The two implementations differ only in float32 rounding (the native op sums in double)."""
+    def fit(stats):
+        keras.utils.set_random_seed(1)
+        model = keras.Sequential([keras.Input((6, 6, 1)), keras.layers.Conv2D(3, 3, activation="relu"),
+                                  keras.layers.Flatten(), keras.layers.Dense(5), keras.layers.Dense(1)])
+        model.compile(loss="mse", optimizer=keras.optimizers.SGD(learning_rate=0.2))
+        probe = Probe(model, stats=stats)
+        x = np.random.default_rng(0).normal(size=(40, 6, 6, 1)).astype("float32") * 3
+        model.fit(x, x[:, :1, 0, 0] * 40, batch_size=8, epochs=2, shuffle=False, verbose=0, callbacks=[probe])
+        return probe.recorder.finish({}).arrays["stats"]
+
+    native, tf_ops = fit("native"), fit("tf")
+    assert np.isnan(native).any() and np.isfinite(native[0]).all()  # it diverged, after a finite start
+    counts = [STATS.index("nan"), STATS.index("inf")]
+    np.testing.assert_array_equal(native[..., counts], tf_ops[..., counts])
+    both = np.isfinite(native) & np.isfinite(tf_ops)
+    np.testing.assert_allclose(native[both], tf_ops[both], rtol=2e-5, atol=1e-6)
+    # Elsewhere only float32 overflow differs: TensorFlow's float sums and squares overflow sooner.
+    one = np.isfinite(native) != np.isfinite(tf_ops)
+    assert np.all(np.abs(np.where(np.isfinite(native), native, tf_ops)[one]) > 1e15)

@@ -1,0 +1,82 @@
+"""The probe's statistics as one native TensorFlow op, compiled on first use.
+
+``native/tensor_stats.cc`` computes every statistic of every probed tensor in
+one kernel call, where TensorFlow's own ops need about ten per tensor group:
+on small models the probe's cost is its op count (results/perf.md). The
+library is built with the C++ compiler and TensorFlow's own compile and link
+flags, once per source, TensorFlow version and flags, into a cache directory
+(``BUGBENCH_OPS_DIR``, else ``~/.cache/bugbench/ops``); later processes load it.
+
+Which implementation computes the statistics is chosen by ``BUGBENCH_STATS``:
+``native`` (the default: this op) or ``tf`` (TensorFlow ops, no compiler
+needed). The two agree to float32 rounding but not bit for bit, so the choice
+is part of every stored unit's key.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+SOURCE = Path(__file__).with_name("native") / "tensor_stats.cc"
+BACKENDS = ("native", "tf")
+
+
+class StatsOpError(RuntimeError):
+    """The native statistics op could not be built or loaded."""
+
+
+def backend() -> str:
+    """The statistics implementation this process uses (``BUGBENCH_STATS``), without importing TensorFlow."""
+    value = os.environ.get("BUGBENCH_STATS", "native").strip().lower() or "native"
+    if value not in BACKENDS:
+        raise ValueError(f"BUGBENCH_STATS={value!r}: expected one of {', '.join(BACKENDS)}")
+    return value
+
+
+def ops_dir() -> Path:
+    return Path(os.environ.get("BUGBENCH_OPS_DIR") or Path.home() / ".cache" / "bugbench" / "ops")
+
+
+@functools.lru_cache(maxsize=1)
+def load():
+    """The loaded op module (``.bugbench_tensor_stats``); builds the library if no cached one fits.
+
+    Raises StatsOpError with the compiler's message when it cannot be built.
+    """
+    import tensorflow as tf
+
+    flags = [*tf.sysconfig.get_compile_flags(), *tf.sysconfig.get_link_flags()]
+    key = hashlib.sha256("\n".join([SOURCE.read_text(), tf.__version__, *flags]).encode()).hexdigest()[:16]
+    target = ops_dir() / f"tensor_stats-{key}.so"
+    if not target.exists():
+        _build(target, flags)
+    try:
+        return tf.load_op_library(str(target))
+    except Exception as exc:  # a stale or foreign file: say where it is
+        raise StatsOpError(f"could not load {target}: {exc}") from exc
+
+
+def _build(target: Path, flags: list[str]) -> None:
+    compiler = os.environ.get("CXX") or shutil.which("c++") or shutil.which("g++")
+    if not compiler:
+        raise StatsOpError("no C++ compiler found (set CXX, install g++, or set BUGBENCH_STATS=tf)")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    # Built under a temporary name and renamed: parallel workers may build at once, none loads a half file.
+    fd, tmp = tempfile.mkstemp(suffix=".so", dir=target.parent)
+    os.close(fd)
+    cmd = [compiler, "-O3", "-shared", "-fPIC", "-w", str(SOURCE), "-o", tmp, *flags]
+    try:
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+        if done.returncode != 0:
+            raise StatsOpError(f"building {SOURCE.name} failed ({' '.join(cmd[:5])} ...):\n{done.stderr[-2000:]}\n"
+                               "set BUGBENCH_STATS=tf to compute the statistics with TensorFlow ops instead")
+        os.replace(tmp, target)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
