@@ -43,6 +43,16 @@ def test_statistics_equal_float64_numpy_for_tensors_and_differences():
     assert got[-2, 2] == pytest.approx(tensors[-1][np.isfinite(tensors[-1])].min())  # ...and kept out of min
 
 
+def test_spread_is_exact_beside_a_large_offset_and_an_outlier_first():
+    """Sums of squares are taken about a shift near the mean, not about zero or the first value."""
+    rng = np.random.default_rng(3)
+    a = np.float32(rng.normal(size=50000) * 0.01 + 1000.0)
+    a[0] = 5000.0
+    got = stats_op.load().bugbench_tensor_stats(tensors=[tf.constant(a)], after=[], before=[]).numpy()[0]
+    want = reference(a)
+    np.testing.assert_allclose(got[:2], want[:2], rtol=1e-5)
+
+
 def test_large_inputs_give_the_same_bits_every_time():
     """Partial sums are combined in a fixed order, whatever the thread pool does."""
     op = stats_op.load()

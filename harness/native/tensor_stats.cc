@@ -56,14 +56,15 @@ struct Span {
 };
 
 constexpr int kLanes = 8;  // independent accumulators: no add waits for the one before it
+constexpr int64_t kHead = 64;  // values whose mean shifts the sums
 
 template <bool kDiff>
 inline float value(const Span& s, int64_t i) {
   return kDiff ? s.a[i] - s.b[i] : s.a[i];
 }
 
-// One pass: sums of d = x - shift and of d * d (the shift, a value of the tensor, keeps the
-// variance free of cancellation), min, max, zeros. Blocks of kBlock values are summed in float
+// One pass: sums of d = x - shift and of d * d (the shift, near the mean, keeps the variance
+// free of cancellation), min, max, zeros. Blocks of kBlock values are summed in float
 // lanes, which vectorise, and the blocks' sums in double.
 template <bool kDiff>
 void one_pass(const Span& s, float shift, Partial* p) {
@@ -126,6 +127,21 @@ void one_pass(const Span& s, float shift, Partial* p) {
   }
 }
 
+// The shift: the mean of the first finite values, near the tensor's mean unless the data are
+// sorted, so sums of squares of x - shift lose nothing to cancellation.
+float head_mean(const Span& s) {
+  double sum = 0;
+  int count = 0;
+  for (int64_t i = 0; i < std::min<int64_t>(s.n, kHead); ++i) {
+    const float v = s.b ? s.a[i] - s.b[i] : s.a[i];
+    if (std::isfinite(v)) {
+      sum += v;
+      ++count;
+    }
+  }
+  return count ? static_cast<float>(sum / count) : 0.0f;
+}
+
 void one_pass(const Span& s, float shift, Partial* p) {
   s.b ? one_pass<true>(s, shift, p) : one_pass<false>(s, shift, p);
 }
@@ -177,9 +193,7 @@ class TensorStatsOp : public OpKernel {
     std::vector<float> shift(whole.size());
     std::vector<int> row_of(items.size());
     for (size_t r = 0; r < whole.size(); ++r) {
-      const Span& w = whole[r];
-      const float x0 = w.n ? (w.b ? w.a[0] - w.b[0] : w.a[0]) : 0.0f;
-      shift[r] = std::isfinite(x0) ? x0 : 0.0f;
+      shift[r] = head_mean(whole[r]);
       for (int64_t i = first[r]; i < first[r + 1]; ++i) row_of[i] = static_cast<int>(r);
     }
     // Waking the pool's threads costs more than a few chunks' work: share only larger inputs.
