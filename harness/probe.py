@@ -15,7 +15,8 @@ Cost is what decides whether a probe is left on, so:
   in all where TensorFlow's own reductions took 89-172 (1.5-1.7x a plain fit
   on small models, measured in bench/overhead.py). That op runs inline on the
   thread that readied its inputs: handing it to another thread cost more than
-  it saved;
+  it saved (so did computing a step's statistics in the next step, to
+  overlap them with its forward pass: measured no faster, 20 % more CPU);
 * without a compiler (``stats="tf"``), TensorFlow ops compute them: small
   tensors of the same shape (a kernel, its gradient and its update; an
   output and its gradient) are stacked, so five reductions serve a whole stack
