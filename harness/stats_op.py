@@ -43,12 +43,30 @@ def ops_dir() -> Path:
     return Path(os.environ.get("BUGBENCH_OPS_DIR") or Path.home() / ".cache" / "bugbench" / "ops")
 
 
-@functools.lru_cache(maxsize=1)
 def load():
     """The loaded op module (``.bugbench_tensor_stats``); builds the library if no cached one fits.
 
     Raises StatsOpError with the compiler's message when it cannot be built.
+    A process tries once: every later call gives the same module or error.
     """
+    module, error = _outcome()
+    if error is not None:
+        raise error
+    return module
+
+
+@functools.lru_cache(maxsize=1)
+def _outcome():
+    try:
+        return _load(), None
+    except StatsOpError as exc:
+        return None, exc
+
+
+load.cache_clear = _outcome.cache_clear  # tests: forget the outcome
+
+
+def _load():
     import tensorflow as tf
 
     flags = [*tf.sysconfig.get_compile_flags(), *tf.sysconfig.get_link_flags()]

@@ -89,10 +89,13 @@ def broken_compiler(monkeypatch, tmp_path):
     stats_op.load.cache_clear()
 
 
-def test_a_failed_build_says_what_to_do_and_leaves_no_file(broken_compiler):
+def test_a_failed_build_says_what_to_do_leaves_no_file_and_is_not_retried(broken_compiler, monkeypatch):
     with pytest.raises(stats_op.StatsOpError, match="BUGBENCH_STATS=tf"):
         stats_op.load()
     assert list(broken_compiler.iterdir()) == []
+    monkeypatch.setattr(stats_op, "_build", lambda *a: pytest.fail("built twice"))
+    with pytest.raises(stats_op.StatsOpError, match="BUGBENCH_STATS=tf"):
+        stats_op.load()  # the first outcome, without a second 15 s attempt
 
 
 @pytest.mark.fit
@@ -109,7 +112,7 @@ def test_probe_falls_back_to_tensorflow_ops_with_a_warning(broken_compiler):
         Probe(model, stats="native")  # asked for by name: no fallback
 
 
-def test_unit_keys_name_the_statistics_implementation(monkeypatch):
+def test_unit_keys_name_the_statistics_implementation():
     from harness.cache import unit_key
 
     unit = {"spec": {"model": {}}, "seed": 0, "semantics": None}
