@@ -10,16 +10,14 @@
 // std, min, max, zero fraction, NaN count, Inf count, in input order (pairs last). Min and max
 // are over the finite values; a NaN or Inf propagates into mean and std.
 //
-// One pass over the data. Sums are accumulated in double over fixed chunks that are combined in
-// chunk order, so the result is the same whatever the thread pool's split (deterministic, as the
-// harness requires).
+// One pass over the data, about a shift near the mean. Blocks of 256 values are summed in float
+// lanes, the blocks in double; fixed chunks are combined in chunk order, so the result is the
+// same whatever the thread pool's split (deterministic, as the harness requires).
 
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
-#include <functional>
 #include <limits>
-#include <utility>
 #include <vector>
 
 #include "tensorflow/core/framework/op.h"
@@ -133,7 +131,7 @@ float head_mean(const Span& s) {
   double sum = 0;
   int count = 0;
   for (int64_t i = 0; i < std::min<int64_t>(s.n, kHead); ++i) {
-    const float v = s.b ? s.a[i] - s.b[i] : s.a[i];
+    const float v = s.b ? value<true>(s, i) : value<false>(s, i);
     if (std::isfinite(v)) {
       sum += v;
       ++count;
