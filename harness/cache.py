@@ -2,8 +2,9 @@
 
 A unit's key hashes everything that decides its trace: the fully resolved
 variant spec, the seed, the loss-semantics override, the probe's trace format,
-what computes its statistics (``BUGBENCH_STATS``) and the library versions. Editing a case changes its specs and so its keys;
-every other case is found in the store and only re-scored.
+what computes its statistics (``BUGBENCH_STATS``) and the library versions.
+Editing a case changes its specs and so its keys; every other case is found
+in the store and only re-scored.
 """
 
 from __future__ import annotations

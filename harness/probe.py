@@ -37,7 +37,6 @@ Works for Sequential and functional models whose layers are called once.
 from __future__ import annotations
 
 import functools
-import os
 import time
 import warnings
 
@@ -160,9 +159,8 @@ def _stats_backend(stats: str):
     from harness import stats_op
 
     if stats == "auto":
-        if os.environ.get("BUGBENCH_STATS"):
-            stats = stats_op.backend()
-        else:
+        stats = stats_op.chosen()
+        if stats is None:
             try:
                 return "native", stats_op.load()
             except stats_op.StatsOpError as exc:

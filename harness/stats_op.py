@@ -33,10 +33,15 @@ class StatsOpError(RuntimeError):
 
 def backend() -> str:
     """The statistics implementation this process uses (``BUGBENCH_STATS``), without importing TensorFlow."""
-    value = os.environ.get("BUGBENCH_STATS", "native").strip().lower() or "native"
-    if value not in BACKENDS:
+    return chosen() or "native"
+
+
+def chosen() -> str | None:
+    """The implementation ``BUGBENCH_STATS`` names, or None where it is unset or empty."""
+    value = os.environ.get("BUGBENCH_STATS", "").strip().lower()
+    if value and value not in BACKENDS:
         raise ValueError(f"BUGBENCH_STATS={value!r}: expected one of {', '.join(BACKENDS)}")
-    return value
+    return value or None
 
 
 def ops_dir() -> Path:

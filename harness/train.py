@@ -82,9 +82,9 @@ def _deadline(seconds: float):
 def _train(unit: dict, timeout: float | None) -> dict:
     import tensorflow as tf
 
+    from harness import stats_op
     from harness.build import build
     from harness.facts import describe
-    from harness import stats_op
     from harness.probe import Probe
 
     tf.config.experimental.enable_op_determinism()
