@@ -53,6 +53,19 @@ def test_spread_is_exact_beside_a_large_offset_and_an_outlier_first():
     np.testing.assert_allclose(got[:2], want[:2], rtol=1e-5)
 
 
+def test_extremes_and_zeros_are_found_in_every_lane_and_in_the_tail():
+    """The block loop keeps eight lanes in two SIMD quads; values past the last block go one by one."""
+    base = np.float32(np.random.default_rng(4).uniform(1.0, 2.0, size=256 * 4 + 13))
+    op = stats_op.load()
+    for pos in [0, 1, 3, 4, 5, 7, 260, 1023, 1024, 1036]:
+        a = base.copy()
+        a[pos], a[pos - 1], a[(pos + 2) % a.size] = -50.0, 50.0, 0.0
+        got = op.bugbench_tensor_stats(tensors=[tf.constant(a)], after=[tf.constant(a)],
+                                       before=[tf.constant(np.zeros_like(a))]).numpy()
+        for row in got:
+            assert (row[2], row[3], row[4]) == (-50.0, 50.0, np.float32(1 / a.size)), pos
+
+
 def test_large_inputs_give_the_same_bits_every_time():
     """Partial sums are combined in a fixed order, whatever the thread pool does."""
     op = stats_op.load()
