@@ -85,21 +85,34 @@ def _load():
         raise StatsOpError(f"could not load {target}: {exc}") from exc
 
 
+BUILD_TIMEOUT = 600  # seconds; the build takes about 15 s
+
+
 def _build(target: Path, flags: list[str]) -> None:
+    """Compile the library to ``target``; every way this can fail is a StatsOpError (so "auto" falls back)."""
     compiler = os.environ.get("CXX") or shutil.which("c++") or shutil.which("g++")
     if not compiler:
         raise StatsOpError("no C++ compiler found (set CXX, install g++, or set BUGBENCH_STATS=tf)")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    # Built under a temporary name and renamed: parallel workers may build at once, none loads a half file.
-    fd, tmp = tempfile.mkstemp(suffix=".so", dir=target.parent)
-    os.close(fd)
+    advice = "set BUGBENCH_STATS=tf to compute the statistics with TensorFlow ops instead"
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        # Built under a temporary name and renamed: parallel workers may build at once, none loads a half file.
+        fd, tmp = tempfile.mkstemp(suffix=".so", dir=target.parent)
+        os.close(fd)
+    except OSError as exc:
+        raise StatsOpError(f"cannot write the op library to {target.parent} ({exc}); set BUGBENCH_OPS_DIR to a "
+                           f"writable directory, or {advice}") from exc
     cmd = [compiler, "-O3", "-shared", "-fPIC", "-w", str(SOURCE), "-o", tmp, *flags]
     try:
-        done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=BUILD_TIMEOUT)
         if done.returncode != 0:
             raise StatsOpError(f"building {SOURCE.name} failed ({' '.join(cmd[:5])} ...):\n{done.stderr[-2000:]}\n"
-                               "set BUGBENCH_STATS=tf to compute the statistics with TensorFlow ops instead")
+                               f"{advice}")
         os.replace(tmp, target)
+    except subprocess.TimeoutExpired as exc:
+        raise StatsOpError(f"building {SOURCE.name} took over {BUILD_TIMEOUT} s ({compiler}); {advice}") from exc
+    except OSError as exc:  # the compiler cannot be run, or the rename failed
+        raise StatsOpError(f"building {SOURCE.name} with {compiler} failed: {exc}; {advice}") from exc
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)

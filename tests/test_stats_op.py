@@ -111,6 +111,27 @@ def test_a_failed_build_says_what_to_do_leaves_no_file_and_is_not_retried(broken
         stats_op.load()  # the first outcome, without a second 15 s attempt
 
 
+def test_a_compiler_that_cannot_run_or_an_unwritable_cache_is_a_stats_op_error(broken_compiler, monkeypatch):
+    monkeypatch.setenv("CXX", str(broken_compiler.parent / "no-such-compiler"))
+    with pytest.raises(stats_op.StatsOpError, match="no-such-compiler.*BUGBENCH_STATS=tf"):
+        stats_op.load()
+    stats_op.load.cache_clear()
+    (broken_compiler.parent / "file").write_text("")
+    monkeypatch.setenv("BUGBENCH_OPS_DIR", str(broken_compiler.parent / "file" / "ops"))  # under a file
+    with pytest.raises(stats_op.StatsOpError, match="cannot write the op library.*BUGBENCH_OPS_DIR"):
+        stats_op.load()
+
+
+def test_a_build_that_hangs_is_a_stats_op_error(broken_compiler, monkeypatch):
+    def hang(cmd, **kwargs):
+        raise stats_op.subprocess.TimeoutExpired(cmd, kwargs["timeout"])
+
+    monkeypatch.setattr(stats_op.subprocess, "run", hang)
+    with pytest.raises(stats_op.StatsOpError, match="took over 600 s"):
+        stats_op.load()
+    assert list(broken_compiler.iterdir()) == []  # no half-built file left
+
+
 @pytest.mark.fit
 def test_probe_falls_back_to_tensorflow_ops_with_a_warning(broken_compiler):
     keras = pytest.importorskip("keras")
