@@ -13,10 +13,12 @@ Cost is what decides whether a probe is left on, so:
   comes from one compiled op (``harness.stats_op``; a weight update is
   passed as its two reads and never materialised), 27-48 extra ops per step
   in all where TensorFlow's own reductions took 89-172 (1.5-1.7x a plain fit
-  on small models, measured in bench/overhead.py). That op runs inline on the
-  thread that readied its inputs: handing it to another thread cost more than
-  it saved (so did computing a step's statistics in the next step, to
-  overlap them with its forward pass: measured no faster, 20 % more CPU);
+  on small models, measured in bench/overhead.py). The op's pass runs in SIMD
+  lanes, 30-130 us a step on the small bench models, where the extra ops
+  themselves cost a few us each. It runs inline on the thread that readied its
+  inputs: handing it to another thread cost more than it saved (so did
+  computing a step's statistics in the next step, to overlap them with its
+  forward pass: measured no faster, 20 % more CPU);
 * without a compiler (``stats="tf"``), TensorFlow ops compute them: small
   tensors of the same shape (a kernel, its gradient and its update; an
   output and its gradient) are stacked, so five reductions serve a whole stack
