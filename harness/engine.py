@@ -34,12 +34,6 @@ def run_units(units: list[dict], jobs: int = 1, backend: str = "loky", scheduler
     raise ValueError(f"unknown backend {backend!r} (loky or dask)")
 
 
-# Every unit trains on one TensorFlow thread, whatever --jobs and the core count: multi-threaded
-# kernels split their sums by thread count, so a unit trained with 2 threads gave other loss bits
-# than the same unit with 1 (so-47352366), under the same cache key.
-UNIT_THREADS = 1
-
-
 def _run_loky(units, jobs, timeout):
     """Keep ``jobs`` units in flight; isolate and blame a unit that kills its worker.
 
@@ -54,7 +48,7 @@ def _run_loky(units, jobs, timeout):
     while queue or running:
         while queue and len(running) < jobs and not (queue[0][1] and running):
             unit, suspect = queue.pop(0)
-            future = executor.submit(train_unit, unit, UNIT_THREADS, timeout)
+            future = executor.submit(train_unit, unit, timeout)
             running[future] = (unit, suspect, time.monotonic())
             if suspect:
                 break  # a suspect runs alone
@@ -103,7 +97,7 @@ def _run_dask(units, scheduler, timeout):
     client = Client(scheduler, timeout="30s")
     try:
         n = max(1, sum(client.nthreads().values()))
-        tasks = (delayed(_indexed)(i, train_unit, u, UNIT_THREADS, timeout) for i, u in enumerate(units))
+        tasks = (delayed(_indexed)(i, train_unit, u, timeout) for i, u in enumerate(units))
         finished = set()
         with parallel_config(backend="dask", wait_for_workers_timeout=60):
             try:

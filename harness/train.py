@@ -12,18 +12,22 @@ import time
 import traceback
 
 
-def configure_threads(threads: int | None) -> None:
-    """Cap TensorFlow's thread pools so that parallel workers share the cores.
+# Every unit trains on one TensorFlow thread, whatever --jobs and the core count: multi-threaded
+# kernels split their sums by thread count, so a unit trained with 2 threads gave other loss bits
+# than the same unit with 1 (so-47352366), under the same cache key.
+UNIT_THREADS = 1
+
+
+def configure_threads() -> None:
+    """Pin TensorFlow to UNIT_THREADS, so that a unit's numbers do not depend on where it ran.
 
     Only possible before TensorFlow starts its runtime; a reused worker keeps
-    the setting of its first unit.
+    the setting of its first unit (the same one).
     """
-    if not threads:
-        return
     import tensorflow as tf
 
     try:
-        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_intra_op_parallelism_threads(UNIT_THREADS)
         tf.config.threading.set_inter_op_parallelism_threads(1)
     except RuntimeError:
         pass
@@ -38,7 +42,7 @@ def unit_identity(unit: dict) -> dict:
     return {k: unit[k] for k in ("case", "variant", "seed", "key") if k in unit}
 
 
-def train_unit(unit: dict, threads: int | None = None, timeout: float | None = None) -> dict:
+def train_unit(unit: dict, timeout: float | None = None) -> dict:
     """Train ``unit`` (case id, variant, seed, spec); return its record with the trace as bytes.
 
     The trace travels back in the record (``trace_npz``) so that workers need
@@ -48,7 +52,7 @@ def train_unit(unit: dict, threads: int | None = None, timeout: float | None = N
     started = time.perf_counter()
     record = unit_identity(unit)
     try:
-        configure_threads(threads)
+        configure_threads()
         record.update(_train(unit, timeout))
         record["status"] = "ok"
     except Exception as exc:  # a broken case must become a row, not a crash
