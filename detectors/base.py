@@ -18,6 +18,14 @@ class Finding:
     fault code of the case schema (``ACH`` change an activation, ``HLR`` change
     the learning rate, ...) and ``fix_layer`` the layer it applies to, so a
     suggestion can be scored against the case's patch.
+
+    ``severity`` is ``"error"`` when the training is failing (numerical error,
+    divergence, no better than a constant predictor, an output that cannot
+    vary, learning that vanished or froze) or the program cannot be right
+    (softmax over one unit, a probability loss on a linear output, labels the
+    output cannot reach); ``"warning"`` for a risk that is often harmless
+    (unscaled inputs, a large learning rate, slow early progress). Scoring
+    counts errors as detections and false alarms; warnings are scored apart.
     """
 
     detector: str
@@ -34,9 +42,13 @@ class Finding:
     fix: str | None = None
     fix_code: str | None = None
     fix_layer: int | None = None
+    severity: str = "error"
+    alternatives: tuple[str, ...] = ()  # other fixes worth trying, most likely first ("HLR: lower the ...")
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        out = dataclasses.asdict(self)
+        out["alternatives"] = list(self.alternatives)  # as JSON stores it: a replay equals a stored copy
+        return out
 
 
 class Detector(LiveHooks):
@@ -70,10 +82,34 @@ class Detector(LiveHooks):
     def observe(self, step) -> list[Finding]:
         raise NotImplementedError
 
+    def finish(self) -> list[Finding]:
+        """Told once when training ends (after the last step shown); may report on that last step.
+
+        For verdicts that need the whole run (the end of training is where a
+        budget's evidence is complete). Live, Keras' ``on_train_end`` calls it,
+        also when training stopped early.
+        """
+        return []
+
     def _finding(self, step, code: str, message: str, **kw) -> Finding:
         found = Finding(self.name, code, message, step.index, step.epoch, step.batch, step.seconds, **kw)
         self.findings.append(found)
         return found
+
+
+def failing(facts: dict, loss: float, first_loss: float | None) -> bool:
+    """The loss so far is no better than a constant predictor's (or the run's first loss): learning is not happening.
+
+    What turns a symptom from advice (a warning) into an error: a dead layer in
+    a model that learns is harmless, in one that does not it is the cause.
+    """
+    from harness.facts import learns
+
+    return learns(loss, ((facts or {}).get("reference") or {}).get("loss"), first_loss) is False
+
+
+def severity_if(failing_now: bool) -> str:
+    return "error" if failing_now else "warning"
 
 
 def persistence_window(meta: dict, window: int, minimum: int) -> int:
@@ -89,6 +125,7 @@ def replay(detector: Detector, trace) -> list[Finding]:
     detector.start(trace.meta)
     for step in trace.steps():
         detector.observe(step)
+    detector.finish()
     return list(detector.findings)
 
 

@@ -78,7 +78,11 @@ def check_no_lookahead(detector, trace) -> None:
         for finding in detector.observe(step):
             if finding.step != step.index:
                 _fail("check_no_lookahead", f"observe(step {step.index}) returned a finding for step {finding.step}")
-    if any(f.step > max((s.index for s in trace.steps()), default=-1) for f in detector.findings):
+    last = max((s.index for s in trace.steps()), default=-1)
+    for finding in detector.finish():  # the end of training may judge, but only what was shown
+        if finding.step != last:
+            _fail("check_no_lookahead", f"finish() returned a finding for step {finding.step}, not the last ({last})")
+    if any(f.step > last for f in detector.findings):
         _fail("check_no_lookahead", "a finding refers to a step that does not exist")
 
 

@@ -9,7 +9,7 @@ batch and epoch end exactly as a replay would. Keras is imported only then.
 from __future__ import annotations
 
 # Every hook keras.callbacks.CallbackList may call; the ones not defined below do nothing.
-_HOOKS = ("on_batch_begin", "on_batch_end", "on_train_end", "on_train_batch_begin",
+_HOOKS = ("on_batch_begin", "on_batch_end", "on_train_batch_begin",
           "on_test_begin", "on_test_end", "on_test_batch_begin", "on_test_batch_end",
           "on_predict_begin", "on_predict_end", "on_predict_batch_begin", "on_predict_batch_end")
 
@@ -22,8 +22,9 @@ class LiveHooks:
     """The Keras callback protocol, driving ``reset``/``start``/``observe``.
 
     Live options (plain attributes, set after construction or by subclasses):
-    ``stop_on_finding`` stops training at the first finding; ``verbose``
-    prints each finding as it is made.
+    ``stop_on_finding`` stops training at the first *error* finding (a
+    warning never stops a fit); ``verbose`` prints each finding as it is made,
+    with its severity and fix.
     """
 
     stop_on_finding = False
@@ -88,14 +89,16 @@ class LiveHooks:
             final = epoch == (self.params.get("epochs") or 0) - 1
             self._emit(self.observe(self._probe.recorder.last_epoch_step(self._index, final)))
 
-    def _emit(self, findings) -> None:
-        self._index += 1
+    def on_train_end(self, logs=None) -> None:
+        if getattr(self, "_started", False):
+            self._emit(self.finish(), advance=False)
+
+    def _emit(self, findings, advance: bool = True) -> None:
+        self._index += advance
         for f in findings:
             if self.verbose:
-                where = f"layer {f.layer} ({f.layer_name}) " if f.layer is not None else ""
-                print(f"[{self.name}] epoch {f.epoch + 1}" + (f" batch {f.batch + 1}" if f.batch is not None else "")
-                      + f": {f.code} {where}- {f.message}")
-        if findings and self.stop_on_finding:
+                print(format_finding(self.name, f))
+        if any(f.severity == "error" for f in findings) and self.stop_on_finding:
             self.model.stop_training = True
 
     def _live_meta(self) -> dict:
@@ -105,6 +108,17 @@ class LiveHooks:
         return {"layers": describe_layers(self.model), "metric_directions": self._probe.metric_directions(),
                 "facts": describe(self.model),
                 "budget": {"epochs": self.params.get("epochs"), "steps_per_epoch": self.params.get("steps")}}
+
+
+def format_finding(detector: str, f) -> str:
+    """``[diagnose] epoch 2 batch 4: error HLR layer 3 (dense_1) - message; fix: lower the learning rate``."""
+    if f.batch is None and f.epoch == 0 and f.seconds == 0:
+        when = "before training"  # a static finding
+    else:
+        when = f"epoch {f.epoch + 1}" + (f" batch {f.batch + 1}" if f.batch is not None else "")
+    where = f"layer {f.layer} ({f.layer_name}) " if f.layer is not None else ""
+    fix = f"; fix: {f.fix}" if f.fix else ""
+    return f"[{detector}] {when}: {f.severity} {f.code} {where}- {f.message}{fix}"
 
 
 for _name in _HOOKS:

@@ -14,8 +14,12 @@ optimizer, a data sample) and reports what is wrong with the program itself:
 * INIT      a constant (or absurdly scaled) kernel initialiser;
 * LINEAR    two weight layers with no non-linearity between them.
 
-Every finding names its layer (when it has one) and a fix with its fault code.
-It needs no training: all findings are made at the first step, at 0 s. As a
+Every finding names its layer (when it has one) and a fix with its fault code,
+and a severity: ``error`` when the program cannot be right (softmax over one
+unit, a probability loss on an output that is no probability, labels the
+output cannot reach, labels in an encoding the loss cannot read), ``warning``
+for the rest, which many programs that train well carry (raw inputs, MSE on
+class labels, a large learning rate). It needs no training: all findings are made at the first step, at 0 s. As a
 live Keras callback it sees the model; pass ``sample=(x, y)`` for the data checks.
 """
 
@@ -25,11 +29,13 @@ import dataclasses
 
 from detectors.base import Detector, Finding
 
-# Inputs whose magnitude exceeds this are "far outside a normalised range":
-# z-scored features rarely pass 10, while raw pixels (255), prices or counts do.
+# A feature whose standard deviation or mean exceeds this is "far outside a normalised range":
+# a z-scored or min-max feature has spread about 1 and mean within 1, while raw pixels (spread
+# ~100), prices, counts or years are far beyond.
 INPUT_LIMIT = 20.0
-# Learning rates outside these bounds do not train with these optimizers in
-# practice (SGD-family tolerate larger steps than the adaptive ones).
+# Learning rates at or beyond these bounds rarely train with these optimizers
+# (SGD-family tolerate larger steps than the adaptive ones, whose per-weight step
+# is about the learning rate itself: 0.1 is the size of a Glorot-initialised weight).
 LR_RANGE = {"SGD": (1e-5, 1.0), "Adagrad": (1e-5, 1.0), "Adadelta": (1e-5, 10.0), "Ftrl": (1e-5, 1.0)}
 ADAPTIVE_LR_RANGE = (1e-6, 0.1)  # Adam, RMSprop, Nadam, Adamax, AdamW, ...
 # Kernel initialiser variances outside [1e-5, 10] (DeepDiagnosis's "poor weight initialization").
@@ -45,6 +51,9 @@ WEIGHT_LAYERS = {"Dense", "Conv1D", "Conv2D", "Conv3D", "SeparableConv2D", "Dept
 # Layers that pass values through without adding a non-linearity.
 TRANSPARENT = {"Dropout", "Flatten", "Reshape", "BatchNormalization", "GaussianNoise", "ActivityRegularization"}
 CONSTANT_INITS = {"Zeros", "Ones", "Constant"}
+PROBABILITIES = {"sigmoid", "softmax", "hard_sigmoid"}
+# A learning rate arrives as float32 (0.1 reads back as 0.10000000149): compare with float32's rounding.
+F32 = 1e-6
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,6 +65,7 @@ class Issue:
     layer: int | None
     fix_code: str
     fix: str
+    severity: str = "warning"
 
 
 def output_layer(layers: list[dict]) -> int | None:
@@ -71,6 +81,16 @@ def output_activation(layers: list[dict]) -> str:
     return (layers[i].get("activation") or "linear") if i is not None else "linear"
 
 
+def activation_layer(layers: list[dict], k: int | None) -> int | None:
+    """The layer at or before ``k`` that has an activation to change (a Dropout or Flatten has none)."""
+    if k is None:
+        return None
+    for i in range(min(k, len(layers) - 1), -1, -1):
+        if layers[i].get("activation") is not None:
+            return i
+    return None
+
+
 def output_units(layers: list[dict]) -> int | None:
     units = [layer.get("units") for layer in layers if layer.get("units")]
     return units[-1] if units else None
@@ -81,7 +101,7 @@ def issues(facts: dict) -> list[Issue]:
     if not facts or "layers" not in facts:
         return []
     found: list[Issue] = []
-    for rule in (_output_vs_loss, _loss_vs_labels, _output_range, _input_scale, _learning_rate,
+    for rule in (_output_vs_loss, _loss_vs_labels, _output_range, input_scale, _learning_rate,
                  _initialisers, _linear_stacks):
         found.extend(rule(facts))
     return found
@@ -93,17 +113,24 @@ def _output_vs_loss(facts: dict) -> list[Issue]:
     y = facts.get("y") or {}
     if act == "softmax" and units == 1:
         return [Issue("OUT_LOSS", "softmax over a single output unit always outputs 1", k, "ACH",
-                      f"use sigmoid at layer {k} (or two softmax units)")]
+                      f"use sigmoid at layer {k} (or two softmax units)", "error")]
+    if facts.get("from_logits"):
+        if act in PROBABILITIES:
+            return [Issue("OUT_LOSS", f"{loss} with from_logits=True on a {act} output: the activation is "
+                          "applied twice", k, "ACH", f"use a linear output at layer {k}")]
+        return []
     if loss in ("categorical_crossentropy", "sparse_categorical_crossentropy") and act != "softmax":
+        # A sigmoid output is a probability per unit (Keras renormalises them): it trains, if oddly.
         return [Issue("OUT_LOSS", f"{loss} expects class probabilities (softmax) but the output is {act}", k,
-                      "ACH", f"use softmax at layer {k}")]
+                      "ACH", f"use softmax at layer {k}", "warning" if act in PROBABILITIES else "error")]
     if loss == "binary_crossentropy" and act != "sigmoid":
         if act == "softmax" and (y.get("classes") or 0) > 2:
             return [Issue("OUT_LOSS", "binary cross-entropy on a softmax over several classes", None, "LCH",
                           "use categorical_crossentropy")]
         if act != "softmax":
             return [Issue("OUT_LOSS", f"binary cross-entropy expects probabilities (sigmoid) but the output is "
-                          f"{act}", k, "ACH", f"use sigmoid at layer {k}")]
+                          f"{act}", k, "ACH", f"use sigmoid at layer {k}",
+                          "warning" if act in PROBABILITIES else "error")]
     return []
 
 
@@ -117,14 +144,24 @@ def _loss_vs_labels(facts: dict) -> list[Issue]:
                       "use a cross-entropy loss")]
     if loss == "categorical_crossentropy" and not y["one_hot"] and y["integer"] and (y.get("classes") or 0) > 2:
         return [Issue("LOSS_LABELS", "categorical cross-entropy on integer class labels", None, "CPP",
-                      "one-hot encode the labels (or use sparse_categorical_crossentropy)")]
+                      "one-hot encode the labels (or use sparse_categorical_crossentropy)", "error")]
+    if loss == "sparse_categorical_crossentropy" and y.get("min") is not None:
+        if y["one_hot"] and y["shape"] and y["shape"][-1] > 1:
+            return [Issue("LOSS_LABELS", "sparse categorical cross-entropy on one-hot labels", None, "LCH",
+                          "use categorical_crossentropy (or integer labels)", "error")]
+        if not y["integer"] or y["min"] < 0:
+            return [Issue("LOSS_LABELS", f"sparse categorical cross-entropy needs class indices, but the labels "
+                          f"span [{y['min']:.4g}, {y['max']:.4g}] and are not whole numbers", None, "CPP",
+                          "give the labels as integer class indices (undo their scaling)", "error")]
     return []
 
 
 def _output_range(facts: dict) -> list[Issue]:
     y = facts.get("y")
-    if not y or y.get("min") is None:
+    if not y or y.get("min") is None or facts.get("from_logits"):
         return []
+    if facts.get("loss") == "sparse_categorical_crossentropy":
+        return []  # the labels are class indices, not output values
     k, act = output_layer(facts["layers"]), output_activation(facts["layers"])
     lo, hi = ACTIVATION_RANGE.get(act, (None, None))
     below = lo is not None and y["min"] < lo - 1e-6
@@ -132,18 +169,29 @@ def _output_range(facts: dict) -> list[Issue]:
     if below or above:
         return [Issue("OUT_RANGE", f"labels span [{y['min']:.4g}, {y['max']:.4g}] but {act} outputs "
                       f"[{lo:g}, {'inf' if hi is None else f'{hi:g}'}]", k, "ACH",
-                      f"use an output activation covering the labels at layer {k} (linear for regression)")]
+                      f"use an output activation covering the labels at layer {k} (linear for regression)", "error")]
+    if act == "softmax" and y.get("multi_hot"):
+        return [Issue("OUT_RANGE", "softmax outputs sum to 1, but a label row has several 1s (independent "
+                      "labels)", k, "ACH", f"use sigmoid at layer {k} for independent labels", "error")]
     return []
 
 
-def _input_scale(facts: dict) -> list[Issue]:
+def input_scale(facts: dict) -> list[Issue]:
+    """Features whose spread or offset is far beyond a normalised range (raw pixels, prices, years).
+
+    Judged per feature, not by the extreme value: a standardised feature that is
+    almost always zero has rare z-scores of 40, and is normalised all the same.
+    """
     x = facts.get("x")
     if not x or x.get("min") is None:
         return []
-    reach = max(abs(x["min"]), abs(x["max"]))
-    if reach > INPUT_LIMIT:
-        return [Issue("INPUT_SCALE", f"inputs reach {reach:.4g} (range [{x['min']:.4g}, {x['max']:.4g}]): far "
-                      "outside a normalised range", None, "CPP", "normalize the inputs (scale or standardize)")]
+    spread, offset = x.get("feature_std_max"), x.get("feature_mean_absmax")
+    if spread is None or offset is None:  # facts of an older version: the extremes are all there is
+        spread = offset = max(abs(x["min"]), abs(x["max"]))
+    if max(spread, offset) > INPUT_LIMIT:
+        return [Issue("INPUT_SCALE", f"inputs are not normalised: a feature's spread reaches {spread:.4g} and its "
+                      f"mean {offset:.4g} (range [{x['min']:.4g}, {x['max']:.4g}])", None, "CPP",
+                      "normalize the inputs (scale or standardize)")]
     return []
 
 
@@ -153,12 +201,12 @@ def _learning_rate(facts: dict) -> list[Issue]:
     if lr is None:
         return []
     lo, hi = LR_RANGE.get(opt.get("class"), ADAPTIVE_LR_RANGE)
-    if lr > hi:
-        return [Issue("LR_RANGE", f"learning rate {lr:g} is above {hi:g}, large for {opt.get('class')}", None,
-                      "HLR", "lower the learning rate")]
-    if lr < lo:
-        return [Issue("LR_RANGE", f"learning rate {lr:g} is below {lo:g}, tiny for {opt.get('class')}", None,
-                      "HLR", "raise the learning rate")]
+    if lr >= hi * (1 - F32):
+        return [Issue("LR_RANGE", f"learning rate {lr:.3g} is large for {opt.get('class')} (it usually trains below "
+                      f"{hi:g})", None, "HLR", "lower the learning rate")]
+    if lr <= lo * (1 + F32):
+        return [Issue("LR_RANGE", f"learning rate {lr:.3g} is tiny for {opt.get('class')} (it usually trains above "
+                      f"{lo:g})", None, "HLR", "raise the learning rate")]
     return []
 
 
@@ -210,7 +258,7 @@ class Structure(Detector):
     """
 
     name = "structure"
-    version = "1"
+    version = "2"
     localizes = True
     suggests = True
     signals = ("facts",)
@@ -242,7 +290,8 @@ class Structure(Detector):
         for issue in issues(self._facts):
             f = self._finding(step, issue.code, issue.message, layer=issue.layer,
                               layer_name=names[issue.layer] if issue.layer is not None else None,
-                              diagnosis=issue.fix_code, fix=issue.fix, fix_code=issue.fix_code, fix_layer=issue.layer)
+                              diagnosis=issue.fix_code, fix=issue.fix, fix_code=issue.fix_code, fix_layer=issue.layer,
+                              severity=issue.severity)
             found.append(f)
         return found
 

@@ -12,8 +12,11 @@ import re
 
 import numpy as np
 
-FACTS_VERSION = 1
+FACTS_VERSION = 3
 SAMPLE = 4096  # rows summarised: enough for ranges and label kinds, cheap on any case
+# Keras 2 clipped probabilities to [EPS, 1 - EPS] inside its cross-entropies; the best constant
+# predictor's loss is computed with the same clip, so a stuck output is compared like with like.
+EPS = 1e-7
 
 # Spellings Keras accepts for the same loss.
 _LOSS_ALIASES = {"mse": "mean_squared_error", "mae": "mean_absolute_error",
@@ -24,10 +27,12 @@ _LOSS_ALIASES = {"mse": "mean_squared_error", "mae": "mean_absolute_error",
 def describe(model, x=None, y=None) -> dict:
     """Facts of a compiled ``model`` and, when given, a sample of its training data."""
     facts = {"version": FACTS_VERSION, "loss": loss_name(getattr(model, "loss", None)),
+             "from_logits": from_logits(getattr(model, "loss", None)),
              "optimizer": optimizer_facts(getattr(model, "optimizer", None)),
              "layers": [layer_facts(layer) for layer in probed_layers(model)]}
     if x is not None and y is not None:
         facts.update(data_facts(x, y))
+        facts["reference"] = reference(facts["loss"], y)
     return facts
 
 
@@ -46,6 +51,12 @@ def loss_name(loss) -> str | None:
         name = getattr(getattr(loss, "fn", None), "__name__", None) or name
     name = re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower() if any(c.isupper() for c in name) else name
     return _LOSS_ALIASES.get(name, name)
+
+
+def from_logits(loss) -> bool:
+    """Whether a Loss object was built with ``from_logits=True`` (a string loss never is)."""
+    config = loss.get_config() if hasattr(loss, "get_config") else {}
+    return bool(config.get("from_logits", False))
 
 
 def optimizer_facts(optimizer) -> dict:
@@ -74,14 +85,20 @@ def layer_facts(layer) -> dict:
 
 
 def data_facts(x, y) -> dict:
-    """Ranges of the inputs and the kind and range of the labels, from the first rows."""
-    x = np.asarray(x[:SAMPLE], np.float64)
-    y = np.asarray(y[:SAMPLE], np.float64)
+    """Ranges of the inputs and the kind and range of the labels, from SAMPLE rows spread over the data.
+
+    Rows are taken at even strides, not from the top: data sorted by class would
+    otherwise show a single label.
+    """
+    rows = _spread(len(x))
+    x = np.asarray(np.asarray(x)[rows], np.float64)
+    y = np.asarray(np.asarray(y)[rows], np.float64)
     finite = x[np.isfinite(x)]
     per_feature = x.reshape(len(x), -1)
     xs = {"min": _f(finite.min()) if finite.size else None, "max": _f(finite.max()) if finite.size else None,
           "mean": _f(finite.mean()) if finite.size else None, "std": _f(finite.std()) if finite.size else None,
-          "feature_std_max": _f(np.nanstd(per_feature, axis=0).max()) if per_feature.size else None}
+          "feature_std_max": _f(np.nanstd(per_feature, axis=0).max()) if per_feature.size else None,
+          "feature_mean_absmax": _f(np.abs(np.nanmean(per_feature, axis=0)).max()) if per_feature.size else None}
     return {"x": xs, "y": label_facts(y)}
 
 
@@ -92,12 +109,110 @@ def label_facts(y: np.ndarray) -> dict:
     integer = bool(values.size and np.all(values == np.round(values)))
     binary = bool(values.size and set(unique.tolist()) <= {0.0, 1.0})
     one_hot = bool(binary and y.ndim == 2 and y.shape[1] > 1 and np.all(y.sum(axis=1) == 1))
+    multi_hot = bool(binary and y.ndim == 2 and y.shape[1] > 1 and np.any(y.sum(axis=1) > 1))
     return {"shape": shape, "min": _f(values.min()) if values.size else None,
             "max": _f(values.max()) if values.size else None, "n_unique": int(min(len(unique), 10**6)),
-            "integer": integer, "binary": binary, "one_hot": one_hot,
+            "integer": integer, "binary": binary, "one_hot": one_hot, "multi_hot": multi_hot,
             "classes": int(y.shape[1]) if one_hot else (int(unique.max()) + 1 if integer and unique.size
                                                          and unique.min() >= 0 and len(unique) <= 1000 else None)}
 
 
+def _spread(n: int) -> np.ndarray:
+    return np.unique(np.linspace(0, n - 1, min(n, SAMPLE)).astype(np.int64)) if n else np.arange(0)
+
+
+def reference(loss: str | None, y) -> dict:
+    """What the training labels allow *without* learning: the best constant predictor.
+
+    ``loss``: the loss of the best constant output for this loss and these
+    labels (class prior for the cross-entropies, target mean for MSE, median
+    for MAE; None for losses without a closed form); ``accuracy``: the accuracy
+    of always predicting the majority, as a binary accuracy (per output
+    column) and as a categorical one. A run whose loss is no better than
+    ``loss`` has learned nothing from the inputs.
+    """
+    y = np.asarray(y, np.float64)
+    y = y.reshape(len(y), -1) if y.ndim != 1 else y.reshape(-1, 1)
+    y = y[np.all(np.isfinite(y), axis=1)]
+    if not len(y):
+        return {"loss": None, "binary_accuracy": None, "categorical_accuracy": None}
+    return {"loss": _constant_loss(loss, y), "binary_accuracy": _binary_majority(y),
+            "categorical_accuracy": _categorical_majority(y)}
+
+
+def _constant_loss(loss: str | None, y: np.ndarray) -> float | None:
+    if loss == "mean_squared_error":
+        return _f(np.mean(np.var(y, axis=0)))
+    if loss == "mean_absolute_error":
+        return _f(np.mean(np.abs(y - np.median(y, axis=0))))
+    if loss == "binary_crossentropy":
+        m = y.mean(axis=0)
+        p = np.clip(m, EPS, 1 - EPS)
+        return _f(np.mean(-(m * np.log(p) + (1 - m) * np.log(1 - p))))
+    if loss == "categorical_crossentropy" and y.min() >= 0 and y.shape[1] > 1:
+        m = y.mean(axis=0)
+        p = np.clip(m / max(m.sum(), EPS), EPS, 1.0)
+        return _f(-np.sum(m * np.log(p)))
+    if loss == "sparse_categorical_crossentropy" and y.shape[1] == 1 and _class_indices(y):
+        p = np.bincount(y[:, 0].astype(np.int64)) / len(y)
+        p = p[p > 0]
+        return _f(-np.sum(p * np.log(p)))
+    return None
+
+
+def _binary_majority(y: np.ndarray) -> float | None:
+    if not set(np.unique(y).tolist()) <= {0.0, 1.0}:
+        return None
+    m = y.mean(axis=0)
+    return _f(np.mean(np.maximum(m, 1 - m)))
+
+
+def _categorical_majority(y: np.ndarray) -> float | None:
+    if y.shape[1] > 1 and set(np.unique(y).tolist()) <= {0.0, 1.0} and np.all(y.sum(axis=1) == 1):
+        return _f(y.mean(axis=0).max())
+    if y.shape[1] == 1 and _class_indices(y):
+        return _f(np.bincount(y[:, 0].astype(np.int64)).max() / len(y))
+    return None
+
+
+def _class_indices(y: np.ndarray) -> bool:
+    return bool(y.min() >= 0 and np.all(y == np.round(y)) and y.max() < 10**5)
+
+
 def _f(v) -> float:
     return float(v)
+
+
+# A run "learns" when it beats what the labels allow without learning by a margin no noise
+# explains: its loss 5 % below the best constant predictor's, or its accuracy 5 points above the
+# majority-class rate. The same rule judges a detector's "not learning" and fidelity's "learns".
+LOSS_MARGIN = 0.05
+ACC_MARGIN = 0.05
+# Labels that are all alike: the best constant predictor is perfect (its clipped cross-entropy is EPS),
+# so it cannot be beaten and the run's own first loss is the reference instead.
+DEGENERATE = 10 * EPS
+
+
+def accuracy_reference(reference: dict | None, metric: str, loss: str | None, units: int | None):
+    """The majority-class rate matching how ``metric`` counts (binary per output, or categorical)."""
+    reference = reference or {}
+    binary = "binary" in metric or (metric == "accuracy" and (loss == "binary_crossentropy" or units == 1))
+    return reference.get("binary_accuracy" if binary else "categorical_accuracy")
+
+
+def learns(loss: float, reference_loss: float | None, initial_loss: float | None = None,
+           accuracy: float | None = None, chance: float | None = None) -> bool | None:
+    """Whether a final training ``loss`` (and ``accuracy``) beat the no-learning reference.
+
+    The reference is the best constant predictor's loss; where it is unknown or
+    zero (a loss without closed form, labels all alike) the run's own initial
+    loss stands in. None when nothing can be judged.
+    """
+    if accuracy is not None and chance is not None and np.isfinite(accuracy) and accuracy >= chance + ACC_MARGIN:
+        return True
+    if loss is None or not np.isfinite(loss):
+        return False if loss is not None else None
+    ref = reference_loss if reference_loss is not None and reference_loss > DEGENERATE else initial_loss
+    if ref is None or not np.isfinite(ref) or ref <= 0:
+        return None
+    return bool(loss <= (1 - LOSS_MARGIN) * ref)

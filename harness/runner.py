@@ -99,8 +99,15 @@ def run(cases: list[LoadedCase], config: RunConfig) -> list[dict]:
 
 
 def backfill_facts(store: UnitStore, units: list[dict], cached: list) -> None:
-    """Give stored units trained before static facts were recorded their facts (once; no training)."""
-    missing = [(u, hit) for u, hit in zip(units, cached) if hit and hit.get("status") == "ok" and "facts" not in hit]
+    """Give stored units whose static facts are missing or of an older facts version today's facts.
+
+    Facts need the model and data built, never training: a trace stays valid
+    when facts gain a field (the constant-predictor reference, say).
+    """
+    from harness.facts import FACTS_VERSION
+
+    missing = [(u, hit) for u, hit in zip(units, cached) if hit and hit.get("status") == "ok"
+               and (hit.get("facts") or {}).get("version") != FACTS_VERSION and "error" not in (hit.get("facts") or {})]
     if not missing:
         return
     from harness.train import static_facts
@@ -184,7 +191,8 @@ def _trace(result: dict, loaded: list):
 
     if not loaded:
         trace = Trace.load(result["trace"])
-        trace.meta.setdefault("facts", result.get("facts") or {})
+        if result.get("facts"):  # the record's facts are the current ones (see backfill_facts)
+            trace.meta["facts"] = result["facts"]
         loaded.append(trace)
     return loaded[0]
 

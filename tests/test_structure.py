@@ -95,3 +95,67 @@ def test_detector_reports_every_issue_at_the_first_step_in_zero_seconds():
 
 def test_without_facts_it_stays_silent():
     assert replay(Structure(), make_trace([1.0, 0.9], steps_per_epoch=1)) == []
+
+
+def severities(f):
+    return {i.code: i.severity for i in issues(f)}
+
+
+def test_programs_that_cannot_be_right_are_errors_the_rest_warnings():
+    y = (np.arange(30) % 2).reshape(-1, 1).astype(float)
+    assert severities(facts([dense(8, "relu"), dense(1, "softmax")], loss="binary_crossentropy", y=y)) == \
+        {"OUT_LOSS": "error"}
+    assert severities(facts([dense(8, "relu"), dense(3, "linear")])) == {"OUT_LOSS": "error"}
+    # MSE on class labels, raw inputs, a large learning rate: many programs that train well have them.
+    found = severities(facts([dense(8, "relu"), dense(3, "softmax")], loss="mean_squared_error", lr=3.0,
+                             x=(0, 255)))
+    assert found == {"LOSS_LABELS": "warning", "INPUT_SCALE": "warning", "LR_RANGE": "warning"}
+
+
+def test_sparse_labels_under_softmax_are_class_indices_not_outputs():
+    """A user's sparse integer labels (0..9) with a softmax output are right (was: OUT_RANGE)."""
+    y = (np.arange(30) % 10).astype(float)
+    assert codes(facts([dense(8, "relu"), dense(10, "softmax")], loss="sparse_categorical_crossentropy", y=y)) == []
+
+
+def test_sparse_crossentropy_on_scaled_or_one_hot_labels_is_an_error():
+    scaled = (np.arange(30) % 10) / 255.0
+    assert severities(facts([dense(10, "softmax")], loss="sparse_categorical_crossentropy", y=scaled)) == \
+        {"LOSS_LABELS": "error"}
+    assert codes(facts([dense(3, "softmax")], loss="sparse_categorical_crossentropy")) == [("LOSS_LABELS", None, "LCH")]
+
+
+def test_softmax_on_independent_labels_cannot_reach_them():
+    y = np.array([[1, 1, 0], [0, 1, 1], [1, 0, 0]] * 10, float)
+    assert codes(facts([dense(8, "relu"), dense(3, "softmax")], loss="binary_crossentropy", y=y)) == \
+        [("OUT_RANGE", 1, "ACH")]
+
+
+def test_standardised_inputs_with_rare_large_z_scores_are_normalised():
+    """Digits standardised per pixel reach z = 40 in almost-always-zero pixels: still normalised."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(500, 4))
+    x[0, 3] = 42.0  # one rare pixel
+    f = {"layers": [dense(3, "softmax")], "loss": "categorical_crossentropy",
+         "optimizer": {"class": "Adam", "learning_rate": 0.001}}
+    f.update(data_facts(x, np.eye(3)[np.arange(500) % 3]))
+    assert codes(f) == []
+    f.update(data_facts(x * 100, np.eye(3)[np.arange(500) % 3]))  # raw pixels: spread ~100
+    assert codes(f) == [("INPUT_SCALE", None, "CPP")]
+
+
+def test_learning_rate_messages_do_not_contradict_themselves():
+    """RMSprop at 0.1 (0.10000000149 in float32) was reported as 'above 0.1'."""
+    found = issues(facts([dense(3, "softmax")], lr=0.10000000149011612, opt="RMSprop"))
+    assert [(i.code, i.message) for i in found] == [
+        ("LR_RANGE", "learning rate 0.1 is large for RMSprop (it usually trains below 0.1)")]
+    assert issues(facts([dense(3, "softmax")], lr=0.0999, opt="RMSprop")) == []
+
+
+def test_from_logits_losses_take_a_linear_output():
+    f = facts([dense(8, "relu"), dense(3, "linear")])
+    f["from_logits"] = True
+    assert codes(f) == []
+    f = facts([dense(8, "relu"), dense(3, "softmax")])
+    f["from_logits"] = True
+    assert severities(f) == {"OUT_LOSS": "warning"}
