@@ -25,6 +25,7 @@ BUILTINS: dict[str, str] = {
     "symptoms": "detectors.symptoms:Symptoms",
     "training-problems": "detectors.training_problems:TrainingProblems",
     "structure": "detectors.structure:Structure",
+    "diagnose": "detectors.diagnose:Diagnose",
 }
 
 # Constructor arguments of built-ins that share a class.
@@ -34,7 +35,8 @@ GROUPS: dict[str, tuple[str, ...]] = {
     "keras-baseline": ("keras-ton", "keras-es-loss", "keras-es-acc", "keras-union"),
 }
 
-DEFAULT = ("keras-baseline", "layer-trend-faithful", "layer-trend", "symptoms", "training-problems", "structure")
+DEFAULT = ("keras-baseline", "layer-trend-faithful", "layer-trend", "symptoms", "training-problems", "structure",
+           "diagnose")
 
 _extra: dict[str, str] = {}
 

@@ -10,6 +10,8 @@ import argparse
 import os
 import sys
 
+from detectors.registry import DEFAULT as DEFAULT_DETECTORS
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
@@ -39,8 +41,7 @@ def _parser() -> argparse.ArgumentParser:
     ru.add_argument("--cases-dir", default="cases")
     ru.add_argument("--case", action="append", dest="cases", metavar="ID", help="run only this case (repeatable)")
     ru.add_argument("--detector", action="append", dest="detectors", metavar="NAME",
-                    help="detector or group (repeatable; default: keras-baseline, layer-trend-faithful, "
-                         "layer-trend, symptoms, training-problems, structure)")
+                    help="detector or group (repeatable; default: " + ", ".join(DEFAULT_DETECTORS) + ")")
     ru.add_argument("--jobs", type=int, default=1, help="parallel training processes")
     ru.add_argument("--seeds", type=int, default=1, help="seeds per variant (0..N-1)")
     ru.add_argument("--variant", choices=["buggy", "patched"], action="append", dest="variants")

@@ -1,0 +1,385 @@
+"""One verdict per run: is this training failing, why, and what to change.
+
+``diagnose`` combines the evidence the other detectors collect and reports an
+*error* only when the training is failing or the program cannot be right:
+
+* before training, a program that cannot be right (``detectors.structure``'s
+  error issues: softmax over one unit, a probability loss on an output that is
+  no probability, labels the output cannot reach or the loss cannot read);
+* at once, NUMERICAL (NaN/Inf in the loss or in any layer), CONSTANT_OUTPUT
+  (the model's output does not vary for WINDOW batches) and VANISHED (no
+  gradient reaches any layer for WINDOW batches while the loss is no better
+  than the reference);
+* at the end of training, NOT_LEARNING (the final training loss no better
+  than the best constant predictor's for these labels, and the accuracy no
+  better than the majority class: ``harness.facts.learns``) and OVERFITTING
+  (validation loss risen OVERFIT above its best while the training loss fell).
+
+Each error names one root cause with its layer and one fix, the most likely
+first, the others as ``alternatives``. Static red flags (unscaled inputs, a
+learning rate outside its usual range, MSE on class labels, ...) explain a
+failing run; on a run that learns they are reported once, as warnings. The
+order of causes: what the program states (output and loss against the labels,
+then the inputs' scale, the learning rate, the initialisers, missing
+non-linearities), then what the run showed (updates too large or too small for
+the weights, a dead or saturated layer, a loss still falling at the end).
+
+Signals: values, epoch_logs (validation too), facts (with the reference),
+stats of outputs, weights, updates and output gradients.
+
+Example::
+
+    >>> from detectors.toy_traces import toy_traces
+    >>> [f.code for f in replay(Diagnose(), toy_traces()["nan"])]
+    ['NUMERICAL']
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from detectors import structure
+from detectors.base import Detector, persistence_window
+from detectors.symptoms import DEAD, SATURATED, saturated_fraction
+from harness.facts import accuracy_reference, data_facts, learns, reference
+from harness.trace import STAGES, STATS
+
+WINDOW = 20  # batches a definite failure must persist (as layer-trend and symptoms)
+MIN_WINDOW = 5
+TOL = 1e-6  # relative: a spread or change below this is float32 rounding (2^-23 = 1.2e-7, a few ulps)
+PATIENCE = 2  # epochs the validation loss has not improved on its best (EarlyStopping's patience, doubled) ...
+PATIENCE_SHARE = 0.1  # ... or a tenth of the budget's epochs, if more: a long noisy run wanders for a few epochs
+GAP = 0.2  # final validation minus training loss, as a share of the no-learning loss: a fifth of it lost on new data
+UPDATE_BAND = (1e-5, 1e-1)  # DeepDiagnosis's sane band for |update| / |weights| per step
+STILL_FALLING = 0.05  # the last epoch still 5 % below the one before: the budget ended mid-descent
+
+WEAK_FLAGS = ("INIT", "LINEAR")  # program smells weaker than what a failing run shows
+
+_OUTPUT, _WEIGHTS, _UPDATE, _OUTPUT_GRAD = (STAGES.index(s) for s in ("output", "weights", "update", "output_grad"))
+_MEAN, _STD, _ZERO, _NAN, _INF = (STATS.index(s) for s in ("mean", "std", "zero_frac", "nan", "inf"))
+_WATCHED = [_OUTPUT, _WEIGHTS, _UPDATE]  # NaN/Inf in any of these is a numerical error
+
+ACCURACY_LOGS = ("accuracy", "binary_accuracy", "categorical_accuracy", "sparse_categorical_accuracy", "acc")
+
+
+class Diagnose(Detector):
+    """Tell a failing training from a healthy one; name the root cause, its layer and a fix.
+
+    Args:
+        sample: ``(x, y)`` of the training data, for a live Keras callback: the
+            constant-predictor reference and the data checks need the labels
+            (the harness passes them as facts). Without it, "not learning" is
+            judged against the run's own initial loss.
+        stop_on_finding: as a live callback, stop at the first error.
+        verbose: as a live callback, print findings as they are made.
+    """
+
+    name = "diagnose"
+    version = "1"
+    localizes = True
+    suggests = True
+    signals = ("values", "epoch_logs", "facts", "stats:output", "stats:weights", "stats:update",
+               "stats:output_grad")
+
+    def __init__(self, sample=None, stop_on_finding: bool = False, verbose: int = 1):
+        self.sample = sample
+        self.stop_on_finding = stop_on_finding
+        self.verbose = verbose
+        self.reset()
+
+    def reset(self) -> None:
+        super().reset()
+        self._facts: dict = {}
+        self._layers: list[dict] = []
+        self._window = WINDOW
+        self._errors = 0
+        self._static_done = self._judged = self._numerical = False
+        self._runs: dict = {}
+        self._prev_out = None
+        self._ratios: list[float] = []
+        self._dead: set = set()
+        self._saturated: set = set()
+        self._at = None  # where each watched statistic sits in a step, found at the first batch (see _layout)
+        self._first_loss = None
+        self._epochs: list[dict] = []
+        self._last = None
+        self._budget_epochs = None
+
+    def start(self, meta: dict) -> None:
+        self._facts = dict(meta.get("facts") or {})
+        if self.sample is not None and "reference" not in self._facts:
+            x, y = self.sample
+            self._facts.update(data_facts(x, y), reference=reference(self._facts.get("loss"), y))
+        self._layers = list(meta.get("layers") or self._facts.get("layers") or [])
+        self._window = persistence_window(meta, WINDOW, MIN_WINDOW)
+        self._budget_epochs = (meta.get("budget") or {}).get("epochs")
+
+    def observe(self, step):
+        before = len(self.findings)
+        self._last = step
+        if not self._static_done:
+            self._static(step)
+        if step.kind == "batch" and step.stats is not None:
+            self._batch(step)
+        elif step.kind == "epoch":
+            self._epoch(step)
+        return self.findings[before:]
+
+    def finish(self):
+        before = len(self.findings)
+        if self._last is not None and not self._judged:
+            self._verdict(self._last)
+        return self.findings[before:]
+
+    # -- reporting -----------------------------------------------------------------
+
+    def _report(self, step, code, message, cause=None, severity="error", layer=None, static=False):
+        """One finding; an error carries its root cause (most likely first) and the alternatives."""
+        causes = [cause] if cause else self._causes()
+        first = causes[0] if causes else None
+        where = first.layer if first and first.layer is not None else layer
+        name = self._layers[where].get("name") if where is not None and where < len(self._layers) else None
+        alternatives = tuple(f"{c.fix_code}: {c.fix}" for c in causes[1:4] if c is not first)
+        self._errors += severity == "error"
+        self.findings.append(_finding(self.name, step, code, message, static, layer=where, layer_name=name,
+                                      diagnosis=first.fix_code if first else None, fix=first.fix if first else None,
+                                      fix_code=first.fix_code if first else None,
+                                      fix_layer=first.layer if first else None, severity=severity,
+                                      alternatives=alternatives))
+
+    def _causes(self) -> list:
+        """Candidate root causes, most likely first.
+
+        What the program states about outputs, loss, labels, inputs and the learning rate; then what the
+        run showed (update sizes, dead or saturated layers); then weaker smells of the program
+        (initialisers, missing non-linearities); then the budget; then a change of optimizer.
+        """
+        static = structure.issues(self._facts)
+        strong = [i for i in static if i.code not in WEAK_FLAGS]
+        weak = [i for i in static if i.code in WEAK_FLAGS]
+        evidence, fallback = self._dynamic_causes()
+        return [*strong, *evidence, *weak, *fallback]
+
+    def _dynamic_causes(self) -> tuple[list, list]:
+        """(what the run showed, what is left when nothing did)."""
+        out, fallback = [], []
+        if self._ratios:
+            ratio = float(np.median(self._ratios))
+            if ratio > UPDATE_BAND[1]:
+                out.append(structure.Issue("LR", f"updates are {ratio:.2g} of the weights per step", None, "HLR",
+                                           "lower the learning rate"))
+            elif ratio < UPDATE_BAND[0]:
+                out.append(structure.Issue("LR", f"updates are only {ratio:.2g} of the weights per step", None,
+                                           "HLR", "raise the learning rate"))
+        for layer in sorted(self._dead | self._saturated):
+            what = "dead (ReLU outputs all zero)" if layer in self._dead else "saturated"
+            out.append(structure.Issue("LAYER", f"layer {layer} is {what}", layer, "ACH",
+                                       f"change the activation of layer {layer}"))
+        losses = [e["loss"] for e in self._epochs if math.isfinite(e["loss"])]
+        if len(losses) >= 2 and losses[-1] < (1 - STILL_FALLING) * losses[-2]:
+            fallback.append(structure.Issue("BUDGET", "the loss was still falling when training ended", None, "HNE",
+                                            "train for more epochs"))
+        fallback.append(structure.Issue("OTHER", "no specific cause found", None, "OCH",
+                                        "change the optimizer (or its learning rate)"))
+        return out, fallback
+
+    # -- before training -------------------------------------------------------------
+
+    def _static(self, step) -> None:
+        self._static_done = True
+        for issue in structure.issues(self._facts):
+            if issue.severity == "error":
+                self._report(step, issue.code, issue.message, cause=issue, static=True)
+
+    # -- during training ---------------------------------------------------------------
+
+    def _batch(self, step) -> None:
+        loss = step.values.get("loss", math.nan)
+        if self._first_loss is None and math.isfinite(loss):
+            self._first_loss = loss
+        if self._numerical:
+            return
+        if self._at is None:
+            self._layout(step)
+        flat = step.stats.reshape(-1)
+        if self._nonfinite(step, flat, loss):
+            return
+        self._evidence(flat)
+        if self._errors:
+            return  # one error explains the run; later symptoms are its consequences
+        self._constant_output(step, flat)
+        self._vanished(step, flat, loss)
+
+    def _layout(self, step) -> None:
+        """Where each watched statistic sits in a step's flattened [layer, stage, stat] array, and which
+        hidden layers are ReLU, sigmoid, tanh: fixed for a run, so found once (the per-step cost stays a
+        handful of numpy calls)."""
+        n = step.stats.shape[0]
+        acts = [layer.get("activation") for layer in self._layers[:n]] + [None] * max(0, n - len(self._layers))
+        out = structure.output_layer(self._layers[:n])
+        hidden = np.arange(n) < (out if out is not None else n)
+        mask = step.mask
+
+        def pos(i, stage, stat):
+            return (i * len(STAGES) + stage) * len(STATS) + stat
+
+        def at(layers, stage, stat):
+            return np.asarray([pos(i, stage, stat) for i in layers], np.int64)
+
+        def where(stage, extra=None):
+            return np.flatnonzero(mask[:, stage] if extra is None else mask[:, stage] & extra)
+
+        def hidden_with(act):
+            return where(_OUTPUT, hidden & np.array([a == act for a in acts], bool))
+
+        pairs = [(int(i), stage) for stage in _WATCHED for i in where(stage)]
+        weighted, grads = where(_WEIGHTS, mask[:, _UPDATE]), where(_OUTPUT_GRAD)
+        relu, sig, tanh = hidden_with("relu"), hidden_with("sigmoid"), hidden_with("tanh")
+        self._at = {
+            "counts": np.asarray([pos(i, st, c) for i, st in pairs for c in (_NAN, _INF)], np.int64),
+            "means": np.asarray([pos(i, st, _MEAN) for i, st in pairs], np.int64),
+            "w": (at(weighted, _WEIGHTS, _MEAN), at(weighted, _WEIGHTS, _STD)),
+            "u": (at(weighted, _UPDATE, _MEAN), at(weighted, _UPDATE, _STD)),
+            "relu": (relu, at(relu, _OUTPUT, _ZERO)),
+            "sigmoid": (sig, at(sig, _OUTPUT, _MEAN), at(sig, _OUTPUT, _STD)),
+            "tanh": (tanh, at(tanh, _OUTPUT, _MEAN), at(tanh, _OUTPUT, _STD)),
+            "grads": at(grads, _OUTPUT_GRAD, _ZERO),
+            "out": (pos(n - 1, _OUTPUT, _MEAN), pos(n - 1, _OUTPUT, _STD)),
+        }
+        self._runs_dead = np.zeros(len(relu), np.int64)
+        self._runs_sat = {"sigmoid": np.zeros(len(sig), np.int64), "tanh": np.zeros(len(tanh), np.int64)}
+
+    def _nonfinite(self, step, flat, loss) -> bool:
+        at = self._at
+        if math.isfinite(loss) and not flat[at["counts"]].any() and np.isfinite(flat[at["means"]]).all():
+            return False
+        bad = np.zeros(step.stats.shape[0], bool)
+        for stage in _WATCHED:  # rare: once per run at most, so clarity over speed
+            with np.errstate(invalid="ignore"):
+                s = step.stats[:, stage]
+                bad |= step.mask[:, stage] & ((s[:, _NAN] > 0) | (s[:, _INF] > 0) | ~np.isfinite(s[:, _MEAN]))
+        self._numerical = True
+        first = int(np.flatnonzero(bad)[0]) if bad.any() else None
+        where = f"layer {first}" if first is not None else "the loss"
+        self._report(step, "NUMERICAL", f"NaN/Inf values, first in {where} (loss {loss:.4g})", layer=first)
+        return True
+
+    def _evidence(self, flat) -> None:
+        """Update sizes, dead and saturated hidden layers: the run's evidence for a cause."""
+        at = self._at
+        w = np.hypot(flat[at["w"][0]], flat[at["w"][1]])
+        u = np.hypot(flat[at["u"][0]], flat[at["u"][1]])
+        with np.errstate(invalid="ignore", divide="ignore"):
+            ratio = u / w
+        ratio = ratio[(w > 0) & (u > 0) & np.isfinite(ratio)]
+        if ratio.size:
+            self._ratios.append(float(ratio.max()))
+        layers, zero = at["relu"]
+        if len(layers):
+            self._runs_dead = np.where(flat[zero] >= DEAD, self._runs_dead + 1, 0)
+            self._dead.update(layers[self._runs_dead >= self._window].tolist())
+        for act in ("sigmoid", "tanh"):
+            layers, mean, std = at[act]
+            if len(layers):
+                with np.errstate(invalid="ignore"):
+                    held = saturated_fraction(act, flat[mean], flat[std]) > SATURATED
+                self._runs_sat[act] = np.where(held, self._runs_sat[act] + 1, 0)
+                self._saturated.update(layers[self._runs_sat[act] >= self._window].tolist())
+
+    def _persist(self, key, holds: bool) -> bool:
+        self._runs[key] = self._runs.get(key, 0) + 1 if holds else 0
+        return self._runs[key] >= self._window
+
+    def _constant_output(self, step, flat) -> None:
+        mean_at, std_at = self._at["out"]
+        mean, std = float(flat[mean_at]), float(flat[std_at])
+        scale = max(1.0, abs(mean))
+        prev, self._prev_out = self._prev_out, mean
+        still = prev is not None and abs(mean - prev) <= TOL * scale and std <= TOL * scale
+        if self._persist("constant", still):
+            means, stds = step.stat("output", "mean"), step.stat("output", "std")
+            first = len(means) - 1  # the lowest layer from which every output on is flat
+            while first > 0 and float(stds[first - 1]) <= TOL * max(1.0, abs(float(means[first - 1]))):
+                first -= 1
+            self._report(step, "CONSTANT_OUTPUT", f"the model's output is the same value ({mean:.4g}) "
+                         f"for every input for {self._window} batches (first flat at layer {first})", layer=first)
+
+    def _vanished(self, step, flat, loss) -> None:
+        grads = flat[self._at["grads"]]
+        zero = bool(grads.size) and bool((grads >= 1.0).all())
+        if self._persist("vanished", zero and not self._beats_reference(loss)):
+            self._report(step, "VANISHED", f"no gradient reaches any layer for {self._window} batches while the loss "
+                         f"({loss:.4g}) is no better than a constant predictor's")
+
+    def _beats_reference(self, loss) -> bool:
+        ref = (self._facts.get("reference") or {}).get("loss")
+        return bool(learns(loss, ref, self._first_loss))
+
+    # -- epoch ends and the end of training -----------------------------------------------
+
+    def _epoch(self, step) -> None:
+        logs = step.logs
+        acc = next((logs[k] for k in ACCURACY_LOGS if k in logs and math.isfinite(logs[k])), None)
+        metric = next((k for k in ACCURACY_LOGS if k in logs), "accuracy")
+        self._epochs.append({"loss": logs.get("loss", math.nan), "acc": acc, "metric": metric,
+                             "val_loss": logs.get("val_loss", math.nan)})
+        if step.final and not self._judged:
+            self._verdict(step)
+
+    def _verdict(self, step) -> None:
+        self._judged = True
+        if self._errors or not self._epochs:
+            return
+        if not self._learning_verdict(step):
+            self._overfitting(step)
+        if not self._errors:
+            self._warnings(step)
+
+    def _learning_verdict(self, step) -> bool:
+        last = self._epochs[-1]
+        ref = self._facts.get("reference") or {}
+        units = structure.output_units(self._layers)
+        chance = accuracy_reference(ref, last["metric"], self._facts.get("loss"), units)
+        verdict = learns(last["loss"], ref.get("loss"), self._first_loss, last["acc"], chance)
+        if verdict is not False:
+            return False
+        against = f"a constant predictor's {ref['loss']:.4g}" if ref.get("loss") else \
+            f"its first batch's {self._first_loss:.4g}"
+        acc = f", accuracy {last['acc']:.3f} against the majority class's {chance:.3f}" \
+            if last["acc"] is not None and chance is not None else ""
+        self._report(step, "NOT_LEARNING", f"after {len(self._epochs)} epochs the training loss {last['loss']:.4g} "
+                     f"is no better than {against}{acc}")
+        return True
+
+    def _overfitting(self, step) -> None:
+        """Validation loss stopped improving PATIENCE epochs ago while the training loss kept falling,
+        leaving a gap of GAP times the no-learning loss."""
+        val = np.array([e["val_loss"] for e in self._epochs], np.float64)
+        if not len(val) or not np.isfinite(val).all():
+            return
+        best, last = int(np.argmin(val)), self._epochs[-1]
+        scale = (self._facts.get("reference") or {}).get("loss") or self._first_loss
+        patience = max(PATIENCE, int(PATIENCE_SHARE * (self._budget_epochs or len(val))))
+        if not scale or len(val) - 1 - best < patience or last["loss"] >= self._epochs[best]["loss"]:
+            return
+        if val[-1] - last["loss"] >= GAP * scale:
+            cause = structure.Issue("OVERFIT", "", None, "REG", f"add regularisation (dropout) or stop at "
+                                    f"epoch {best + 1}")
+            self._report(step, "OVERFITTING", f"validation loss {val[-1]:.4g} has not improved on epoch {best + 1}'s "
+                         f"{val[best]:.4g} for {len(val) - 1 - best} epochs while the training loss fell to "
+                         f"{last['loss']:.4g}", cause=cause)
+
+    def _warnings(self, step) -> None:
+        """A run that learns: its red flags did no harm, so they are advice."""
+        for issue in structure.issues(self._facts):
+            self._report(step, issue.code, issue.message, cause=issue, severity="warning")
+
+
+def _finding(detector, step, code, message, static, **kw):
+    from detectors.base import Finding
+
+    if static:  # known before the first step: no training time spent
+        return Finding(detector, code, message, step.index, 0, None, 0.0, **kw)
+    return Finding(detector, code, message, step.index, step.epoch, step.batch, step.seconds, **kw)
