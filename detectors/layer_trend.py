@@ -56,13 +56,14 @@ import math
 
 import numpy as np
 
-from detectors.base import Detector, Finding, persistence_window
+from detectors import structure
+from detectors.base import Detector, Finding, failing, persistence_window, severity_if
 
 # --- default-mode constants (one set for every case; why each value) ---------
 WINDOW = 20  # batches a condition must persist: longer than the noise of one
 #             epoch of a small dataset, short enough for budgets of ~100 batches
 MIN_WINDOW = 5  # never judge "persistent" on fewer batches than the paper's callback
-TOL = 1e-7  # relative float32 tolerance: spread/changes below this are "none"
+TOL = 1e-6  # relative: spreads/changes below this are float32 rounding (eps 1.2e-7, a few ulps), i.e. none
 PATIENCE = 5  # epochs after which a loss that never fell is "model does not learn"
 MIN_GAIN = 0.01  # ... "never fell" = never 1 % below the first epoch's loss (noise-proof)
 UPDATE_RATIO = 0.9  # |update| >= 0.9 |weights after it|: the step replaced the weights
@@ -70,9 +71,6 @@ EXPLOSION = 10.0  # loss rising 10x above its first value inside the first epoch
 
 FAITHFUL_N = 5  # the released callback's window
 
-# The kind of change each suggestion names (a fault code of the case schema).
-_FIX_CODES = (("lower the learning rate", "HLR"), ("raise the learning rate", "HLR"),
-              ("change the activation", "ACH"), ("check the loss", "LCH"))
 
 
 class LayerTrend(Detector):
@@ -86,7 +84,7 @@ class LayerTrend(Detector):
     """
 
     name = "layer-trend"
-    version = "2"
+    version = "3"
     localizes = True
     signals = ("values", "epoch_logs", "stats:output", "stats:weights", "stats:weight_grad",
                "stats:output_grad", "stats:update")
@@ -110,6 +108,7 @@ class LayerTrend(Detector):
         self._seen: set = set()
         self._runs: dict = {}  # (check, layer) -> consecutive batches the condition held
         self._prev_mean: dict = {}
+        self._facts: dict = {}
         self._hlr_evidence = None
         self._first_loss = None
         self._steps_per_epoch = None
@@ -118,6 +117,7 @@ class LayerTrend(Detector):
 
     def start(self, meta: dict) -> None:
         self._layers = list(meta.get("layers") or [])
+        self._facts = dict(meta.get("facts") or {})
         self._steps_per_epoch = (meta.get("budget") or {}).get("steps_per_epoch")
         self._window = persistence_window(meta, WINDOW, MIN_WINDOW)
 
@@ -134,16 +134,23 @@ class LayerTrend(Detector):
             self._observe_default(step)
         return self.findings[before:]
 
-    def _report(self, step, code, message, layer=None, stage=None, diagnosis=None, fix=None, key=None):
+    def _report(self, step, code, message, layer=None, stage=None, diagnosis=None, fix=None, key=None,
+                severity="error"):
+        """``fix`` is (fault code, words, layer it applies to) or None."""
         key = key or (code, layer, stage)
         if key in self._seen:
             return
         self._seen.add(key)
         name = self._layers[layer]["name"] if layer is not None and layer < len(self._layers) else None
-        fix_code = next((c for prefix, c in _FIX_CODES if fix and fix.startswith(prefix)), None)
+        fix_code, words, fix_layer = fix or (None, None, None)
         self._finding(step, code, message, layer=layer, layer_name=name, stage=stage,
-                      diagnosis=diagnosis, fix=fix, fix_code=fix_code,
-                      fix_layer=layer if fix_code == "ACH" else None)
+                      diagnosis=diagnosis, fix=words, fix_code=fix_code, fix_layer=fix_layer,
+                      severity="error" if self.mode == "faithful" else severity)
+
+    def _activation_fix(self, layer: int):
+        """Change the activation of ``layer``, or of the nearest layer before it that has one."""
+        k = structure.activation_layer(self._layers, layer)
+        return ("ACH", f"change the activation of layer {k}", k) if k is not None else None
 
     def _cls(self, layer: int) -> str:
         return self._layers[layer].get("class", "?") if layer < len(self._layers) else "?"
@@ -184,7 +191,7 @@ class LayerTrend(Detector):
         if not math.isfinite(loss):
             any_bad = True
             self._report(step, "ELF", f"the loss is {loss}", diagnosis=self._hlr_evidence or "LCH",
-                         fix=self._fix() or "check the loss against the output activation and labels")
+                         fix=self._fix() or ("LCH", "check the loss against the output activation and labels", None))
         if not math.isfinite(step.values.get("accuracy", 0.0)):
             self._report(step, "EAF", "accuracy is not a number", diagnosis=self._hlr_evidence)
         return any_bad
@@ -211,7 +218,7 @@ class LayerTrend(Detector):
                 what = "only zeros" if value == 0 else f"the same value ({value:.4g}) for every input"
                 self._report(step, self._forward_code(layer), f"output is {what} for {self._window} batches",
                              layer, "output", diagnosis=self._hlr_evidence,
-                             fix=self._fix() or f"change the activation of layer {layer}")
+                             fix=self._fix() or self._activation_fix(layer))
 
     def _vanished_gradients(self, step) -> None:
         zero = step.stat("output_grad", "zero_frac")
@@ -222,7 +229,9 @@ class LayerTrend(Detector):
             if held[layer] and not above:
                 self._report(step, "EOG", f"the loss gradient w.r.t. the output is exactly zero for "
                              f"{self._window} batches: nothing below this layer learns", layer, "output_grad",
-                             diagnosis=self._hlr_evidence, fix=f"change the activation of layer {layer}")
+                             diagnosis=self._hlr_evidence, fix=self._activation_fix(layer),
+                             severity=severity_if(failing(self._facts, step.values.get("loss", math.nan),
+                                                          self._first_loss)))
                 return
 
     def _frozen_weights(self, step) -> None:
@@ -233,7 +242,7 @@ class LayerTrend(Detector):
             if self._persist("frozen", int(layer), frozen[layer] >= 1.0 and grad_zero[layer] < 1.0):
                 self._report(step, "EBW", f"weights never change for {self._window} batches although the "
                              "gradient is not zero", int(layer), "weights", diagnosis="HLR",
-                             fix="raise the learning rate")
+                             fix=("HLR", "raise the learning rate", None))
 
     def _learning_rate_evidence(self, step) -> None:
         loss = step.values.get("loss", math.nan)
@@ -254,13 +263,13 @@ class LayerTrend(Detector):
             # findings it explains, and a finding of its own only if none follows.
             self._hlr_evidence = "HLR"
 
-    def _fix(self) -> str | None:
-        return "lower the learning rate" if self._hlr_evidence else None
+    def _fix(self):
+        return ("HLR", "lower the learning rate", None) if self._hlr_evidence else None
 
     def _epoch_checks(self, step) -> None:
         if self._hlr_evidence and not self.findings:
             self._report(step, "ELR", "the learning rate looks too high: an update was as large as the "
-                         "weights while the loss blew up", diagnosis="HLR", fix="lower the learning rate")
+                         "weights while the loss blew up", diagnosis="HLR", fix=("HLR", "lower the learning rate", None))
         loss = step.logs.get("loss", math.nan)
         if not math.isfinite(loss):
             return
@@ -269,7 +278,8 @@ class LayerTrend(Detector):
         if len(self._epoch_losses) >= PATIENCE and best >= (1 - MIN_GAIN) * first:
             self._report(step, "MDL", f"in {len(self._epoch_losses)} epochs the training loss never got "
                          f"{MIN_GAIN:.0%} below its first epoch ({first:.4g})",
-                         diagnosis=self._hlr_evidence, fix=self._fix())
+                         diagnosis=self._hlr_evidence, fix=self._fix(),
+                         severity=severity_if(failing(self._facts, best, first)))
 
     # -- faithful mode -------------------------------------------------------------
 

@@ -36,12 +36,12 @@ import math
 
 import numpy as np
 
-from detectors.base import Detector, persistence_window
+from detectors.base import Detector, failing, persistence_window, severity_if
 from detectors import structure
 
 WINDOW = 20  # batches a condition must persist (as layer-trend; shortened for small budgets)
 MIN_WINDOW = 5
-TOL = 1e-7  # relative change below which a statistic "does not move"
+TOL = 1e-6  # relative change below which a statistic "does not move" (a few float32 ulps)
 SATURATED = 0.5  # DeepDiagnosis: more than half the inputs of a sigmoid/tanh beyond +-5
 DEAD = 0.7  # DeepDiagnosis: at least 70 % of a ReLU layer's outputs are zero
 VANISHING = 1e-7  # DeepDiagnosis: mean |weight gradient| below this
@@ -75,7 +75,7 @@ class Symptoms(Detector):
     """
 
     name = "symptoms"
-    version = "2"
+    version = "3"
     localizes = True
     suggests = True
     signals = ("values", "facts", "stats:output", "stats:weights", "stats:weight_grad", "stats:update")
@@ -142,8 +142,7 @@ class Symptoms(Detector):
         if len(poor):
             k = int(poor[0])
             return "WCI", f"change the weight initialisation of layer {k} (kernel variance {var[k]:.3g})", k
-        x = self._facts.get("x") or {}
-        if x.get("min") is not None and max(abs(x["min"]), abs(x["max"])) > structure.INPUT_LIMIT:
+        if structure.input_scale(self._facts):
             return "CPP", "normalize the input data", None
         lo, hi = self._ratio
         if hi > RATIO[1]:
@@ -153,11 +152,27 @@ class Symptoms(Detector):
         for issue in structure.issues(self._facts):
             if issue.code in ("OUT_LOSS", "LOSS_LABELS", "OUT_RANGE"):
                 return issue.fix_code, issue.fix, issue.layer
-        if layer is not None and symptom in ("SATURATED", "DEAD_RELU", "VANISHING", "UNCHANGED", "OUT_OF_RANGE"):
-            return "ACH", f"change the activation of layer {layer}", layer
+        k = structure.activation_layer(self._layers, layer)
+        if k is not None and symptom in ("SATURATED", "DEAD_RELU", "VANISHING", "UNCHANGED", "OUT_OF_RANGE"):
+            return "ACH", f"change the activation of layer {k}", k
         return "OCH", "change the optimizer", None
 
-    def _report(self, step, code: str, message: str, layer: int | None = None, stage: str | None = None) -> None:
+    # Symptoms that are harmless in a model that learns (advice), whatever the loss does.
+    ADVICE = ("SATURATED", "DEAD_RELU")
+    # Symptoms that are errors only while the loss is no better than a constant predictor's.
+    GATED = ("UNCHANGED", "VANISHING", "LOSS_FLAT", "ACC_FLAT", "SPREAD")
+
+    def _severity(self, step, code: str) -> str:
+        if code in self.ADVICE:
+            return "warning"
+        if code in self.GATED:
+            recent = [v for v in self._losses[-self._window:] if math.isfinite(v)] or [step.values.get("loss", math.nan)]
+            first = next((v for v in self._losses if math.isfinite(v)), None)
+            return severity_if(failing(self._facts, float(np.mean(recent)), first))
+        return "error"
+
+    def _report(self, step, code: str, message: str, layer: int | None = None, stage: str | None = None,
+                kind: str | None = None) -> None:
         if (code, layer) in self._seen:
             return
         self._seen.add((code, layer))
@@ -165,7 +180,7 @@ class Symptoms(Detector):
         where = layer if layer is not None else fix_layer
         name = self._layers[where].get("name") if where is not None and where < len(self._layers) else None
         self._finding(step, code, message, layer=where, layer_name=name, stage=stage, diagnosis=fix_code,
-                      fix=fix, fix_code=fix_code, fix_layer=fix_layer)
+                      fix=fix, fix_code=fix_code, fix_layer=fix_layer, severity=self._severity(step, kind or code))
 
     # -- symptoms ------------------------------------------------------------------
 
@@ -238,7 +253,7 @@ class Symptoms(Detector):
         wide = act == "linear" and label_range > 0 and spread > SPREAD * label_range
         if self._persist("SPREAD", np.array([wide]))[0]:
             self._report(step, "OUT_OF_RANGE", f"the linear output spreads over {spread:.4g}, more than {SPREAD:g}x "
-                         f"the label range", k, "output")
+                         f"the label range", k, "output", kind="SPREAD")
 
     def _progress(self, step) -> None:
         w = self._window

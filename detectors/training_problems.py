@@ -15,7 +15,9 @@ are averaged over the period. At each period end:
 As in AUTOTRAINER, gradient problems are reported only while accuracy is poor
 (< 0.6; always for models without accuracy). Norms are estimated from each
 layer's gradient RMS times the square root of its parameter count. Findings
-name the problem and a repair; they point at no layer.
+name the problem and a repair; they point at no layer. A program that cannot be
+right (``detectors.structure``'s errors: softmax over one unit, ...) gets that
+error's fix instead of a tuning repair.
 """
 
 from __future__ import annotations
@@ -25,7 +27,8 @@ import warnings
 
 import numpy as np
 
-from detectors.base import Detector
+from detectors import structure
+from detectors.base import Detector, failing, severity_if
 
 MIN_PERIODS = 5  # epochs needed to judge per epoch; otherwise the budget is cut into this many periods
 VANISH_RATIO, VANISH_NORM = 1e-3, 1e-4
@@ -47,7 +50,7 @@ class TrainingProblems(Detector):
     """Report AUTOTRAINER's five training problems with the epoch they show in."""
 
     name = "training-problems"
-    version = "2"
+    version = "3"
     localizes = True
     suggests = True  # findings name a fault kind (the repair), never a layer
     signals = ("values", "stats:weight_grad")
@@ -66,9 +69,11 @@ class TrainingProblems(Detector):
         self._batch: list[tuple] = []  # (grad rms per layer, zero_frac per layer, accuracy, loss) of this period
         self._seen: set = set()
         self._count = 0
+        self._facts: dict = {}
 
     def start(self, meta: dict) -> None:
         self._layers = list(meta.get("layers") or [])
+        self._facts = dict(meta.get("facts") or {})
         budget = meta.get("budget") or {}
         epochs, steps = budget.get("epochs") or 0, budget.get("steps_per_epoch") or 0
         self._period = steps if epochs >= MIN_PERIODS else max(1, (epochs * steps) // MIN_PERIODS)
@@ -81,7 +86,7 @@ class TrainingProblems(Detector):
         g = np.hypot(step.stat("weight_grad", "mean"), step.stat("weight_grad", "std"))
         bad = applies & ((step.stat("weight_grad", "nan") > 0) | (step.stat("weight_grad", "inf") > 0) | ~np.isfinite(g))
         if bad.any() or not math.isfinite(step.values.get("loss", 0.0)):
-            self._report(step, "EXPLODING_GRADIENT", "gradients (or the loss) became NaN/Inf")
+            self._report(step, "EXPLODING_GRADIENT", "gradients (or the loss) became NaN/Inf", "error")
             return self.findings[before:]
         self._batch.append((np.where(applies, g, np.nan), np.where(applies, step.stat("weight_grad", "zero_frac"), np.nan),
                             step.values.get("accuracy", math.nan), step.values.get("loss", math.nan)))
@@ -91,13 +96,23 @@ class TrainingProblems(Detector):
             self._batch = []
         return self.findings[before:]
 
-    def _report(self, step, code: str, message: str) -> None:
+    def _report(self, step, code: str, message: str, severity: str | None = None) -> None:
+        """Severity: NaN/Inf is an error; the other problems are errors only while the loss is no better
+        than a constant predictor's (AUTOTRAINER's "only while accuracy is poor", judged against the data)."""
         if code in self._seen:
             return
         self._seen.add(code)
         fix_code, fix = REPAIRS[code]
+        broken = next((i for i in structure.issues(self._facts) if i.severity == "error"), None)
+        if broken is not None and code != "OSCILLATING":
+            # No tuning repairs a program that cannot be right (softmax over one unit, ...): name its fix.
+            fix_code, fix = broken.fix_code, broken.fix
+        if severity is None:
+            first = next((v for v in self._loss if math.isfinite(v)), None)
+            now = self._loss[-1] if self._loss else math.nan
+            severity = "warning" if code == "OSCILLATING" else severity_if(failing(self._facts, now, first))
         self._finding(step, code, f"{message} (epoch {step.epoch + 1})", diagnosis=fix_code, fix=fix,
-                      fix_code=fix_code)
+                      fix_code=fix_code, severity=severity)
 
     def _period_end(self, step) -> None:
         with warnings.catch_warnings():  # layers without weights are all-NaN columns, by design

@@ -143,3 +143,23 @@ def test_zero_gradients_everywhere_are_vanishing_not_exploding_and_not_a_learnin
     assert [c for c, *_ in codes(TrainingProblems(), t)][0] == "VANISHING_GRADIENT"
     found = replay(Symptoms(), t)
     assert found[0].code == "VANISHING" and found[0].fix_code != "HLR"
+
+
+def test_advice_is_a_warning_and_a_gated_symptom_an_error_only_while_not_learning():
+    facts = {"reference": {"loss": 1.0}}
+    dead = trace_with({("output", "zero_frac", 0): 0.95}, facts=facts)  # the loss falls from 2 to 0.5
+    assert [(f.code, f.severity) for f in replay(Symptoms(), dead)][:1] == [("DEAD_RELU", "warning")]
+    flat = trace_with(losses=[1.2] * 60, accuracy=[0.3] * 60, facts=facts)
+    found = {f.code: f.severity for f in replay(Symptoms(), flat)}
+    assert found["LOSS_FLAT"] == "error"  # no better than a constant predictor's 1.0
+    learning = trace_with(losses=[0.5] * 60, accuracy=[0.3] * 60, facts=facts)
+    assert {f.code: f.severity for f in replay(Symptoms(), learning)}["LOSS_FLAT"] == "warning"
+
+
+def test_a_program_that_cannot_be_right_gets_its_fix_from_training_problems():
+    """Softmax over one unit was told to 'raise the learning rate' (slow convergence's tuning repair)."""
+    facts = {"layers": [{"name": "out", "class": "Dense", "activation": "softmax", "units": 1}],
+             "loss": "binary_crossentropy", "reference": {"loss": 0.69}}
+    flat = trace_with(losses=[7.7] * 60, accuracy=[0.5] * 60, facts=facts)
+    found = [f for f in replay(TrainingProblems(), flat) if f.code == "SLOW_CONVERGENCE"]
+    assert found and found[0].fix_code == "ACH" and "sigmoid" in found[0].fix and found[0].severity == "error"
