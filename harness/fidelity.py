@@ -13,7 +13,11 @@ LEGEND = (
     "not, flaky when the seeds disagree on the verdict; n/a for cases without a symptom (no real bug). Final "
     "training loss, validation loss (cases with a validation split) and accuracy are medians over seeds; "
     "`reported` are the values of the original post or paper (before → after), measured on the original data "
-    "with the original budget."
+    "with the original budget. `buggy learns` / `patched learns` = in how many seeds the variant beat the "
+    "no-learning reference (final training loss 5 % below the best constant predictor's for its loss and labels, "
+    "or accuracy 5 points above the majority class); a valid case whose patched variant does not learn in most "
+    "seeds is `fixed, not learning`: its patch removes the symptom within our budget but leaves no healthy "
+    "control, so it is left out of false alarms."
 )
 
 
@@ -28,6 +32,7 @@ def fidelity(runs: pd.DataFrame, records: list[dict]) -> pd.DataFrame:
         rows.append({
             "case": case_id, "status": case.get("status", "valid"), "symptom": _symptom(case["symptom"]),
             "buggy shows": _count(buggy), "patched shows": _count(patched),
+            "buggy learns": _count(buggy, "learns"), "patched learns": _count(patched, "learns"),
             "buggy loss": _median(buggy, "final_loss"), "patched loss": _median(patched, "final_loss"),
             "buggy val loss": _median(buggy, "final_val_loss", absent=""),
             "patched val loss": _median(patched, "final_val_loss", absent=""),
@@ -60,16 +65,25 @@ def summary_line(table: pd.DataFrame) -> str:
     counts = table["reproduced"].value_counts().to_dict()
     valid = table[table.status == "valid"]
     ok = int((valid["reproduced"] == "yes").sum() + (valid["reproduced"] == "flaky").sum())
+    not_learning = [r["case"] for _, r in valid.iterrows() if _majority_no(r["patched learns"])]
     return (f"{len(table)} cases: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
-            + f". Valid cases reproducing by majority: {ok}/{len(valid)}.")
+            + f". Valid cases reproducing by majority: {ok}/{len(valid)}. Fixed, not learning: "
+            + (", ".join(not_learning) or "none") + ".")
+
+
+def _majority_no(cell: str) -> bool:
+    if "/" not in str(cell):
+        return False
+    k, n = (int(v) for v in str(cell).split("/"))
+    return n > 0 and k <= n / 2
 
 
 def _symptom(s: dict) -> str:
     return s["kind"] if s.get("value") is None else f"{s['kind']} {s['value']:g}"
 
 
-def _count(df: pd.DataFrame) -> str:
-    shown = df["symptom_shown"].dropna()
+def _count(df: pd.DataFrame, column: str = "symptom_shown") -> str:
+    shown = df[column].dropna()
     return f"{int(shown.astype(bool).sum())}/{len(shown)}" if len(shown) else "–"
 
 

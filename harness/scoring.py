@@ -10,13 +10,14 @@ from __future__ import annotations
 import pandas as pd
 
 from harness import symptoms
+from harness.facts import accuracy_reference, learns
 
 
 def outcomes(records: list[dict]) -> pd.DataFrame:
     """One row per (case, variant, seed, detector)."""
     rows = []
     for rec in records:
-        base = _unit_columns(rec)
+        base = dict(_unit_columns(rec), learns=unit_learns(rec))
         if rec.get("status") != "ok":
             rows.extend(dict(base, detector=d, detected=None) for d in rec.get("detectors", []))
             continue
@@ -28,9 +29,28 @@ def outcomes(records: list[dict]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=OUTCOME_COLUMNS)
 
 
-OUTCOME_COLUMNS = ["case", "variant", "seed", "status", "case_status", "in_paper", "detector", "detected",
-                   "localized", "localized_fused", "diagnosed", "suggested", "fix_code", "n_findings", "first_code", "first_layer", "first_epoch",
-                   "first_batch", "first_step", "first_seconds", "message", "error"]
+OUTCOME_COLUMNS = ["case", "variant", "seed", "status", "case_status", "in_paper", "learns", "detector", "detected",
+                   "localized", "localized_fused", "diagnosed", "suggested", "warned", "fix_code", "n_findings",
+                   "n_warnings", "first_code", "first_layer", "first_epoch", "first_batch", "first_step",
+                   "first_seconds", "message", "error"]
+
+
+def unit_learns(rec: dict) -> bool | None:
+    """Whether a trained unit beat the no-learning reference (``harness.facts.learns``) by its final epoch."""
+    if rec.get("status") != "ok":
+        return None
+    summary, facts = rec.get("summary") or {}, rec.get("facts") or {}
+    if "loss" not in (summary.get("final") or {}):
+        return None  # nothing to judge by
+    ref = facts.get("reference") or {}
+    layers = facts.get("layers") or []
+    units = next((layer.get("units") for layer in reversed(layers) if layer.get("units")), None)
+    final = summary.get("final") or {}
+    metric = next((m for m in symptoms.ACCURACY_NAMES if m in final), "accuracy")
+    chance = accuracy_reference(ref, metric, facts.get("loss"), units)
+    acc = symptoms.final_accuracy(summary)
+    first_loss = symptoms.final({"final": summary.get("first") or {}}, "loss")  # the first epoch's
+    return learns(symptoms.final(summary, "loss"), ref.get("loss"), first_loss, None if acc != acc else acc, chance)
 
 
 def _unit_columns(rec: dict) -> dict:
@@ -47,9 +67,16 @@ def in_paper(case: dict) -> bool:
 
 def _score(findings: list[dict], truth: dict, variant: str, localizes: bool, layers: list | None,
            suggests: bool = False) -> dict:
+    """Errors detect (and, on a healthy run, false-alarm); warnings are scored apart."""
+    warnings = [f for f in findings if f.get("severity", "error") == "warning"]
+    findings = [f for f in findings if f.get("severity", "error") != "warning"]
     first = findings[0] if findings else None
-    out = {"detected": bool(findings), "n_findings": len(findings), "localized": None,
-           "localized_fused": None, "diagnosed": None, "suggested": None, "fix_code": None}
+    out = {"detected": bool(findings), "n_findings": len(findings), "n_warnings": len(warnings),
+           "localized": None, "localized_fused": None, "diagnosed": None, "suggested": None, "fix_code": None,
+           "warned": None}
+    if variant == "buggy":
+        # Does a warning name a fault of the case (its layer, or the kind of change the patch made)?
+        out["warned"] = any(localized(w, truth) or w.get("fix_code") in _codes(truth) for w in warnings)
     if first:
         out.update(first_code=first["code"], first_layer=first.get("layer"), first_epoch=first["epoch"],
                    first_batch=first.get("batch"), first_step=first["step"], first_seconds=first["seconds"],
@@ -112,7 +139,7 @@ def runs(records: list[dict]) -> pd.DataFrame:
         shown = symptoms.shows(rec["case"]["symptom"], summary, patched) if rec.get("status") == "ok" else None
         rows.append({"case": case, "variant": variant, "seed": seed, "status": rec.get("status"),
                      "case_status": rec["case"].get("status", "valid"), "semantics": rec.get("semantics"),
-                     "symptom": rec["case"]["symptom"]["kind"], "symptom_shown": shown,
+                     "symptom": rec["case"]["symptom"]["kind"], "symptom_shown": shown, "learns": unit_learns(rec),
                      "final_loss": symptoms.final(summary, "loss"),
                      "final_accuracy": symptoms.final_accuracy(summary),
                      "final_val_loss": symptoms.final(summary, "val_loss"),

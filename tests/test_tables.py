@@ -26,8 +26,8 @@ def results(tmp_path):
 def test_report_writes_markdown_and_csv(results):
     written = tables.report(results)
     names = sorted(os.path.basename(p) for p in written)
-    assert names == ["cases.md", "comparison.md", "fidelity.md", "outcomes.csv", "paper_agreement.md", "paper_layout.md",
-                     "paper_vs_ours.md", "runs.md", "summary.md"]
+    assert names == ["cases.md", "comparison.md", "detectors.png", "fidelity.md", "outcomes.csv", "paper_agreement.md",
+                     "paper_layout.md", "paper_vs_ours.md", "runs.md", "summary.md"]
     for stem in ("cases", "runs", "summary", "comparison", "paper_layout", "paper_vs_ours", "paper_agreement",
                  "fidelity"):
         assert os.path.exists(os.path.join(results, f"{stem}.csv"))
@@ -39,13 +39,55 @@ def test_summary_counts(results):
     assert s.loc[("keras-ton", "paper"), "detected"] == "1/1"
     assert s.loc[("keras-ton", "all"), "detected"] == "1/2"  # case-b: 1 of 2 seeds is no majority
     assert s.loc[("keras-ton", "valid"), "cases"] == 1
-    assert s.loc[("keras-union", "all"), "false_alarms"] == "1/2"  # case-b patched: the one ok seed alarmed
+    # Healthy runs: case-a patched and both variants of the no_bug case-b (all learn: accuracy 0.9 against a
+    # majority rate of 0.5); case-b patched alarmed on its one ok seed, case-b buggy on one seed of two (no majority).
+    assert s.loc[("keras-union", "all"), "false_alarms"] == "1/3"
+    assert s.loc[("keras-union", "valid"), "separates"] == "1/1"  # case-a: caught buggy, silent patched
     assert s.loc[("keras-ton", "all"), "errors"] == 1
     assert s.loc[("keras-ton", "all"), "flaky"] == 1
     assert s.loc[("keras-ton", "all"), "localized"] == "–"  # Keras callbacks never localize
     assert s.loc[("keras-ton", "paper"), "paper_detected"] == "1/1"
     assert s.loc[("keras-ton", "all"), "paper_detected"] == "1/2"
     assert s.loc[("keras-union", "paper"), "median_seconds_to_detect"] == 0.5  # seed 0's first finding
+
+
+def test_warnings_are_not_detections(results, tmp_path):
+    """A warning on the buggy run is no detection, on a healthy run no false alarm; both are scored apart."""
+    import glob
+    import json
+
+    for path in glob.glob(os.path.join(results, "runs", "*", "*.json")):
+        with open(path) as fh:
+            rec = json.load(fh)
+        for findings in rec.get("findings", {}).values():
+            for f in findings:
+                f["severity"] = "warning"
+                f["fix_code"] = "ACH"
+        with open(path, "w") as fh:
+            json.dump(rec, fh)
+    tables.report(results)
+    s = pd.read_csv(os.path.join(results, "summary.csv")).set_index(["detector", "subset"])
+    assert s.loc[("keras-union", "all"), "detected"] == "0/2"
+    assert s.loc[("keras-union", "all"), "false_alarms"] == "0/3"
+    assert s.loc[("keras-union", "all"), "warnings_per_healthy_run"] > 0
+
+
+def test_detector_map_has_one_point_per_detector_with_intervals(results):
+    from harness import detector_map
+
+    tables.report(results)
+    s = pd.read_csv(os.path.join(results, "summary.csv"))
+    points = detector_map.points(s, "all")
+    assert {p["detector"] for p in points} == set(s.detector)
+    union = next(p for p in points if p["detector"] == "keras-union")
+    assert union["false_alarms"] == 1 / 3 and union["false_alarms_ci"][0] < 1 / 3 < union["false_alarms_ci"][1]
+    assert os.path.getsize(os.path.join(results, "plots", "detectors.png")) > 10_000
+
+
+def test_wilson_interval_brackets_the_rate():
+    lo, hi = tables.wilson(13, 26)
+    assert lo < 0.5 < hi and round(lo, 2) == 0.32 and round(hi, 2) == 0.68  # the interval the issue quotes
+    assert tables.wilson(0, 10)[0] == 0.0 and tables.wilson(10, 10)[1] == 1.0
 
 
 def test_case_cells(results):
@@ -81,6 +123,8 @@ def test_fidelity_verdicts(results):
     assert f.loc["case-a", "buggy shows"] == "2/2" and f.loc["case-a", "patched shows"] == "0/2"
     assert f.loc["case-b", "reproduced"] == "no"  # buggy acc 0.9 on both seeds
     assert f.loc["case-b", "errors"] == 1
+    # Learning, against the no-learning reference (loss 0.69, majority rate 0.5): buggy 0.5, patched 0.9+.
+    assert f.loc["case-a", "buggy learns"] == "0/2" and f.loc["case-a", "patched learns"] == "2/2"
 
 
 def _finding(code, fix_code=None, layer=None):

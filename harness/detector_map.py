@@ -1,0 +1,80 @@
+"""The figure a reader looks at first: each detector's detection rate against its false-alarm rate.
+
+One point per detector, from summary.csv's valid subset: x = false-alarm rate on
+healthy runs, y = detection rate on the buggy variants, both with 95 % Wilson
+intervals. Up and to the left is better. Pure function of the tables.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pandas as pd
+
+from harness.tables import wilson
+
+
+def counts(cell) -> tuple[int, int] | None:
+    """``"13/26"`` -> (13, 26); None for "–" or an empty denominator."""
+    parts = str(cell).split("/")
+    if len(parts) != 2 or not all(p.isdigit() for p in parts) or int(parts[1]) == 0:
+        return None
+    return int(parts[0]), int(parts[1])
+
+
+def points(summary: pd.DataFrame, subset: str = "valid") -> list[dict]:
+    """(detector, detection rate and interval, false-alarm rate and interval) for every detector of ``subset``."""
+    out = []
+    for _, row in summary[summary["subset"] == subset].iterrows():
+        det, fa = counts(row["detected"]), counts(row["false_alarms"])
+        if det is None or fa is None:
+            continue
+        out.append({"detector": row["detector"], "detected": det[0] / det[1], "detected_ci": wilson(*det),
+                    "false_alarms": fa[0] / fa[1], "false_alarms_ci": wilson(*fa), "n": det[1], "healthy": fa[1]})
+    return out
+
+
+def draw_detector_map(results_dir: str, subset: str = "valid") -> str | None:
+    """Write ``<results>/plots/detectors.png`` from ``<results>/summary.csv``; return its path (None: no rows)."""
+    path = os.path.join(results_dir, "summary.csv")
+    if not os.path.exists(path):
+        return None
+    pts = points(pd.read_csv(path), subset)
+    if not pts:
+        return None
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(7.5, 6), dpi=110)
+    ax = fig.subplots()
+    colors = _colors(len(pts))
+    for p, color in zip(pts, colors):
+        xerr = _spans(p["false_alarms"], p["false_alarms_ci"])
+        yerr = _spans(p["detected"], p["detected_ci"])
+        ax.errorbar(p["false_alarms"], p["detected"], xerr=xerr, yerr=yerr, fmt="o", color=color, capsize=3,
+                    alpha=0.85, label=p["detector"])
+        ax.annotate(p["detector"], (p["false_alarms"], p["detected"]), textcoords="offset points", xytext=(6, 4),
+                    fontsize=8, color=color)
+    ax.set_xlim(-0.03, 1.03)
+    ax.set_ylim(-0.03, 1.03)
+    ax.set_xlabel(f"false-alarm rate: an error on a healthy run (of {pts[0]['healthy']})")
+    ax.set_ylabel(f"detection rate: an error on the buggy run (of {pts[0]['n']} {subset} cases)")
+    ax.set_title("Detectors: detection against false alarms (95 % Wilson intervals; "
+                 "up and left is better)", fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="lower right")
+    out = os.path.join(results_dir, "plots", "detectors.png")
+    os.makedirs(os.path.dirname(out), exist_ok=True)
+    fig.savefig(out)
+    return out
+
+
+def _spans(rate: float, interval: tuple[float, float]) -> list[list[float]]:
+    """Error-bar lengths below and above ``rate`` (never negative: the interval's ends are rounded)."""
+    return [[max(0.0, rate - interval[0])], [max(0.0, interval[1] - rate)]]
+
+
+def _colors(n: int) -> list:
+    from matplotlib import colormaps
+
+    cmap = colormaps["tab10" if n <= 10 else "tab20"]
+    return [cmap(i) for i in range(n)]
