@@ -1,0 +1,113 @@
+"""How much do `diagnose`'s verdicts depend on its constants? Each halved and doubled, one at a time.
+
+Robustness, not tuning: the constants come from first principles or published
+tools (docs/detectors.md); this shows how far the valid cases' counts move when
+one of them is off by a factor of two. Replays `diagnose` on the stored traces
+of the last run (no training); the healthy runs are fixed by the default
+constants, so only the detector's verdicts move.
+
+    .venv/bin/python bench/sensitivity.py [--results results] [--out results/sensitivity.md]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import pandas as pd  # noqa: E402
+
+from detectors import diagnose, structure  # noqa: E402
+from harness import facts, scoring, tables  # noqa: E402
+
+# (module, name, what it is): every constant a diagnose verdict depends on.
+CONSTANTS = [
+    (diagnose, "WINDOW", "batches a definite failure persists"),
+    (diagnose, "TOL", "relative float32 tolerance of 'constant'"),
+    (diagnose, "PATIENCE", "epochs without validation improvement"),
+    (diagnose, "PATIENCE_SHARE", "... or this share of the budget"),
+    (diagnose, "GAP", "overfitting gap / no-learning loss"),
+    (diagnose, "UPDATE_BAND", "update/weight band (both ends)"),
+    (diagnose, "STILL_FALLING", "last-epoch fall that says 'train longer'"),
+    (facts, "LOSS_MARGIN", "loss margin below the constant predictor"),
+    (facts, "ACC_MARGIN", "accuracy margin above the majority class"),
+    (structure, "INPUT_LIMIT", "feature spread/offset of unscaled inputs"),
+    (structure, "ADAPTIVE_LR_RANGE", "usual learning rates of Adam & co. (both ends)"),
+]
+
+
+def load_units(results_dir: str) -> list[tuple[dict, object]]:
+    from harness.trace import Trace
+
+    out = []
+    for rec in tables.load_records(results_dir):
+        if rec.get("status") == "ok" and rec.get("trace") and os.path.exists(rec["trace"]):
+            trace = Trace.load(rec["trace"])
+            trace.meta["facts"] = rec.get("facts") or trace.meta.get("facts") or {}
+            out.append((rec, trace))
+    return out
+
+
+def score(units, learns: dict) -> dict:
+    """Replay diagnose on every unit and count the valid cases' verdicts."""
+    from detectors.base import replay
+
+    records = []
+    for rec, trace in units:
+        found = [f.to_dict() for f in replay(diagnose.Diagnose(), trace)]
+        records.append(dict(rec, findings={"diagnose": found}, localizes={"diagnose": True},
+                            suggests={"diagnose": True}))
+    outcome = scoring.outcomes(records)
+    outcome["learns"] = [learns[(r.case, r.variant, r.seed)] for r in outcome.itertuples()]
+    per_case = tables.majority(outcome)
+    row = tables.summary(per_case, records).set_index("subset").loc["valid"]
+    return {k: row[k] for k in ("separates", "detected", "localized", "suggested_fix", "false_alarms")}
+
+
+def scale(value, factor: float):
+    if isinstance(value, tuple):
+        return tuple(scale(v, factor) for v in value)
+    if isinstance(value, int):
+        return max(1, round(value * factor))
+    return value * factor
+
+
+@contextlib.contextmanager
+def scaled(module, name: str, factor: float):
+    old = getattr(module, name)
+    setattr(module, name, scale(old, factor))
+    try:
+        yield getattr(module, name)
+    finally:
+        setattr(module, name, old)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--results", default="results")
+    ap.add_argument("--out", default=None, help="Markdown file to write (default: print)")
+    args = ap.parse_args(argv)
+    units = load_units(args.results)
+    learns = {(r["case"]["id"], r["variant"], r["seed"]): scoring.unit_learns(r) for r, _ in units}
+    rows = [{"constant": "(defaults)", "value": "", **score(units, learns)}]
+    for module, name, what in CONSTANTS:
+        for factor in (0.5, 2.0):
+            with scaled(module, name, factor) as value:
+                rows.append({"constant": f"{name} ×{factor:g}", "value": value, "what": what,
+                             **score(units, learns)})
+    table = pd.DataFrame(rows).fillna("")
+    text = ("# Sensitivity of `diagnose` to its constants\n\nEach constant halved and doubled, one at a time, "
+            f"replayed on the stored traces of {len(units)} units (valid cases, majority over seeds; healthy runs "
+            "fixed by the defaults). Written by bench/sensitivity.py.\n\n" + table.to_markdown(index=False) + "\n")
+    if args.out:
+        with open(args.out, "w") as fh:
+            fh.write(text)
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
