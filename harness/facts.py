@@ -9,6 +9,7 @@ Keras objects are read by attribute; this module never imports TensorFlow.
 from __future__ import annotations
 
 import re
+import warnings
 
 import numpy as np
 
@@ -91,14 +92,20 @@ def data_facts(x, y) -> dict:
     otherwise show a single label.
     """
     rows = _spread(len(x))
-    x = np.asarray(np.asarray(x)[rows], np.float64)
+    x = np.asarray(x)[rows].astype(np.float64)
     y = np.asarray(np.asarray(y)[rows], np.float64)
-    finite = x[np.isfinite(x)]
     per_feature = x.reshape(len(x), -1)
+    if np.isfinite(per_feature).all():  # the usual case, without the NaN-aware (slower) reductions
+        finite, std, mean = per_feature.ravel(), per_feature.std(axis=0), per_feature.mean(axis=0)
+    else:
+        finite = x[np.isfinite(x)]
+        with warnings.catch_warnings():  # an all-NaN feature is a NaN statistic, by design
+            warnings.simplefilter("ignore", RuntimeWarning)
+            std, mean = np.nanstd(per_feature, axis=0), np.nanmean(per_feature, axis=0)
     xs = {"min": _f(finite.min()) if finite.size else None, "max": _f(finite.max()) if finite.size else None,
           "mean": _f(finite.mean()) if finite.size else None, "std": _f(finite.std()) if finite.size else None,
-          "feature_std_max": _f(np.nanstd(per_feature, axis=0).max()) if per_feature.size else None,
-          "feature_mean_absmax": _f(np.abs(np.nanmean(per_feature, axis=0)).max()) if per_feature.size else None}
+          "feature_std_max": _f(std.max()) if std.size else None,
+          "feature_mean_absmax": _f(np.abs(mean).max()) if mean.size else None}
     return {"x": xs, "y": label_facts(y)}
 
 
