@@ -26,10 +26,12 @@ tables: setup
 report: setup
 	$(BIN)/bugbench report
 
-## Measure the probe's overhead and the whole suite's wall time into results/perf.md.
+## Measure the probe's overhead, the whole suite's wall time and diagnose's cost into results/perf.md; diagnose's sensitivity to its constants into results/sensitivity.md.
 bench: setup
 	$(BIN)/python bench/suite.py --jobs $(JOBS)
 	$(BIN)/python bench/overhead.py
+	$(BIN)/python bench/detector_cost.py
+	$(BIN)/python bench/sensitivity.py --out results/sensitivity.md
 
 ## Fast tests (a few tiny real fits included).
 test: setup
