@@ -129,14 +129,17 @@ def _at(positions: np.ndarray, step: int) -> float:
 
 
 def first_marks(record: dict, trace: Trace) -> list[Mark]:
-    """Each detector's first finding (scoring judges the first one), in detector order."""
+    """Each detector's first error (scoring judges the first one), or its first warning when it raised no
+    error, in detector order."""
     positions = step_positions(trace.arrays["epoch"], trace.arrays["epoch_index"])
     marks = []
     for detector, found in sorted((record.get("findings") or {}).items()):
+        errors = [f for f in found if f.get("severity", "error") != "warning"]
         if not found:
             continue
-        first = min(found, key=lambda f: f["step"])
-        marks.append(Mark(detector, _at(positions, first["step"]), finding_label(first)))
+        first = min(errors or found, key=lambda f: f["step"])
+        label = finding_label(first) + ("" if errors else " (warning)")
+        marks.append(Mark(detector, _at(positions, first["step"]), label))
     return marks
 
 

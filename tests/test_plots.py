@@ -200,3 +200,14 @@ def test_symlog_ticks_keep_clear_of_zero():
     ticks = plots.symlog_ticks(-1e3, 1e24, linthresh=0.3)
     assert 0.0 in ticks and max(ticks) == 1e24 and len([t for t in ticks if t > 0]) <= 3
     assert not [t for t in ticks if 0 < abs(t) < 1e3]  # +-1, +-10 would print on top of 0
+
+
+def test_first_marks_prefer_the_first_error_over_an_earlier_warning(results):
+    record = json.loads((results / "runs" / CASE / "buggy-seed0.json").read_text())
+    trace = plots.Trace.load(record["trace"])
+    early = dict(record["findings"]["layer-trend"][0], step=0, batch=0, code="ADVICE", severity="warning")
+    record["findings"]["layer-trend"] = [early, *record["findings"]["layer-trend"]]
+    record["findings"]["only-advice"] = [early]
+    marks = {m.detector: m for m in plots.first_marks(record, trace)}
+    assert marks["layer-trend"].x == 3 and marks["layer-trend"].label.startswith("EBA")
+    assert marks["only-advice"].label.endswith("(warning)")
