@@ -15,6 +15,7 @@ import hashlib
 import json
 import os
 import re
+import zipfile
 from importlib import metadata
 
 from harness.trace import FORMAT, write_atomic
@@ -65,8 +66,8 @@ class UnitStore:
             return None
         # The trace lies beside the record, wherever the store has been moved or mounted.
         record["trace"] = self.trace_path(unit)
-        if record.get("status") == "ok" and not os.path.exists(record["trace"]):
-            return None
+        if record.get("status") == "ok" and not zipfile.is_zipfile(record["trace"]):
+            return None  # missing, truncated or not a trace at all: train the unit again
         return record
 
     def put(self, unit: dict, record: dict) -> dict:
@@ -88,16 +89,21 @@ class UnitStore:
         for case in sorted(os.listdir(base)) if os.path.isdir(base) else []:
             for name in sorted(os.listdir(os.path.join(base, case))):
                 match = _UNIT_FILE.match(name)
-                if match:
+                if match and ".tmp" not in name:  # half-written files are temporary_files()
                     yield (os.path.join(base, case, name), case, match["variant"], int(match["seed"]), match["key"])
 
     def prune(self, keep: set[str], dry_run: bool = False) -> tuple[int, int]:
-        """Delete every stored file whose key is not in ``keep``; (files, bytes) removed."""
+        """Delete every stored file whose key is not in ``keep``, and half-written temporary files
+        (a write that died: disk full, a kill); (files, bytes) removed."""
         count = size = 0
-        for path, *_, key in list(self.files()):
-            if key in keep:
-                continue
+        doomed = [path for path, *_, key in self.files() if key not in keep] + list(self.temporary_files())
+        for path in doomed:
             count, size = count + 1, size + os.path.getsize(path)
             if not dry_run:
                 os.remove(path)
         return count, size
+
+    def temporary_files(self):
+        base = os.path.join(self.root, "units")
+        for folder, _, names in os.walk(base):
+            yield from (os.path.join(folder, n) for n in names if ".tmp" in n)

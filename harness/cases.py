@@ -117,6 +117,11 @@ def _variant_specs(path: str, raw: dict, lines: dict) -> dict[str, schema.Spec]:
         errs = _pydantic_errors(path, exc, lines, prefix="the patched spec: ")
         line = line_of(lines, ("patch",))
         raise CaseFileError([dataclasses.replace(e, line=line) for e in errs]) from None
+    cap = raw.get("allow_large_budget") is not True
+    if cap and specs["patched"].fit.epochs > schema.MAX_EPOCHS:
+        raise CaseFileError([CaseError(path, line_of(lines, ("patch",)), f"the patched spec: fit.epochs="
+                                       f"{specs['patched'].fit.epochs} exceeds {schema.MAX_EPOCHS}; set "
+                                       "'allow_large_budget: true' if you mean it")])
     if specs["patched"] == specs["buggy"]:
         raise CaseFileError([CaseError(path, line_of(lines, ("patch",)), "the patch changes nothing")])
     for variant, spec in specs.items():

@@ -68,6 +68,8 @@ def _parser() -> argparse.ArgumentParser:
     rp = sub.add_parser("report", help="rebuild results/ tables from stored results (no training)")
     rp.add_argument("--results", default="results")
     rp.add_argument("--plots", action="store_true", help="also draw one PNG per case into <results>/plots/")
+    rp.add_argument("--cache", default=os.environ.get("BUGBENCH_CACHE"),
+                    help="where the traces are, for --plots (default: as recorded, or $BUGBENCH_CACHE)")
     rp.set_defaults(func=cmd_report)
 
     from harness.trace import STAGES, STATS  # numpy only: --help stays cheap
@@ -77,6 +79,8 @@ def _parser() -> argparse.ArgumentParser:
     sh.add_argument("--results", default="results")
     sh.add_argument("--out", metavar="PATH", help="where to write the PNG (default <results>/plots/CASE.png)")
     sh.add_argument("--seed", type=int, default=0)
+    sh.add_argument("--cache", default=os.environ.get("BUGBENCH_CACHE"),
+                    help="where the traces are (default: as recorded, or $BUGBENCH_CACHE)")
     sh.add_argument("--stage", choices=STAGES, default="output", help="stage of the second row's statistic")
     sh.add_argument("--stat", choices=STATS, default="mean", help="statistic of the second row")
     sh.set_defaults(func=cmd_show)
@@ -110,6 +114,9 @@ def cmd_list(args) -> int:
         return 0
     from harness.cases import discover, load_cases
 
+    if not os.path.exists(args.cases_dir):
+        print(f"bugbench: no cases at {args.cases_dir}", file=sys.stderr)
+        return 2
     cases, errors = load_cases(discover(args.cases_dir))
     for c in cases:
         print(f"{c.id:32} {c.case.status:12} {c.case.title}")
@@ -130,6 +137,13 @@ def cmd_run(args) -> int:
     from harness.runner import RunConfig, needs_training, run
     from harness.tables import report
 
+    if not os.path.exists(args.cases_dir):
+        print(f"bugbench: no cases at {args.cases_dir}", file=sys.stderr)
+        return 2
+    unwritable = _unwritable(args.results)
+    if unwritable:
+        print(f"bugbench: cannot write results to {args.results}: {unwritable}", file=sys.stderr)
+        return 2
     loaded, errors = _load([args.cases_dir], keras_checks=False)
     try:
         selected = cases_mod.select(loaded, args.cases)
@@ -142,7 +156,9 @@ def cmd_run(args) -> int:
                        detectors=tuple(args.detectors or registry.DEFAULT), semantics=args.semantics,
                        backend=args.backend, scheduler=args.scheduler, timeout=args.timeout, force=args.force,
                        replay=args.replay,
-                       prune=not args.cases and not args.variants)
+                       # A case file that does not load has no id: its results cannot be told from a deleted
+                       # case's, so a run with load errors keeps every result file.
+                       prune=not args.cases and not args.variants and not errors)
     # Cases whose every unit is in the cache trained fine before: only the others need the Keras checks.
     to_check = needs_training(selected, config)
     if to_check:
@@ -175,13 +191,23 @@ def cmd_fidelity(args) -> int:
 def cmd_report(args) -> int:
     from harness.tables import report
 
+    if not os.path.isdir(os.path.join(args.results, "runs")):
+        print(f"bugbench: no stored results in {args.results} (expected {args.results}/runs/; "
+              "`bugbench run` writes them)", file=sys.stderr)
+        return 2
     for path in report(args.results):
         print(path)
     if args.plots:
         from harness.plots import plot_all
 
-        for path in plot_all(args.results):
+        lacking: list = []
+        for path in plot_all(args.results, cache=args.cache, lacking=lacking):
             print(path)
+        if lacking:
+            print(f"bugbench: {len(lacking)} case(s) not plotted, their traces are missing or unreadable: "
+                  f"{', '.join(lacking[:5])}{' ...' if len(lacking) > 5 else ''} (pass the cache they were "
+                  "trained into with --cache DIR, or retrain them)", file=sys.stderr)
+            return 1
     return 0
 
 
@@ -189,7 +215,8 @@ def cmd_show(args) -> int:
     from harness.plots import MissingRun, plot_case
 
     try:
-        path = plot_case(args.results, args.case, args.out, seed=args.seed, stage=args.stage, stat=args.stat)
+        path = plot_case(args.results, args.case, args.out, seed=args.seed, stage=args.stage, stat=args.stat,
+                         cache=args.cache)
     except MissingRun as exc:
         print(f"bugbench: {exc}", file=sys.stderr)
         return 2
@@ -232,8 +259,11 @@ def cmd_prune(args) -> int:
 def _load(paths: list[str], keras_checks: bool):
     from harness.cases import discover, load_cases
 
+    from harness.errors import CaseError
+
     files = [f for p in paths for f in discover(p)]
     cases, errors = load_cases(files)
+    errors = [CaseError(p, None, "no such file or folder") for p in paths if not os.path.lexists(p)] + errors
     if keras_checks and cases:
         from harness.checks import check_case
 
@@ -245,6 +275,19 @@ def _load(paths: list[str], keras_checks: bool):
                 good.append(case)
         cases = good
     return cases, errors
+
+
+def _unwritable(results_dir: str) -> str | None:
+    """Why ``results_dir`` cannot take result files (None when it can): checked before any training."""
+    import tempfile
+
+    try:
+        os.makedirs(os.path.join(results_dir, "runs"), exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=os.path.join(results_dir, "runs"), prefix=".probe"):
+            pass
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    return None
 
 
 def _extend(errors: list, more: list) -> bool:

@@ -24,8 +24,10 @@ def resolve(case_path: str, relative: str) -> str:
     """The absolute path of a data file named in a case; ValueError when it is not allowed."""
     if os.path.isabs(relative):
         raise ValueError(f"data path '{relative}' must be relative to the case file")
-    folder = os.path.dirname(os.path.abspath(case_path))
-    path = os.path.normpath(os.path.join(folder, relative))
+    # Symbolic links are followed before the check: a link inside the folder that points outside
+    # it (or a linked folder) escapes as surely as '../'.
+    folder = os.path.realpath(os.path.dirname(os.path.abspath(case_path)))
+    path = os.path.realpath(os.path.join(folder, relative))
     if os.path.commonpath([folder, path]) != folder:
         raise ValueError(f"data path '{relative}' escapes the case's folder")
     if not os.path.isfile(path):

@@ -37,9 +37,13 @@ def points(summary: pd.DataFrame, subset: str = "valid") -> list[dict]:
 def draw_detector_map(results_dir: str, subset: str = "valid") -> str | None:
     """Write ``<results>/plots/detectors.png`` from ``<results>/summary.csv``; return its path (None: no rows)."""
     path = os.path.join(results_dir, "summary.csv")
-    if not os.path.exists(path):
+    try:
+        summary = pd.read_csv(path)
+    except (OSError, pd.errors.EmptyDataError):  # no summary yet, or one without rows
         return None
-    pts = points(pd.read_csv(path), subset)
+    if "subset" not in summary:
+        return None
+    pts = points(summary, subset)
     if not pts:
         return None
     from matplotlib.figure import Figure

@@ -34,6 +34,10 @@ class MissingRun(Exception):
     """No stored run (or no trace) to plot; the message says what to run."""
 
 
+class MissingTrace(MissingRun):
+    """The run succeeded but its trace is not where the record says, or is unreadable."""
+
+
 @dataclasses.dataclass(frozen=True)
 class Mark:
     """A detector's first finding, placed on the batch axis."""
@@ -59,30 +63,41 @@ def record_path(results_dir: str, case: str, variant: str, seed: int) -> str:
     return os.path.join(results_dir, "runs", case, f"{variant}-seed{seed}.json")
 
 
-def load_unit(results_dir: str, case: str, variant: str, seed: int) -> tuple[dict, Trace]:
-    """The stored record of one unit and its trace; MissingRun when either is absent."""
+def load_unit(results_dir: str, case: str, variant: str, seed: int, cache: str | None = None) -> tuple[dict, Trace]:
+    """The stored record of one unit and its trace; MissingRun when either is absent or unreadable."""
     path = record_path(results_dir, case, variant, seed)
     if not os.path.exists(path):
         raise MissingRun(f"no stored run {path}")
-    with open(path) as fh:
-        record = json.load(fh)
+    try:
+        with open(path) as fh:
+            record = json.load(fh)
+    except (OSError, ValueError) as exc:
+        raise MissingRun(f"{path}: unreadable result file ({exc})") from None
     if record.get("status") != "ok" or not record.get("trace"):
         raise MissingRun(f"{path}: the run failed ({record.get('error') or record.get('status')}), no trace")
-    trace_file = resolve_trace(record["trace"], results_dir)
+    trace_file = resolve_trace(record["trace"], results_dir, cache, case)
     if trace_file is None:
-        raise MissingRun(f"{path}: its trace {record['trace']} is not in the cache")
-    return record, Trace.load(trace_file)
+        raise MissingTrace(f"{path}: its trace {record['trace']} is not in the cache"
+                           + ("" if cache else " (pass --cache DIR if the cache is elsewhere)"))
+    try:
+        return record, Trace.load(trace_file)
+    except Exception as exc:  # a truncated or corrupt file: name it and the cure
+        raise MissingTrace(f"{trace_file}: unreadable trace ({type(exc).__name__}: {exc}); retrain it with "
+                           f"`bugbench run --case {case} --force`") from None
 
 
-def resolve_trace(path: str, results_dir: str) -> str | None:
-    """Find a trace named relative to the folder the run started in.
+def resolve_trace(path: str, results_dir: str, cache: str | None = None, case: str | None = None) -> str | None:
+    """Find a trace named relative to the folder the run started in, or in ``cache``.
 
     Runs store the path as given (``.bugbench/units/...``); the results folder
-    normally sits in that same folder, so try beside it too.
+    normally sits in that same folder, so try beside it too; a copied results
+    folder finds its traces in the cache it is pointed at (same file name).
     """
     candidates = [path]
     if not os.path.isabs(path):
         candidates.append(os.path.join(os.path.dirname(os.path.abspath(results_dir)), path))
+    if cache and case:
+        candidates.insert(0, os.path.join(cache, "units", case, os.path.basename(path)))
     return next((p for p in candidates if os.path.exists(p)), None)
 
 
@@ -250,7 +265,7 @@ def symlog_ticks(low: float, high: float, linthresh: float, most: int = 3) -> li
 
 
 def plot_case(results_dir: str, case: str, out: str | None = None, seed: int = 0, stage: str = "output",
-              stat: str = "mean", reuse: bool = False) -> str:
+              stat: str = "mean", reuse: bool = False, cache: str | None = None) -> str:
     """Write the case's PNG; return its path. MissingRun when neither variant has a trace.
 
     ``reuse``: keep an existing PNG drawn from the same stored runs by the same code.
@@ -262,11 +277,12 @@ def plot_case(results_dir: str, case: str, out: str | None = None, seed: int = 0
     units, missing = {}, {}
     for variant in VARIANTS:
         try:
-            units[variant] = load_unit(results_dir, case, variant, seed)
+            units[variant] = load_unit(results_dir, case, variant, seed, cache)
         except MissingRun as exc:
-            missing[variant] = str(exc)
+            missing[variant] = exc
     if not units:
-        raise MissingRun("\n".join([*missing.values(), _hint(case)]))
+        kind = MissingTrace if any(isinstance(e, MissingTrace) for e in missing.values()) else MissingRun
+        raise kind("\n".join([*map(str, missing.values()), _hint(case)]))
     for why in missing.values():
         print(f"bugbench: {why}; its column is left empty", file=sys.stderr)
     out = out or os.path.join(results_dir, "plots", f"{case}.png")
@@ -305,29 +321,33 @@ def stored_key(png: str) -> str | None:
         return None
 
 
-def plot_all(results_dir: str, seed: int = 0, jobs: int | None = None) -> list[str]:
+def plot_all(results_dir: str, seed: int = 0, jobs: int | None = None, cache: str | None = None,
+             lacking: list | None = None) -> list[str]:
     """One PNG per stored case in ``results_dir/plots``; cases without traces are skipped, on stderr.
 
     A PNG whose stored runs have not changed is kept (a rerun of the benchmark from the cache
     redraws nothing). The others are drawn in ``jobs`` processes (default: one per core):
-    figures are independent and drawing is CPU-bound.
+    figures are independent and drawing is CPU-bound. ``lacking`` collects the cases whose runs
+    succeeded but whose traces are missing or unreadable (a copied results folder, a broken cache).
     """
     from joblib import Parallel, delayed
 
     cases = stored_cases(results_dir)
     jobs = max(1, min(jobs or os.cpu_count() or 1, len(cases) or 1))
-    outcomes = Parallel(n_jobs=jobs)(delayed(_plot_or_skip)(results_dir, case, seed) for case in cases)
-    for case, (path, skipped) in zip(cases, outcomes):
+    outcomes = Parallel(n_jobs=jobs)(delayed(_plot_or_skip)(results_dir, case, seed, cache) for case in cases)
+    for case, (path, skipped, no_trace) in zip(cases, outcomes):
         if skipped:
             print(f"bugbench: no plot for {case}: {skipped}", file=sys.stderr)
-    return [path for path, _ in outcomes if path]
+        if no_trace and lacking is not None:
+            lacking.append(case)
+    return [path for path, _, _ in outcomes if path]
 
 
-def _plot_or_skip(results_dir: str, case: str, seed: int) -> tuple[str | None, str | None]:
+def _plot_or_skip(results_dir: str, case: str, seed: int, cache: str | None):
     try:
-        return plot_case(results_dir, case, seed=seed, reuse=True), None
+        return plot_case(results_dir, case, seed=seed, reuse=True, cache=cache), None, False
     except MissingRun as exc:
-        return None, str(exc).splitlines()[0]
+        return None, str(exc).splitlines()[0], isinstance(exc, MissingTrace)
 
 
 def draw(units: dict, rows: list[Panel], seed: int):

@@ -154,16 +154,30 @@ def score_unit(case: LoadedCase, result: dict, detector_names: list[str], replay
     """Attach the case snapshot and every detector's findings to a training result.
 
     A detector whose findings on this trace are stored and current (same
-    fingerprint) is not replayed, unless ``replay_all``.
+    fingerprint) is not replayed, unless ``replay_all``. A stored trace that
+    cannot be read makes this unit an error row.
     """
-    from detectors import registry
-    from harness.findings_store import FindingsStore, fingerprint
+    from harness.findings_store import FindingsStore
 
     record = {k: v for k, v in result.items() if k != "trace_npz"}
     record.update(case=case_snapshot(case), detectors=detector_names)
     if result.get("status") != "ok":
         return record
     store, loaded = FindingsStore(result["trace"]), []
+    try:
+        return _score_entries(record, result, store, loaded, detector_names, replay_all)
+    except TraceUnreadable as exc:  # a corrupt stored trace is that unit's error row, not the suite's crash
+        return dict(record, status="error", error=str(exc))
+
+
+class TraceUnreadable(Exception):
+    pass
+
+
+def _score_entries(record, result, store, loaded, detector_names, replay_all) -> dict:
+    from detectors import registry
+    from harness.findings_store import fingerprint
+
     entries = {}
     for name in detector_names:
         detector = registry.create(name)
@@ -190,7 +204,11 @@ def _trace(result: dict, loaded: list):
     from harness.trace import Trace
 
     if not loaded:
-        trace = Trace.load(result["trace"])
+        try:
+            trace = Trace.load(result["trace"])
+        except Exception as exc:
+            raise TraceUnreadable(f"stored trace {result['trace']} is unreadable ({type(exc).__name__}: {exc}); "
+                                  "rerun with --force to retrain it") from None
         if result.get("facts"):  # the record's facts are the current ones (see backfill_facts)
             trace.meta["facts"] = result["facts"]
         loaded.append(trace)

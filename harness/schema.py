@@ -6,9 +6,9 @@ separately by ``harness.checks`` because resolving them needs Keras.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_serializer, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_serializer, model_validator
 
 # DeepCrime-style fault codes used in `truth.faults[].code`.
 FAULT_CODES = {
@@ -44,6 +44,20 @@ TASKS = ("binary", "multiclass", "multilabel", "regression")
 STATUSES = ("valid", "no_bug", "mislabelled", "questionable")
 
 MAX_EPOCHS = 5_000  # a reduced budget; raising it needs `allow_large_budget`
+MAX_BATCH = 1_000_000  # rows per batch: beyond any data set a CPU case trains on
+MAX_STEPS_PER_EXECUTION = 100_000
+
+
+def _whole_number(value: Any) -> Any:
+    """YAML's ``true`` is no count (pydantic would read it as 1), nor is 2.5 or 1e12 meant as one."""
+    if isinstance(value, bool):
+        raise ValueError("expected a whole number, got a boolean")
+    if isinstance(value, float) and not value.is_integer():
+        raise ValueError(f"expected a whole number, got {value}")
+    return value
+
+
+Count = Annotated[int, BeforeValidator(_whole_number)]
 
 
 class Strict(BaseModel):
@@ -76,7 +90,7 @@ class Source(Strict):
 
 class Validation(Strict):
     split: float | None = Field(None, gt=0, lt=1)
-    n: int | None = Field(None, gt=0)
+    n: Count | None = Field(None, gt=0)
 
     @model_validator(mode="after")
     def _one_of(self) -> "Validation":
@@ -107,6 +121,20 @@ class Data(Strict):
         return out
 
 
+# Layers that read from disk or run code: a case's data comes from its data section only.
+FORBIDDEN_LAYERS = {"TFSMLayer": "loads a saved model from a path", "Lambda": "runs arbitrary code"}
+
+
+def _no_paths(value: Any, where: str) -> None:
+    """Refuse a layer argument that names a file (IntegerLookup's vocabulary, a filepath, ...)."""
+    if isinstance(value, str) and ("/" in value or "\\" in value or value.startswith("~")):
+        raise ValueError(f"{where}: '{value}' looks like a file path; layer arguments may not name files "
+                         "(data comes from the case's data section)")
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, inner in items:
+        _no_paths(inner, f"{where}.{key}")
+
+
 class Model(Strict):
     input_shape: list[int] = Field(min_length=1)
     layers: list[dict[str, Any]] = Field(min_length=1)
@@ -114,7 +142,13 @@ class Model(Strict):
     @field_validator("layers")
     @classmethod
     def _layers(cls, layers: list) -> list:
-        return [_single_key(layer, "layer") for layer in layers]
+        out = [_single_key(layer, "layer") for layer in layers]
+        for i, layer in enumerate(out):
+            (name, kwargs), = layer.items()
+            if name in FORBIDDEN_LAYERS:
+                raise ValueError(f"layer {i} ({name}) is not allowed: it {FORBIDDEN_LAYERS[name]}")
+            _no_paths(kwargs, f"layer {i} ({name})")
+        return out
 
 
 class Compile(Strict):
@@ -123,7 +157,7 @@ class Compile(Strict):
     metrics: list[str | dict[str, Any]] = []
     # Training steps per TensorFlow call: the same updates in the same order, with far less
     # per-step Python; for budgets of many tiny batches (the probe still keeps every batch).
-    steps_per_execution: int = Field(default=1, gt=0)
+    steps_per_execution: Count = Field(default=1, gt=0, le=MAX_STEPS_PER_EXECUTION)
 
     @model_serializer(mode="wrap")
     def _omit_default_execution(self, handler):
@@ -135,8 +169,8 @@ class Compile(Strict):
 
 
 class Fit(Strict):
-    epochs: int = Field(gt=0)
-    batch_size: int = Field(gt=0)
+    epochs: Count = Field(gt=0)
+    batch_size: Count = Field(gt=0, le=MAX_BATCH)
     shuffle: bool = True
 
 

@@ -10,6 +10,7 @@ import glob
 import json
 import math
 import os
+import sys
 
 import pandas as pd
 
@@ -22,10 +23,18 @@ PAPER_COLUMN = {"keras-ton": "TON", "keras-es-loss": "ESloss", "keras-es-acc": "
 
 
 def load_records(results_dir: str) -> list[dict]:
+    """Every result file under ``results_dir/runs``; an unreadable one is named on stderr and left out."""
     records = []
     for path in sorted(glob.glob(os.path.join(results_dir, "runs", "*", "*.json"))):
-        with open(path) as fh:
-            records.append(json.load(fh))
+        try:
+            with open(path) as fh:
+                record = json.load(fh)
+            if not isinstance(record, dict) or "case" not in record:
+                raise ValueError("not a unit record")
+        except (OSError, ValueError) as exc:
+            print(f"bugbench: skipping unreadable result file {path}: {exc}", file=sys.stderr)
+            continue
+        records.append(record)
     return records
 
 

@@ -8,6 +8,7 @@ metadata inside. No TensorFlow here: detectors and reports read traces cheaply.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import io
 import json
@@ -200,11 +201,16 @@ def write_atomic(path: str, data: bytes) -> None:
     """Write to a temporary file in the same folder, then rename over ``path``."""
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:  # disk full, a read-only folder, an interrupt: leave no half-written file
+        with contextlib.suppress(OSError):
+            os.remove(tmp)
+        raise
 
 
 def _row(values: np.ndarray, names: list[str]) -> dict:

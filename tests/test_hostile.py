@@ -1,0 +1,213 @@
+"""Hostile and broken input: every attempt ends in a named error, and nothing else is lost.
+
+Each test is one row of docs/reliability.md's attack table. None trains a model.
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from harness import cli, tables
+from harness.cache import UnitStore
+from harness.cases import discover, load_case, load_cases
+from harness.errors import CaseFileError
+from tests.test_validation import GOOD
+
+CSV_CASE = GOOD.replace("source: synthetic.xor\n  params: {repeat: 2}", "source: file.csv\n  params: {path: PATH, y: label}")
+
+
+def errors_of(path):
+    with pytest.raises(CaseFileError) as info:
+        load_case(str(path))
+    return info.value.errors
+
+
+# -- 1. an alias bomb --------------------------------------------------------------------------
+
+def bomb(levels: int) -> str:
+    lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x]"]
+    for i in range(1, levels + 1):
+        lines.append(f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 9) + "]")
+    return "\n".join(lines) + "\n" + GOOD
+
+
+def test_an_alias_bomb_is_refused_in_bounded_memory(tmp_path):
+    """342 bytes, 9 levels: 9^10 values once expanded. Refused from the node graph, never expanded."""
+    path = tmp_path / "bomb.yaml"
+    path.write_text(bomb(9))
+    code = (f"import resource, sys; sys.path.insert(0, {os.getcwd()!r})\n"
+            "resource.setrlimit(resource.RLIMIT_AS, (2 * 2**30, 2 * 2**30))\n"
+            "from harness.cases import load_case\nfrom harness.errors import CaseFileError\n"
+            f"try:\n    load_case({str(path)!r})\nexcept CaseFileError as e:\n    print(e.errors[0])\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert "expands to more than" in out.stdout and "bomb.yaml:" in out.stdout
+
+
+def test_a_recursive_alias_is_refused(tmp_path):
+    path = tmp_path / "loop.yaml"
+    path.write_text("loop: &l [1, *l]\n" + GOOD)
+    assert "recursive alias" in errors_of(path)[0].message
+
+
+# -- 3. files that are not case files ------------------------------------------------------------
+
+@pytest.mark.parametrize("make, words", [
+    (lambda p: p.write_bytes(GOOD.encode().replace(b"tiny", b"ti\x00ny")), "invalid YAML"),
+    (lambda p: p.mkdir(), "a folder"),
+    (lambda p: os.symlink(p.parent / "gone.yaml", p), "broken symbolic link"),
+    (lambda p: os.mkfifo(p), "not a regular file"),
+])
+def test_odd_files_are_errors_and_the_good_case_still_loads(tmp_path, make, words):
+    (tmp_path / "good.yaml").write_text(GOOD)
+    make(tmp_path / "odd.yaml")
+    cases, errors = load_cases(discover(str(tmp_path)))  # a FIFO would block a plain open(): it must not
+    assert [c.id for c in cases] == ["t-good"]
+    assert len(errors) == 1 and errors[0].path.endswith("odd.yaml") and words in errors[0].message
+
+
+def test_a_case_file_that_fails_to_load_keeps_its_results(tmp_path, monkeypatch):
+    """A full run with a broken case file prunes nothing (its id is unknown, so its results look orphaned)."""
+    from harness import runner
+
+    cases = tmp_path / "cases"
+    cases.mkdir()
+    (cases / "good.yaml").write_text(GOOD)
+    (cases / "broken.yaml").write_text("id: broken\ntitle: [\n")
+    kept = tmp_path / "results" / "runs" / "broken" / "buggy-seed0.json"
+    kept.parent.mkdir(parents=True)
+    kept.write_text("{}")
+    seen = {}
+    monkeypatch.setattr(runner, "run", lambda selected, config: seen.update(prune=config.prune) or [])
+    assert cli.main(["run", "--cases-dir", str(cases), "--results", str(tmp_path / "results"),
+                     "--cache", str(tmp_path / "cache")]) == 1
+    assert seen["prune"] is False and kept.exists()
+
+
+# -- 4. paths out of the case's folder ---------------------------------------------------------
+
+def test_a_symlink_out_of_the_case_folder_is_refused(tmp_path):
+    folder = tmp_path / "cases"
+    folder.mkdir()
+    (tmp_path / "secret.csv").write_text("a,label\n1,0\n")
+    os.symlink(tmp_path / "secret.csv", folder / "data.csv")
+    (folder / "case.yaml").write_text(CSV_CASE.replace("PATH", "data.csv"))
+    assert "escapes the case's folder" in errors_of(folder / "case.yaml")[0].message
+    os.symlink(tmp_path, folder / "linked")
+    (folder / "case.yaml").write_text(CSV_CASE.replace("PATH", "linked/secret.csv"))
+    assert "escapes the case's folder" in errors_of(folder / "case.yaml")[0].message
+
+
+@pytest.mark.parametrize("layer, words", [
+    ("IntegerLookup: {vocabulary: /etc/passwd}", "looks like a file path"),
+    ("StringLookup: {vocabulary: ~/words.txt}", "looks like a file path"),
+    ("TFSMLayer: {filepath: model}", "loads a saved model"),
+])
+def test_layer_arguments_that_name_files_are_refused_without_reading_them(write_case, layer, words):
+    text = GOOD.replace("    - Dense: {units: 4, activation: tanh}\n", f"    - {layer}\n    - Dense: {{units: 4}}\n")
+    (err,) = errors_of(write_case(text))
+    assert words in err.message and "root:" not in err.message  # /etc/passwd's first line is never shown
+
+
+# -- 5. corrupt and partial stored files ------------------------------------------------------
+
+def test_a_truncated_trace_is_not_served_from_the_cache(tmp_path):
+    store = UnitStore(str(tmp_path))
+    unit = {"case": "c", "variant": "buggy", "seed": 0, "key": "0123456789abcdef"}
+    store.put(unit, {"status": "ok", "trace_npz": b"PK\x03\x04" + b"\x00" * 96})  # 100 bytes, no zip directory
+    assert store.get(unit) is None  # so the run trains it again
+
+
+def test_report_names_an_unreadable_result_file_and_goes_on(tmp_path, capsys):
+    import shutil
+
+    results = tmp_path / "results"
+    shutil.copytree(os.path.join(os.path.dirname(__file__), "fixtures", "results"), results)
+    (results / "runs" / "case-a" / "buggy-seed0.json").write_text('{"case": {"id": ')  # truncated
+    (results / "runs" / "case-a" / "buggy-seed1.json").write_text("")  # empty
+    assert cli.main(["report", "--results", str(results)]) == 0
+    err = capsys.readouterr().err
+    assert "buggy-seed0.json" in err and "buggy-seed1.json" in err
+
+
+def test_report_of_error_rows_only(tmp_path):
+    runs = tmp_path / "results" / "runs" / "x"
+    runs.mkdir(parents=True)
+    snapshot = {"id": "x", "status": "valid", "truth": {"faults": [{"code": "ACH", "layer": 0}]},
+                "symptom": {"kind": "accuracy_at_most", "value": 0.5}, "paper": None}
+    for variant in ("buggy", "patched"):
+        (runs / f"{variant}-seed0.json").write_text(json.dumps(
+            {"case": snapshot, "variant": variant, "seed": 0, "status": "error", "error": "boom",
+             "detectors": ["diagnose"]}))
+    assert tables.report(str(tmp_path / "results"))
+
+
+def test_an_unwritable_results_folder_fails_before_training(tmp_path, capsys):
+    """(A read-only folder stops nobody running as root, as CI does; a file in the folder's place stops all.)"""
+    (tmp_path / "results").write_text("not a folder")
+    assert cli.main(["run", "--cases-dir", "cases", "--results", str(tmp_path / "results")]) == 2
+    assert "cannot write results" in capsys.readouterr().err
+
+
+def test_a_failed_write_leaves_no_temporary_file_and_prune_removes_old_ones(tmp_path, monkeypatch):
+    from harness import trace
+
+    target = tmp_path / "units" / "c" / "buggy-seed0-0123456789abcdef.npz"
+
+    def full(fd):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(trace.os, "fsync", full)
+    with pytest.raises(OSError):
+        trace.write_atomic(str(target), b"x" * 1000)
+    monkeypatch.undo()
+    assert not list(tmp_path.rglob("*.tmp*"))
+    (target.parent / (target.name + ".tmp999")).write_bytes(b"half")  # a kill -9 mid-write
+    assert UnitStore(str(tmp_path)).prune(set()) == (1, 4)
+
+
+# -- 6. values that validate but should not -------------------------------------------------
+
+@pytest.mark.parametrize("edit, words", [
+    (("fit: {epochs: 2, batch_size: 4}", "fit: {epochs: 20, epochs: 3, batch_size: 4}"), "duplicate key 'epochs'"),
+    (("fit: {epochs: 2, batch_size: 4}", "fit: {epochs: true, batch_size: 4}"), "whole number, got a boolean"),
+    (("fit: {epochs: 2, batch_size: 4}", "fit: {epochs: 2, batch_size: 1.0e+20}"), "fit.batch_size"),
+    (("  - {set: model.layers.1.Dense.activation, to: sigmoid}",
+      "  - {set: model.layers.1.Dense.activation, to: sigmoid}\n  - {set: fit.epochs, to: 1000000000000}"),
+     "the patched spec: fit.epochs=1000000000000 exceeds"),
+])
+def test_values_that_would_run_wrong_are_refused_with_a_line(write_case, edit, words):
+    (err,) = errors_of(write_case(GOOD.replace(*edit)))
+    assert words in err.message and err.line
+
+
+# -- 11. paths on the command line ------------------------------------------------------------
+
+def test_missing_paths_are_errors_not_empty_successes(tmp_path, capsys):
+    assert cli.main(["report", "--results", str(tmp_path / "nowhere")]) == 2
+    assert not (tmp_path / "nowhere").exists()
+    assert cli.main(["list", "--cases-dir", str(tmp_path / "nowhere")]) == 2
+    assert cli.main(["validate", str(tmp_path / "nowhere.yaml")]) == 1
+    assert cli.main(["run", "--cases-dir", str(tmp_path / "nowhere"), "--results", str(tmp_path / "r")]) == 2
+    assert "nowhere" in capsys.readouterr().err
+
+
+def test_a_copied_results_folder_plots_from_the_cache_it_is_given(tmp_path, capsys):
+    """Traces are found in --cache; without it, report --plots says which cases lack them and exits 1."""
+    from tests.test_plots import CASE, small_trace, write_unit
+
+    results, old_cache = tmp_path / "results", tmp_path / "old-cache"
+    old_cache.mkdir()
+    for variant in ("buggy", "patched"):
+        write_unit(results, old_cache, CASE, variant, small_trace(), {"keras-ton": []})
+    moved = tmp_path / "cache" / "units" / CASE
+    moved.mkdir(parents=True)
+    for trace in old_cache.iterdir():
+        trace.rename(moved / trace.name)  # the cache moved; the records still name the old place
+    assert cli.main(["report", "--results", str(results), "--plots"]) == 1
+    assert "traces are missing or unreadable" in capsys.readouterr().err
+    assert cli.main(["report", "--results", str(results), "--plots", "--cache", str(tmp_path / "cache")]) == 0
+    assert (results / "plots" / f"{CASE}.png").exists()
