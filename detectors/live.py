@@ -8,10 +8,17 @@ batch and epoch end exactly as a replay would. Keras is imported only then.
 
 from __future__ import annotations
 
+import warnings
+
 # Every hook keras.callbacks.CallbackList may call; the ones not defined below do nothing.
 _HOOKS = ("on_batch_begin", "on_batch_end", "on_train_batch_begin",
           "on_test_begin", "on_test_end", "on_test_batch_begin", "on_test_batch_end",
           "on_predict_begin", "on_predict_end", "on_predict_batch_begin", "on_predict_batch_end")
+
+
+# Hooks Keras calls before it first traces the training step (fit: set_model, set_params,
+# make_train_function, on_train_begin, then the first step).
+_BEFORE_TRACING = ("set_model", "set_params", "on_train_begin")
 
 
 def _noop(self, *args, **kwargs):
@@ -19,12 +26,17 @@ def _noop(self, *args, **kwargs):
 
 
 class LiveHooks:
-    """The Keras callback protocol, driving ``reset``/``start``/``observe``.
+    """The Keras callback protocol, driving ``reset``/``start``/``observe``/``finish``.
 
     Live options (plain attributes, set after construction or by subclasses):
     ``stop_on_finding`` stops training at the first *error* finding (a
     warning never stops a fit); ``verbose`` prints each finding as it is made,
     with its severity and fix.
+
+    A detector never breaks a fit that works without it: whatever goes wrong
+    inside it or its probe (a model the probe cannot trace, labels it cannot
+    read) switches it off with one warning, and the model trains with its own
+    step. After the fit the model is as it was (its own ``train_step``).
     """
 
     stop_on_finding = False
@@ -32,6 +44,8 @@ class LiveHooks:
     async_safe = False  # findings must be read batch by batch
     model = None
     params: dict = {}
+    _disabled = False
+    _owns = False
 
     def set_model(self, model) -> None:
         """Install the probe, or share the one an earlier detector of this fit installed.
@@ -39,25 +53,32 @@ class LiveHooks:
         Keras hands every callback the model before training starts; the first
         detector owns the probe (and drives it), later ones read its records.
         """
+        self.model, self._disabled, self._owns = model, False, False
+        self._guard("set_model", self._install_probe, model)
+
+    def _install_probe(self, model) -> None:
         from harness.probe import StreamingProbe, steps_per_call
 
-        self.model = model
         shared = getattr(model, "_bugbench_live_probe", None)
         if shared is not None and not shared.started:
-            self._probe, self._owns = shared, False
+            self._probe = shared
             return
         # A live detector sees every batch as its call ends: one batch, or steps_per_execution of them.
         self._probe, self._owns = StreamingProbe(model, chunk=steps_per_call(model)), True
+        self._probe.fallback = True  # a step the probe cannot trace becomes the model's own
         self._probe.set_model(model)
         self._probe.started = False
         object.__setattr__(model, "_bugbench_live_probe", self._probe)  # not a tracked Keras attribute
 
     def set_params(self, params) -> None:
         self.params = dict(params or {})
-        if getattr(self, "_owns", False):
-            self._probe.set_params(params)  # it reads steps_per_execution here
+        if self._owns:
+            self._guard("set_params", self._probe.set_params, params)  # it reads steps_per_execution here
 
     def on_train_begin(self, logs=None) -> None:
+        self._guard("on_train_begin", self._train_begin, logs)
+
+    def _train_begin(self, logs) -> None:
         self.reset()
         if self._owns:
             self._probe.started = True  # the next fit's detectors install a fresh probe
@@ -66,11 +87,17 @@ class LiveHooks:
 
     def on_epoch_begin(self, epoch, logs=None) -> None:
         if self._owns:
-            self._probe.on_epoch_begin(epoch, logs)
+            self._guard("on_epoch_begin", self._probe.on_epoch_begin, epoch, logs)
 
     def on_train_batch_end(self, batch, logs=None) -> None:
+        self._guard("on_train_batch_end", self._batch_end, batch, logs)
+
+    def _batch_end(self, batch, logs) -> None:
         if self._owns:
             self._probe.on_train_batch_end(batch, logs)
+        if self._probe.failure is not None:
+            raise RuntimeError(f"the probe cannot trace this model ({type(self._probe.failure).__name__}: "
+                               f"{self._probe.failure})")
         if not self._started:
             self._started = True
             self.start(self._live_meta())
@@ -83,6 +110,9 @@ class LiveHooks:
         self._live_rows = recorder.n_batches
 
     def on_epoch_end(self, epoch, logs=None) -> None:
+        self._guard("on_epoch_end", self._epoch_end, epoch, logs)
+
+    def _epoch_end(self, epoch, logs) -> None:
         if self._owns:
             self._probe.on_epoch_end(epoch, logs)
         if self._started:
@@ -91,7 +121,36 @@ class LiveHooks:
 
     def on_train_end(self, logs=None) -> None:
         if getattr(self, "_started", False):
-            self._emit(self.finish(), advance=False)
+            self._guard("on_train_end", lambda: self._emit(self.finish(), advance=False))
+        if self._owns:
+            self._restore_model(rebuild=True)
+
+    def _restore_model(self, rebuild: bool) -> None:
+        """Give the model back its own step: a later fit (or a saved model) must not carry the probe.
+
+        ``rebuild`` drops Keras' compiled step too; only allowed outside a fit's loop, which calls it.
+        """
+        model = self.model
+        vars(model).pop("train_step", None)
+        vars(model).pop("_bugbench_live_probe", None)
+        if rebuild:
+            model.train_function = None
+
+    def _guard(self, hook: str, fn, *args):
+        if self._disabled:
+            return None
+        try:
+            return fn(*args)
+        except Exception as exc:  # never the user's fit's problem
+            self._disabled = True
+            warnings.warn(f"bugbench detector '{getattr(self, 'name', type(self).__name__)}' switched itself off "
+                          f"in {hook} ({type(exc).__name__}: {exc}); the fit goes on without it",
+                          RuntimeWarning, stacklevel=3)
+            if self._owns and self.model is not None and hook in _BEFORE_TRACING:
+                # Keras has not traced its step yet: it will trace the model's own. (Later, the traced
+                # probe step simply goes on writing a buffer nobody reads.)
+                self._restore_model(rebuild=hook != "on_train_begin")
+            return None
 
     def _emit(self, findings, advance: bool = True) -> None:
         self._index += advance

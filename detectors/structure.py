@@ -235,6 +235,8 @@ def _init_variance(name: str | None, config: dict) -> float | None:
 
 def _linear_stacks(facts: dict) -> list[Issue]:
     """A weight layer with a linear output feeding another weight layer through transparent layers only."""
+    if facts.get("sequential") is False:
+        return []  # branches of a functional model are listed in order, but do not feed each other
     layers, out, previous = facts["layers"], [], None
     for i, layer in enumerate(layers):
         cls, act = layer.get("class"), layer.get("activation")

@@ -29,11 +29,12 @@ def describe(model, x=None, y=None) -> dict:
     """Facts of a compiled ``model`` and, when given, a sample of its training data."""
     facts = {"version": FACTS_VERSION, "loss": loss_name(getattr(model, "loss", None)),
              "from_logits": from_logits(getattr(model, "loss", None)),
+             # Layer order is data-flow order only in a Sequential model (a functional one may branch).
+             "sequential": type(model).__name__ == "Sequential",
              "optimizer": optimizer_facts(getattr(model, "optimizer", None)),
              "layers": [layer_facts(layer) for layer in probed_layers(model)]}
     if x is not None and y is not None:
-        facts.update(data_facts(x, y))
-        facts["reference"] = reference(facts["loss"], y)
+        facts.update(data_facts(x, y), reference=reference(facts["loss"], y))
     return facts
 
 
@@ -91,9 +92,13 @@ def data_facts(x, y) -> dict:
     Rows are taken at even strides, not from the top: data sorted by class would
     otherwise show a single label.
     """
-    rows = _spread(len(x))
-    x = np.asarray(x)[rows].astype(np.float64)
-    y = np.asarray(np.asarray(y)[rows], np.float64)
+    x, y = single_array(x), single_array(y)
+    out = {}
+    if y is not None:
+        out["y"] = label_facts(np.asarray(y[_spread(len(y))], np.float64))
+    if x is None:
+        return out  # several inputs (a dict or list of arrays): no single range to judge
+    x = x[_spread(len(x))].astype(np.float64)
     per_feature = x.reshape(len(x), -1)
     if np.isfinite(per_feature).all():  # the usual case, without the NaN-aware (slower) reductions
         finite, std, mean = per_feature.ravel(), per_feature.std(axis=0), per_feature.mean(axis=0)
@@ -106,7 +111,20 @@ def data_facts(x, y) -> dict:
           "mean": _f(finite.mean()) if finite.size else None, "std": _f(finite.std()) if finite.size else None,
           "feature_std_max": _f(std.max()) if std.size else None,
           "feature_mean_absmax": _f(np.abs(mean).max()) if mean.size else None}
-    return {"x": xs, "y": label_facts(y)}
+    return dict(out, x=xs)
+
+
+def single_array(value) -> np.ndarray | None:
+    """``value`` as one numeric array, or None for several (a multi-input or multi-output model's dict or list)."""
+    if isinstance(value, dict):
+        return single_array(next(iter(value.values()))) if len(value) == 1 else None
+    if isinstance(value, (list, tuple)) and value and hasattr(value[0], "shape"):
+        return single_array(value[0]) if len(value) == 1 else None
+    try:
+        array = np.asarray(value)
+    except (TypeError, ValueError):
+        return None
+    return array if array.dtype != object and array.ndim >= 1 and array.dtype.kind in "biuf" else None
 
 
 def label_facts(y: np.ndarray) -> dict:
@@ -138,6 +156,9 @@ def reference(loss: str | None, y) -> dict:
     column) and as a categorical one. A run whose loss is no better than
     ``loss`` has learned nothing from the inputs.
     """
+    y = single_array(y)
+    if y is None:
+        return {"loss": None, "binary_accuracy": None, "categorical_accuracy": None}
     y = np.asarray(y, np.float64)
     y = y.reshape(len(y), -1) if y.ndim != 1 else y.reshape(-1, 1)
     y = y[np.all(np.isfinite(y), axis=1)]

@@ -216,6 +216,8 @@ class Probe(keras.callbacks.Callback):
         self._pending: list[tuple] = []  # (epoch, batch, seconds) of rows not yet read
         self._epoch = 0
         self._per_call = 1  # training steps per batch hook (Keras's steps_per_execution)
+        self.failure = None  # why the probe fell back to the model's own step (live only)
+        self._stateful = False
         self._install(model)
         if self.chunk is not None:
             self._make_buffer(self.chunk)
@@ -235,20 +237,41 @@ class Probe(keras.callbacks.Callback):
 
     # -- the training step ----------------------------------------------------
 
+    #: Live (a user's fit): a model the probe cannot trace trains with its own step instead (see _train_step).
+    fallback = False
+
     def _train_step(self, data):
+        """The probed step; with ``fallback``, the model's own step when the probe fails to trace.
+
+        Everything that can fail on an unfamiliar model (the forward pass
+        through its graph, the loss, the gradients) runs before the first
+        stateful op, so falling back then leaves no half-applied update.
+        """
+        self._stateful = False
+        try:
+            return self._probed_step(data)
+        except Exception as exc:
+            if not self.fallback or self._stateful:
+                raise
+            self.failure = exc
+            return type(self._model_ref).train_step(self._model_ref, data)
+
+    def _probed_step(self, data):
         model = self._model_ref
         x, y, sample_weight = data_adapter_utils.unpack_x_y_sample_weight(data)
         with tf.GradientTape() as tape:
             y_pred, outputs = self._forward(x, tape)
             loss = model._compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=True)
-            model._loss_tracker.update_state(
-                loss, sample_weight=tf.shape(next(i for i in tf.nest.flatten(x) if i is not None))[0])
             scaled = model.optimizer.scale_loss(loss)
         weights = list(model.trainable_weights)
         grads = tape.gradient(scaled, weights + outputs)
+        self._stateful = True  # from here on the step changes state: no falling back
+        model._loss_tracker.update_state(
+            loss, sample_weight=tf.shape(next(i for i in tf.nest.flatten(x) if i is not None))[0])
         # A read is a snapshot: the optimizer copies a variable's buffer before updating it while a read holds it.
         kernels_before = {k.path: tf.convert_to_tensor(k.value) for k in self._kernels()}
-        model.optimizer.apply_gradients(zip(grads[: len(weights)], weights))
+        if weights:  # a model with nothing to train still computes its loss and metrics
+            model.optimizer.apply_gradients(zip(grads[: len(weights)], weights))
         compiled = model._compile_metrics
         if compiled is not None and not compiled.built:
             compiled.build(y, y_pred)  # what update_state would do, but before we read totals

@@ -1,0 +1,89 @@
+"""Faults in a user's fit: a detector never breaks a fit that works without it (real tiny fits)."""
+
+import numpy as np
+import pytest
+
+keras = pytest.importorskip("keras")
+
+from detectors.base import Detector  # noqa: E402
+from detectors.diagnose import Diagnose  # noqa: E402
+from detectors.structure import Structure  # noqa: E402
+
+pytestmark = pytest.mark.fit
+
+
+def data(n=64):
+    rng = np.random.default_rng(0)
+    return rng.normal(size=(n, 4)).astype("float32"), rng.normal(size=(n, 4)).astype("float32")
+
+
+def fit_quietly(model, x, y, detectors, epochs=2):
+    with pytest.warns(RuntimeWarning) as caught:
+        history = model.fit(x, y, epochs=epochs, batch_size=16, verbose=0, callbacks=detectors)
+    return history, [str(w.message) for w in caught if "switched itself off" in str(w.message)]
+
+
+def test_a_model_with_no_trainable_weights_trains_with_a_detector():
+    """Was: ValueError 'not enough values to unpack' from the probe's step."""
+    x, y = data()
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Activation("relu")])
+    model.compile(loss="mse", optimizer="adam")
+    detector = Diagnose(verbose=0)
+    history = model.fit(x, y, epochs=2, batch_size=16, verbose=0, callbacks=[detector])
+    assert len(history.epoch) == 2 and [f.code for f in detector.findings] == ["NOT_LEARNING"]
+
+
+def test_a_dict_output_model_trains_with_the_static_and_live_detectors():
+    """Was: IndexError/TypeError from the facts of a dict of labels."""
+    x, _ = data()
+    inp = keras.Input((4,))
+    model = keras.Model(inp, {"a": keras.layers.Dense(1, name="a")(inp),
+                              "b": keras.layers.Dense(2, activation="softmax", name="b")(inp)})
+    model.compile(loss={"a": "mse", "b": "categorical_crossentropy"}, optimizer="adam")
+    ys = {"a": np.zeros((64, 1), "float32"), "b": np.eye(2, dtype="float32")[np.arange(64) % 2]}
+    detectors = [Structure(sample=(x, ys), verbose=0), Diagnose(sample=(x, ys), verbose=0)]
+    history = model.fit(x, ys, epochs=2, batch_size=16, verbose=0, callbacks=detectors)
+    assert len(history.epoch) == 2
+    assert not any(f.code == "LINEAR" for f in detectors[0].findings)  # parallel heads are not a stack
+
+
+class Exploding(Detector):
+    name = "exploding"
+
+    def observe(self, step):
+        raise ZeroDivisionError("a plug-in bug")
+
+
+def test_a_detector_that_raises_switches_itself_off_with_one_warning():
+    x, y = data()
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(4)])
+    model.compile(loss="mse", optimizer="adam")
+    history, warned = fit_quietly(model, x, y, [Exploding()], epochs=3)
+    assert len(history.epoch) == 3
+    assert len(warned) == 1 and "exploding" in warned[0] and "ZeroDivisionError" in warned[0]
+
+
+def test_a_model_the_probe_cannot_trace_trains_with_its_own_step():
+    class Custom(keras.Model):  # subclassed: no layer graph for the probe to run
+        def __init__(self):
+            super().__init__()
+            self.dense = keras.layers.Dense(4)
+
+        def call(self, inputs):
+            return self.dense(inputs)
+
+    x, y = data()
+    model = Custom()
+    model.compile(loss="mse", optimizer="adam")
+    history, warned = fit_quietly(model, x, y, [Diagnose()])
+    assert len(history.epoch) == 2 and len(warned) == 1
+    assert "train_step" not in vars(model)
+
+
+def test_after_a_fit_the_model_has_its_own_step_again():
+    x, y = data()
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(4)])
+    model.compile(loss="mse", optimizer="adam")
+    model.fit(x, y, epochs=1, batch_size=16, verbose=0, callbacks=[Diagnose(verbose=0)])
+    assert "train_step" not in vars(model) and "_bugbench_live_probe" not in vars(model)
+    model.fit(x, y, epochs=1, batch_size=16, verbose=0)  # a plain fit afterwards is a plain fit
