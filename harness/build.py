@@ -7,6 +7,7 @@ imports this module.
 from __future__ import annotations
 
 import dataclasses
+import re
 
 import keras
 
@@ -43,12 +44,27 @@ def build(spec: dict, seed: int = 0, semantics: str | None = None) -> Built:
 
 
 def build_model(model_spec: dict, semantics: str = "keras2") -> keras.Model:
-    layers = [make_layer(name, kwargs) for entry in model_spec["layers"] for name, kwargs in entry.items()]
+    layers, counts = [], {}
+    for entry in model_spec["layers"]:
+        for name, kwargs in entry.items():
+            layers.append(make_layer(name, {"name": _layer_name(name, counts), **(kwargs or {})}))
     model = keras.Sequential([keras.Input(shape=tuple(model_spec["input_shape"])), *layers])
     if semantics == "keras2":
         for layer in model.layers:
             strip_cached_logits(layer)
     return model
+
+
+def _layer_name(cls: str, counts: dict) -> str:
+    """``dense``, ``dense_1``, ... counted within this model, as Keras names them in a fresh process.
+
+    Keras' own counters are global to the process: a worker that built other
+    models first would call the same layer ``dense_6``, and findings would name it so.
+    """
+    base = re.sub(r"(?<!^)(?=[A-Z])", "_", cls).lower()
+    n = counts.get(base, 0)
+    counts[base] = n + 1
+    return base if n == 0 else f"{base}_{n}"
 
 
 def make_layer(name: str, kwargs: dict | None) -> keras.layers.Layer:

@@ -15,6 +15,9 @@ scheduler; dask does the scheduling and retries lost workers itself.
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
+import os
+import threading
 import time
 from typing import Iterator
 
@@ -48,7 +51,7 @@ def _run_loky(units, jobs, timeout):
     while queue or running:
         while queue and len(running) < jobs and not (queue[0][1] and running):
             unit, suspect = queue.pop(0)
-            future = executor.submit(train_unit, unit, timeout)
+            future = executor.submit(_work, unit, timeout, os.getpid())
             running[future] = (unit, suspect, time.monotonic())
             if suspect:
                 break  # a suspect runs alone
@@ -74,8 +77,47 @@ def _run_loky(units, jobs, timeout):
         if broken:
             queue = [(u, True) for u, _, _ in running.values()] + queue
             running.clear()
-            executor.shutdown(wait=False, kill_workers=True)
+            _kill(executor)
             executor = _executor(jobs)
+
+
+def _kill(executor) -> None:
+    """SIGKILL every worker of ``executor``, then let it go.
+
+    loky's own ``shutdown(kill_workers=True)`` left workers sleeping in a hung
+    unit alive (measured: two of two, in time.sleep), and the run then never
+    exited, waiting for them.
+    """
+    for process in list(getattr(executor, "_processes", {}).values()):
+        with contextlib.suppress(Exception):
+            process.kill()
+    for process in list(getattr(executor, "_processes", {}).values()):
+        with contextlib.suppress(Exception):
+            process.join(timeout=5)
+    executor.shutdown(wait=False, kill_workers=True)
+
+
+def _work(unit: dict, timeout: float | None, parent: int) -> dict:
+    """A worker's unit: train it, and die with the run (a SIGKILLed run must not leave ~1 GB workers behind)."""
+    _watch_parent(parent)
+    return train_unit(unit, timeout)
+
+
+_watching: list = []
+
+
+def _watch_parent(parent: int) -> None:
+    """Once per worker: a daemon thread that ends the process when the run that started it is gone."""
+    if _watching:
+        return
+    _watching.append(parent)
+
+    def watch():
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(1)  # re-parented: the run died without shutting us down
+
+    threading.Thread(target=watch, name="bugbench-parent-watch", daemon=True).start()
 
 
 def _executor(jobs: int):

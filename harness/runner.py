@@ -9,6 +9,7 @@ finished unit and a rerun resumes where it stopped.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -77,6 +78,33 @@ def run(cases: list[LoadedCase], config: RunConfig) -> list[dict]:
     from detectors import registry
 
     names = registry.expand(config.detectors)
+    with cache_lock(config.cache_dir):
+        return _run_locked(cases, config, names)
+
+
+@contextlib.contextmanager
+def cache_lock(cache_dir: str):
+    """One run at a time per cache: a second run waits, then finds the first one's units stored.
+
+    An advisory lock (flock) on ``<cache>/.lock``: released by the kernel when
+    the holder exits, however it exits, so a killed run never blocks the next.
+    """
+    import fcntl
+
+    os.makedirs(cache_dir, exist_ok=True)
+    with open(os.path.join(cache_dir, ".lock"), "a") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            print(f"bugbench: another run is using the cache {cache_dir}; waiting for it", file=sys.stderr)
+            fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _run_locked(cases: list[LoadedCase], config: RunConfig, names: list[str]) -> list[dict]:
     store = UnitStore(config.cache_dir)
     by_id = {c.id: c for c in cases}
     units = units_for(cases, config)

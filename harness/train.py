@@ -171,7 +171,30 @@ def versions() -> dict:
 
     return {"python": platform.python_version(), "tensorflow": tf.__version__, "keras": keras.__version__,
             "numpy": numpy.__version__, "bugbench": _bugbench_version(), "machine": platform.machine(),
-            "cpus": os.cpu_count()}
+            "cpus": os.cpu_count(), **cpu()}
+
+
+# Instruction sets by which oneDNN and Eigen choose their kernels (and so a result's last bits).
+ISA_FLAGS = ("sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl", "avx512_vnni",
+             "avx512_bf16", "amx_tile", "amx_bf16", "amx_int8", "asimd", "sve")
+
+
+def cpu() -> dict:
+    """The CPU model and the instruction sets TensorFlow's kernels are chosen by (Linux /proc/cpuinfo)."""
+    model, flags = platform.processor() or platform.machine(), set()
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                key, _, value = line.partition(":")
+                key = key.strip()
+                if key in ("model name", "Model") and model in ("", platform.machine(), platform.processor()):
+                    model = value.strip()
+                elif key in ("flags", "Features") and not flags:
+                    flags = set(value.split())
+    except OSError:
+        pass
+    return {"cpu": model, "cpu_isa": " ".join(f for f in ISA_FLAGS if f in flags),
+            "onednn": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "default")}
 
 
 def _bugbench_version() -> str:

@@ -87,3 +87,75 @@ def test_after_a_fit_the_model_has_its_own_step_again():
     model.fit(x, y, epochs=1, batch_size=16, verbose=0, callbacks=[Diagnose(verbose=0)])
     assert "train_step" not in vars(model) and "_bugbench_live_probe" not in vars(model)
     model.fit(x, y, epochs=1, batch_size=16, verbose=0)  # a plain fit afterwards is a plain fit
+
+
+# -- the run's own processes -------------------------------------------------------------------
+
+import os  # noqa: E402
+import signal  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+
+from tests.test_reliability import FAULT, make_cases  # noqa: E402
+from tests.test_validation import GOOD  # noqa: E402
+
+
+def run_cmd(tmp_path, cases, *extra):
+    return [sys.executable, "-m", "harness", "run", "--cases-dir", str(cases), "--results", str(tmp_path / "results"),
+            "--cache", str(tmp_path / "cache"), "--detector", "keras-ton", *extra]
+
+
+def children(pid: int) -> list[int]:
+    out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True).stdout
+    return [int(p) for p in out.split()]
+
+
+def alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().split()[2] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def test_a_run_with_hanging_raising_and_dying_units_exits(tmp_path):
+    """Was: the summary printed, and the process never exited (a hung worker survived loky's kill)."""
+    cases = make_cases(tmp_path / "cases", hangs=FAULT.replace("KIND", "hang"), raises=FAULT.replace("KIND", "raise"),
+                       exits=FAULT.replace("KIND", "exit"), nans=FAULT.replace("KIND", "nan"))
+    start = time.monotonic()
+    out = subprocess.run(run_cmd(tmp_path, cases, "--jobs", "2", "--timeout", "5"), capture_output=True, text=True,
+                         timeout=240)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert time.monotonic() - start < 200
+    assert "hard limit" in out.stderr and "8 unit(s)" in out.stderr
+
+
+def test_workers_die_with_a_killed_run(tmp_path):
+    """Was: SIGKILL of the run left its loky workers (~860 MB each) alive."""
+    cases = make_cases(tmp_path / "cases", **{f"c{i}": GOOD.replace("epochs: 2", "epochs: 400") for i in range(2)})
+    proc = subprocess.Popen(run_cmd(tmp_path, cases, "--jobs", "2"), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline, workers = time.monotonic() + 120, []
+    while time.monotonic() < deadline and not workers:
+        workers = [p for p in children(proc.pid) if "LokyProcess" in open(f"/proc/{p}/cmdline").read()]
+        time.sleep(0.2)
+    assert workers, "no worker started"
+    time.sleep(3)  # let them pick up units
+    os.kill(proc.pid, signal.SIGKILL)  # the run only, not its process group
+    proc.wait()
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and any(alive(p) for p in workers):
+        time.sleep(0.2)
+    assert not any(alive(p) for p in workers)
+
+
+def test_two_runs_on_one_cache_train_each_unit_once(tmp_path):
+    """Was: 36 trainings for 18 units. The second run waits for the first, then reads its units."""
+    cases = make_cases(tmp_path / "cases", a=GOOD, b=GOOD)
+    first = subprocess.Popen(run_cmd(tmp_path, cases), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    time.sleep(0.5)
+    second = subprocess.run(run_cmd(tmp_path, cases), capture_output=True, text=True, timeout=300)
+    first_err = first.communicate(timeout=300)[1]
+    trained = [int(err.split(" trained")[0].rsplit(" ", 1)[-1]) for err in (first_err, second.stderr)]
+    assert sorted(trained) == [0, 4], (first_err[-500:], second.stderr[-500:])
