@@ -13,6 +13,21 @@ import sys
 from detectors.registry import DEFAULT as DEFAULT_DETECTORS
 
 
+def program() -> None:
+    """The ``bugbench`` command: ``main``, then exit; at once when a unit's worker had to be killed.
+
+    loky may hand a hung unit to a fresh worker after its own was killed, and
+    its manager thread then holds the interpreter's exit forever (measured: a
+    run whose summary printed never exited). Such a run ends with os._exit;
+    its workers see their parent go and exit too.
+    """
+    code = main()
+    engine = sys.modules.get("harness.engine")
+    if engine is not None and engine.killed_workers:
+        engine.exit_now(code)
+    sys.exit(code)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
@@ -301,4 +316,4 @@ def _print_errors(errors) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    program()

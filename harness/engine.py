@@ -48,6 +48,10 @@ def _run_loky(units, jobs, timeout):
     queue = [(u, False) for u in units]  # (unit, suspect)
     running: dict = {}  # future -> (unit, suspect, started)
     executor = _executor(jobs)
+    yield from _schedule(queue, running, executor, jobs, timeout, hard)
+
+
+def _schedule(queue, running, executor, jobs, timeout, hard):
     while queue or running:
         while queue and len(running) < jobs and not (queue[0][1] and running):
             unit, suspect = queue.pop(0)
@@ -75,10 +79,28 @@ def _run_loky(units, jobs, timeout):
                 broken = True
                 yield unit, _failed(unit, f"exceeded the hard limit of {hard:.0f} s; its worker was killed")
         if broken:
-            queue = [(u, True) for u, _, _ in running.values()] + queue
+            queue[:0] = [(u, True) for u, _, _ in running.values()]
             running.clear()
             _kill(executor)
             executor = _executor(jobs)
+
+
+# Set once this process has killed pool workers: loky may then hand a hung unit to a fresh
+# worker behind our back, and its manager thread waits for it at interpreter exit. A command
+# that ran such a pool leaves with ``exit_now`` instead (its workers see their parent go and exit).
+killed_workers = False
+
+
+def exit_now(code: int) -> None:
+    """End the process at once after flushing, without waiting for pool threads that may never finish."""
+    import sys
+
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    with contextlib.suppress(Exception):
+        _kill(_executor(1))
+    os._exit(code)
 
 
 def _kill(executor) -> None:
@@ -88,6 +110,8 @@ def _kill(executor) -> None:
     unit alive (measured: two of two, in time.sleep), and the run then never
     exited, waiting for them.
     """
+    global killed_workers
+    killed_workers = True
     for process in list(getattr(executor, "_processes", {}).values()):
         with contextlib.suppress(Exception):
             process.kill()
