@@ -39,11 +39,14 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
+    from harness import __version__
+
     p = argparse.ArgumentParser(prog="bugbench", description="Benchmark detectors of faults in DNN training.")
+    p.add_argument("--version", action="version", version=f"bugbench {__version__}")
     sub = p.add_subparsers(dest="command")
 
     ls = sub.add_parser("list", help="list cases (and detectors)")
-    ls.add_argument("--cases-dir", default="cases")
+    ls.add_argument("--cases-dir", default="cases", help="the folder of case files (default: cases)")
     ls.add_argument("--detectors", action="store_true", help="list detectors instead")
     ls.set_defaults(func=cmd_list)
 
@@ -53,15 +56,16 @@ def _parser() -> argparse.ArgumentParser:
     va.set_defaults(func=cmd_validate)
 
     ru = sub.add_parser("run", help="train cases, replay detectors, write results/")
-    ru.add_argument("--cases-dir", default="cases")
+    ru.add_argument("--cases-dir", default="cases", help="the folder of case files (default: cases)")
     ru.add_argument("--case", action="append", dest="cases", metavar="ID", help="run only this case (repeatable)")
     ru.add_argument("--detector", action="append", dest="detectors", metavar="NAME",
                     help="detector or group (repeatable; default: " + ", ".join(DEFAULT_DETECTORS) + ")")
-    ru.add_argument("--jobs", type=int, default=1, help="parallel training processes")
-    ru.add_argument("--seeds", type=int, default=1, help="seeds per variant (0..N-1)")
-    ru.add_argument("--variant", choices=["buggy", "patched"], action="append", dest="variants")
+    ru.add_argument("--jobs", type=int, default=1, help="parallel training processes (default: 1; make uses 2)")
+    ru.add_argument("--seeds", type=int, default=1, help="seeds per variant, 0..N-1 (default: 1; make uses 3)")
+    ru.add_argument("--variant", choices=["buggy", "patched"], action="append", dest="variants",
+                    help="train only this variant (repeatable; default: both)")
     ru.add_argument("--semantics", choices=["keras2", "keras3"], help="override every case's loss semantics")
-    ru.add_argument("--results", default="results")
+    ru.add_argument("--results", default="results", help="where result files and tables go (default: results)")
     ru.add_argument("--cache", default=os.environ.get("BUGBENCH_CACHE", ".bugbench"),
                     help="where trained units are stored (default .bugbench, or $BUGBENCH_CACHE)")
     ru.add_argument("--force", action="store_true", help="retrain units even if the cache has them")
@@ -81,7 +85,7 @@ def _parser() -> argparse.ArgumentParser:
     fi.set_defaults(func=cmd_fidelity)
 
     rp = sub.add_parser("report", help="rebuild results/ tables from stored results (no training)")
-    rp.add_argument("--results", default="results")
+    rp.add_argument("--results", default="results", help="the results folder to rebuild (default: results)")
     rp.add_argument("--plots", action="store_true", help="also draw one PNG per case into <results>/plots/")
     rp.add_argument("--cache", default=os.environ.get("BUGBENCH_CACHE"),
                     help="where the traces are, for --plots (default: as recorded, or $BUGBENCH_CACHE)")
@@ -91,9 +95,9 @@ def _parser() -> argparse.ArgumentParser:
 
     sh = sub.add_parser("show", help="plot a case's per-layer trends, buggy beside patched, into one PNG")
     sh.add_argument("case", metavar="CASE", help="case id, e.g. so-48385830")
-    sh.add_argument("--results", default="results")
+    sh.add_argument("--results", default="results", help="the results folder (default: results)")
     sh.add_argument("--out", metavar="PATH", help="where to write the PNG (default <results>/plots/CASE.png)")
-    sh.add_argument("--seed", type=int, default=0)
+    sh.add_argument("--seed", type=int, default=0, help="which seed's runs to draw (default: 0)")
     sh.add_argument("--cache", default=os.environ.get("BUGBENCH_CACHE"),
                     help="where the traces are (default: as recorded, or $BUGBENCH_CACHE)")
     sh.add_argument("--stage", choices=STAGES, default="output", help="stage of the second row's statistic")
@@ -102,7 +106,7 @@ def _parser() -> argparse.ArgumentParser:
 
     nw = sub.add_parser("new", help="write a new case file from a template that explains every key")
     nw.add_argument("id", metavar="ID", help="so-<post>, gh-<repo>, or any other lower-case id")
-    nw.add_argument("--cases-dir", default="cases")
+    nw.add_argument("--cases-dir", default="cases", help="the folder of case files (default: cases)")
     nw.add_argument("--kind", choices=["stackoverflow", "github", "other"],
                     help="where the program comes from (default: from the id's prefix)")
     nw.add_argument("--force", action="store_true", help="overwrite an existing file")
@@ -110,7 +114,7 @@ def _parser() -> argparse.ArgumentParser:
 
     pr = sub.add_parser("prune", help="delete stored units no current case file would use (edited or removed "
                                       "cases, older probe or library versions)")
-    pr.add_argument("--cases-dir", default="cases")
+    pr.add_argument("--cases-dir", default="cases", help="the folder of case files (default: cases)")
     pr.add_argument("--cache", default=os.environ.get("BUGBENCH_CACHE", ".bugbench"),
                     help="the unit store (default .bugbench, or $BUGBENCH_CACHE)")
     pr.add_argument("--dry-run", action="store_true", help="only say what would be deleted")

@@ -115,3 +115,17 @@ def test_prune_refuses_while_a_case_file_is_broken(tmp_path, capsys):
     (cases_dir / "bad.yaml").write_text("id: [unclosed\n")
     assert cli.main(["prune", "--cases-dir", str(cases_dir), "--cache", str(tmp_path / "store")]) == 1
     assert "not pruning" in capsys.readouterr().err
+
+
+def test_version_and_help_texts(capsys):
+    from harness import __version__
+
+    with pytest.raises(SystemExit):
+        cli.main(["--version"])
+    assert capsys.readouterr().out.strip() == f"bugbench {__version__}"
+    with pytest.raises(SystemExit):
+        cli.main(["run", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for words in ("the folder of case files (default: cases)", "where result files and tables go (default: results)",
+                  "train only this variant", "parallel training processes (default: 1"):
+        assert words in text
