@@ -51,13 +51,15 @@ def draw_detector_map(results_dir: str, subset: str = "valid") -> str | None:
     fig = Figure(figsize=(7.5, 6), dpi=110)
     ax = fig.subplots()
     colors = _colors(len(pts))
+    labels: list[tuple[float, float]] = []  # lower-left corners of the labels drawn, in data units
     for p, color in zip(pts, colors):
+        dy = _free_offset(p["false_alarms"], p["detected"], labels)
         xerr = _spans(p["false_alarms"], p["false_alarms_ci"])
         yerr = _spans(p["detected"], p["detected_ci"])
         ax.errorbar(p["false_alarms"], p["detected"], xerr=xerr, yerr=yerr, fmt="o", color=color, capsize=3,
                     alpha=0.85, label=p["detector"])
-        ax.annotate(p["detector"], (p["false_alarms"], p["detected"]), textcoords="offset points", xytext=(6, 4),
-                    fontsize=8, color=color)
+        ax.annotate(p["detector"], (p["false_alarms"], p["detected"]), textcoords="offset points",
+                    xytext=(6, dy), fontsize=8, color=color)
     ax.set_xlim(-0.03, 1.03)
     ax.set_ylim(-0.03, 1.03)
     ax.set_xlabel(f"false-alarm rate: an error on a healthy run (of {pts[0]['healthy']})")
@@ -70,6 +72,21 @@ def draw_detector_map(results_dir: str, subset: str = "valid") -> str | None:
     os.makedirs(os.path.dirname(out), exist_ok=True)
     fig.savefig(out)
     return out
+
+
+# A label is about this wide and tall in data units (8-pt text on a 6-inch, 110-dpi axis over [0, 1]).
+LABEL_W, LABEL_H, POINTS_PER_UNIT = 0.2, 0.03, 400
+
+
+def _free_offset(x: float, y: float, labels: list) -> int:
+    """A vertical offset (points) at which the label beside (x, y) overlaps none drawn so far; recorded."""
+    for dy in (4, -12, 16, -24, 28, -36):
+        ly = y + dy / POINTS_PER_UNIT
+        if not any(abs(lx - x) < LABEL_W and abs(ly2 - ly) < LABEL_H for lx, ly2 in labels):
+            labels.append((x, ly))
+            return dy
+    labels.append((x, y))
+    return 4
 
 
 def _spans(rate: float, interval: tuple[float, float]) -> list[list[float]]:
