@@ -61,7 +61,7 @@ def _layer_name(cls: str, counts: dict) -> str:
     Keras' own counters are global to the process: a worker that built other
     models first would call the same layer ``dense_6``, and findings would name it so.
     """
-    base = re.sub(r"(?<!^)(?=[A-Z])", "_", cls).lower()
+    base = re.sub(r"([a-z])([A-Z])", r"\1_\2", re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", cls)).lower()
     n = counts.get(base, 0)
     counts[base] = n + 1
     return base if n == 0 else f"{base}_{n}"
