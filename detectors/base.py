@@ -91,8 +91,10 @@ class Detector(LiveHooks):
         """
         return []
 
-    def _finding(self, step, code: str, message: str, **kw) -> Finding:
-        found = Finding(self.name, code, message, step.index, step.epoch, step.batch, step.seconds, **kw)
+    def _finding(self, step, code: str, message: str, static: bool = False, **kw) -> Finding:
+        """Record a finding at ``step``; ``static`` ones are known before training (epoch 0, no batch, 0 s)."""
+        when = (0, None, 0.0) if static else (step.epoch, step.batch, step.seconds)
+        found = Finding(self.name, code, message, step.index, *when, **kw)
         self.findings.append(found)
         return found
 

@@ -13,7 +13,8 @@
 * at the end of training, NOT_LEARNING (the final training loss no better
   than the best constant predictor's for these labels, and the accuracy no
   better than the majority class: ``harness.facts.learns``) and OVERFITTING
-  (validation loss risen OVERFIT above its best while the training loss fell).
+  (validation loss not improved for PATIENCE epochs while the training loss
+  fell, ending GAP times the no-learning loss above it).
 
 Each error names one root cause with its layer and one fix, the most likely
 first, the others as ``alternatives``. Static red flags (unscaled inputs, a
@@ -43,7 +44,7 @@ import numpy as np
 from detectors import structure
 from detectors.base import Detector, persistence_window
 from detectors.symptoms import DEAD, SATURATED, saturated_fraction
-from harness.facts import accuracy_reference, data_facts, learns, reference
+from harness.facts import accuracy_reference, learns, with_sample
 from harness.trace import STAGES, STATS
 
 WINDOW = 20  # batches a definite failure must persist (as layer-trend and symptoms)
@@ -108,10 +109,7 @@ class Diagnose(Detector):
         self._budget_epochs = None
 
     def start(self, meta: dict) -> None:
-        self._facts = dict(meta.get("facts") or {})
-        if self.sample is not None and "reference" not in self._facts:
-            x, y = self.sample
-            self._facts.update(data_facts(x, y), reference=reference(self._facts.get("loss"), y))
+        self._facts = with_sample(dict(meta.get("facts") or {}), self.sample)
         self._layers = list(meta.get("layers") or self._facts.get("layers") or [])
         self._window = persistence_window(meta, WINDOW, MIN_WINDOW)
         self._budget_epochs = (meta.get("budget") or {}).get("epochs")
@@ -143,11 +141,10 @@ class Diagnose(Detector):
         name = self._layers[where].get("name") if where is not None and where < len(self._layers) else None
         alternatives = tuple(f"{c.fix_code}: {c.fix}" for c in causes[1:4] if c is not first)
         self._errors += severity == "error"
-        self.findings.append(_finding(self.name, step, code, message, static, layer=where, layer_name=name,
-                                      diagnosis=first.fix_code if first else None, fix=first.fix if first else None,
-                                      fix_code=first.fix_code if first else None,
-                                      fix_layer=first.layer if first else None, severity=severity,
-                                      alternatives=alternatives))
+        self._finding(step, code, message, static, layer=where, layer_name=name,
+                      diagnosis=first.fix_code if first else None, fix=first.fix if first else None,
+                      fix_code=first.fix_code if first else None, fix_layer=first.layer if first else None,
+                      severity=severity, alternatives=alternatives)
 
     def _causes(self) -> list:
         """Candidate root causes, most likely first.
@@ -375,11 +372,3 @@ class Diagnose(Detector):
         """A run that learns: its red flags did no harm, so they are advice."""
         for issue in structure.issues(self._facts):
             self._report(step, issue.code, issue.message, cause=issue, severity="warning")
-
-
-def _finding(detector, step, code, message, static, **kw):
-    from detectors.base import Finding
-
-    if static:  # known before the first step: no training time spent
-        return Finding(detector, code, message, step.index, 0, None, 0.0, **kw)
-    return Finding(detector, code, message, step.index, step.epoch, step.batch, step.seconds, **kw)

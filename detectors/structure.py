@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from detectors.base import Detector, Finding
+from detectors.base import Detector
 
 # A feature whose standard deviation or mean exceeds this is "far outside a normalised range":
 # a z-scored or min-max feature has spread about 1 and mean within 1, while raw pixels (spread
@@ -277,11 +277,9 @@ class Structure(Detector):
         self._done = False
 
     def start(self, meta: dict) -> None:
-        self._facts = dict(meta.get("facts") or {})
-        if self.sample is not None and "x" not in self._facts:
-            from harness.facts import data_facts
+        from harness.facts import with_sample
 
-            self._facts.update(data_facts(*self.sample))
+        self._facts = with_sample(dict(meta.get("facts") or {}), self.sample)
 
     def observe(self, step):
         if self._done:
@@ -293,12 +291,7 @@ class Structure(Detector):
             f = self._finding(step, issue.code, issue.message, layer=issue.layer,
                               layer_name=names[issue.layer] if issue.layer is not None else None,
                               diagnosis=issue.fix_code, fix=issue.fix, fix_code=issue.fix_code, fix_layer=issue.layer,
-                              severity=issue.severity)
+                              severity=issue.severity, static=True)
             found.append(f)
         return found
 
-    def _finding(self, step, code, message, **kw):
-        # Known before the first step: the finding costs no training time.
-        found = Finding(self.name, code, message, step.index, 0, None, 0.0, **kw)
-        self.findings.append(found)
-        return found

@@ -133,8 +133,7 @@ def cmd_list(args) -> int:
         return 0
     from harness.cases import discover, load_cases
 
-    if not os.path.exists(args.cases_dir):
-        print(f"bugbench: no cases at {args.cases_dir}", file=sys.stderr)
+    if _no_cases(args.cases_dir):
         return 2
     cases, errors = load_cases(discover(args.cases_dir))
     for c in cases:
@@ -156,8 +155,7 @@ def cmd_run(args) -> int:
     from harness.runner import RunConfig, needs_training, run
     from harness.tables import report
 
-    if not os.path.exists(args.cases_dir):
-        print(f"bugbench: no cases at {args.cases_dir}", file=sys.stderr)
+    if _no_cases(args.cases_dir):
         return 2
     unwritable = _unwritable(args.results)
     if unwritable:
@@ -294,6 +292,13 @@ def _load(paths: list[str], keras_checks: bool):
                 good.append(case)
         cases = good
     return cases, errors
+
+
+def _no_cases(cases_dir: str) -> bool:
+    if os.path.exists(cases_dir):
+        return False
+    print(f"bugbench: no cases at {cases_dir}", file=sys.stderr)
+    return True
 
 
 def _unwritable(results_dir: str) -> str | None:

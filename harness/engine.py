@@ -98,8 +98,9 @@ def exit_now(code: int) -> None:
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(Exception):
             stream.flush()
-    with contextlib.suppress(Exception):
-        _kill(_executor(1))
+    if _pools:
+        with contextlib.suppress(Exception):
+            _kill(_pools[-1])
     os._exit(code)
 
 
@@ -144,10 +145,14 @@ def _watch_parent(parent: int) -> None:
     threading.Thread(target=watch, name="bugbench-parent-watch", daemon=True).start()
 
 
+_pools: list = []  # the pool this process made last (exit_now ends its workers)
+
+
 def _executor(jobs: int):
     from joblib.externals.loky import get_reusable_executor
 
-    return get_reusable_executor(max_workers=jobs, timeout=60)
+    _pools[:] = [get_reusable_executor(max_workers=jobs, timeout=60)]
+    return _pools[0]
 
 
 def _failed(unit: dict, reason: str) -> dict:

@@ -114,6 +114,14 @@ def data_facts(x, y) -> dict:
     return dict(out, x=xs)
 
 
+def with_sample(facts: dict, sample) -> dict:
+    """``facts`` plus the data facts and reference of a live callback's ``sample=(x, y)`` (the harness's facts have them)."""
+    if sample is None or "reference" in facts:
+        return facts
+    x, y = sample
+    return dict(facts, **data_facts(x, y), reference=reference(facts.get("loss"), y))
+
+
 def single_array(value) -> np.ndarray | None:
     """``value`` as one numeric array, or None for several (a multi-input or multi-output model's dict or list)."""
     if isinstance(value, dict):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from detectors.structure import output_units
 from harness import symptoms
 from harness.facts import accuracy_reference, learns
 
@@ -43,14 +44,13 @@ def unit_learns(rec: dict) -> bool | None:
     if "loss" not in (summary.get("final") or {}):
         return None  # nothing to judge by
     ref = facts.get("reference") or {}
-    layers = facts.get("layers") or []
-    units = next((layer.get("units") for layer in reversed(layers) if layer.get("units")), None)
+    units = output_units(facts.get("layers") or [])
     final = summary.get("final") or {}
     metric = next((m for m in symptoms.ACCURACY_NAMES if m in final), "accuracy")
     chance = accuracy_reference(ref, metric, facts.get("loss"), units)
-    acc = symptoms.final_accuracy(summary)
     first_loss = symptoms.final({"final": summary.get("first") or {}}, "loss")  # the first epoch's
-    return learns(symptoms.final(summary, "loss"), ref.get("loss"), first_loss, None if acc != acc else acc, chance)
+    return learns(symptoms.final(summary, "loss"), ref.get("loss"), first_loss, symptoms.final_accuracy(summary),
+                  chance)
 
 
 def _unit_columns(rec: dict) -> dict:
