@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml
 
 ## Run the paper benchmark on every case (3 seeds each); write every table in results/ and a plot per case in results/plots/.
 tables: setup
-	$(BIN)/bugbench run --seeds $(SEEDS) --jobs $(JOBS)
+	$(BIN)/bugbench run --seeds $(SEEDS) --more-seeds 2 --jobs $(JOBS)
 	$(BIN)/bugbench report --plots
 
 ## Rebuild results/ tables from the stored result files, without training.
@@ -33,8 +33,9 @@ bench: setup
 	$(BIN)/python bench/detector_cost.py
 	$(BIN)/python bench/sensitivity.py --out results/sensitivity.md
 
-## Fast tests (a few tiny real fits included).
+## Lint (ruff, configured in pyproject.toml), then the fast tests (a few tiny real fits included).
 test: setup
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
 
 ## Everything, slow end-to-end training tests included.

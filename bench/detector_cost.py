@@ -27,7 +27,7 @@ def fit_live(spec: dict, which: str) -> tuple[float, float, int]:
     """(wall seconds, CPU seconds, batches) of one fit with the live detector ``which``."""
     from detectors.base import NullDetector
     from detectors.diagnose import Diagnose
-    from harness.build import build
+    from harness.training.build import build
 
     built = build(spec, seed=0)
     detector = Diagnose(sample=(built.data.x, built.data.y), verbose=0) if which == "diagnose" \
@@ -43,10 +43,9 @@ def replay_cost(spec: dict) -> float:
     """Microseconds per step of replaying `diagnose` on the trace of one probed fit."""
     from detectors.base import replay
     from detectors.diagnose import Diagnose
-    from harness.build import build
     from harness.facts import describe
-    from harness.probe import Probe
-    from harness.train import describe_layers
+    from harness.training.build import build
+    from harness.training.probe import Probe, describe_layers
 
     built = build(spec, seed=0)
     probe = Probe(built.model)
@@ -54,7 +53,8 @@ def replay_cost(spec: dict) -> float:
     trace = probe.recorder.finish({"layers": describe_layers(built.model),
                                    "facts": describe(built.model, built.data.x, built.data.y),
                                    "budget": {"epochs": built.fit_kwargs["epochs"],
-                                              "steps_per_epoch": probe.recorder.n_batches // built.fit_kwargs["epochs"]}})
+                                              "steps_per_epoch":
+                                                  probe.recorder.n_batches // built.fit_kwargs["epochs"]}})
     t0 = time.perf_counter()
     replay(Diagnose(), trace)
     return (time.perf_counter() - t0) / max(1, sum(1 for _ in trace.steps())) * 1e6
@@ -63,8 +63,8 @@ def replay_cost(spec: dict) -> float:
 def start_cost(spec: dict) -> float:
     """Milliseconds of `diagnose`'s one-off start in a live fit: the facts and reference of ``sample=(x, y)``."""
     from detectors.diagnose import Diagnose
-    from harness.build import build
     from harness.facts import describe
+    from harness.training.build import build
 
     built = build(spec, seed=0)
     meta = {"facts": describe(built.model)}

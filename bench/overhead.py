@@ -50,15 +50,15 @@ MODELS = {
 
 def largest_case() -> tuple[str, dict] | None:
     """The case variant with the most parameters x batches, from cases/."""
-    from harness.cases import discover, load_cases
+    from harness.cases.load import discover, load_cases
 
     cases, _ = load_cases(discover("cases"))
     best, best_cost = None, 0
     for case in cases:
         spec = case.spec_dict("patched")
         layers = spec["model"]["layers"]
-        width = sum(int(next(iter(l.values())).get("units") or next(iter(l.values())).get("filters") or 0)
-                    for l in layers)
+        width = sum(int(next(iter(layer.values())).get("units") or next(iter(layer.values())).get("filters") or 0)
+                    for layer in layers)
         cost = width * spec["fit"]["epochs"]
         if cost > best_cost:
             best, best_cost = (f"largest case ({case.id})", spec), cost
@@ -75,7 +75,7 @@ def fit_once(spec: dict, mode: str, warmup_only: bool = False) -> tuple[float, f
     and the CPU seconds of the whole fit (all threads of this process)."""
     import keras
 
-    from harness.build import build
+    from harness.training.build import build
 
     class LastEpoch(keras.callbacks.Callback):  # epoch hooks only: Keras keeps batch hooks asynchronous
         def on_epoch_begin(self, epoch, logs=None):
@@ -86,14 +86,14 @@ def fit_once(spec: dict, mode: str, warmup_only: bool = False) -> tuple[float, f
 
     built = build(spec, seed=0)
     if warmup_only:
-        from harness import stats_op
+        from harness.training import stats_op
 
         stats_op.load()  # built or loaded once, outside any measurement
         return 0.0, 0.0, 0.0
     timer = LastEpoch()
     callbacks = [timer]
     if mode in ("probed", "probed-tf"):
-        from harness.probe import Probe
+        from harness.training.probe import Probe
 
         callbacks.append(Probe(built.model, stats="native" if mode == "probed" else "tf"))
     elif mode == "naive":
@@ -205,7 +205,8 @@ def main() -> None:
                      "TF-ops probed/plain": round(med["probed-tf"] / med["plain"], 2),
                      "last epoch probed/plain": round(steady, 2),
                      "CPU probed/plain": round(statistics.median(cpu["probed"]) / statistics.median(cpu["plain"]), 2),
-                     "peak MB plain": round(mem["plain"]["maxrss_mb"]), "peak MB probed": round(mem["probed"]["maxrss_mb"]),
+                     "peak MB plain": round(mem["plain"]["maxrss_mb"]),
+                     "peak MB probed": round(mem["probed"]["maxrss_mb"]),
                      "fit +MB plain": round(mem["plain"]["fit_growth_mb"], 1),
                      "fit +MB probed": round(mem["probed"]["fit_growth_mb"], 1)})
         print(rows[-1], flush=True)
@@ -219,7 +220,8 @@ def main() -> None:
         "ratio of the fits' CPU seconds (all threads), less sensitive to other load on the machine than wall time. "
         "`probed` computes the statistics with the probe's compiled op (the default); `TF-ops probed` with "
         "TensorFlow's own ops (`BUGBENCH_STATS=tf`, for machines without a C++ compiler). "
-        "`naive` = one Keras function per layer plus a second forward/backward pass per batch. Peak MB = peak resident memory of a fresh process running one fit "
+        "`naive` = one Keras function per layer plus a second forward/backward pass per batch. "
+        "Peak MB = peak resident memory of a fresh process running one fit "
         "(TensorFlow's own footprint and the data included, so it hides the probe); fit +MB = how far the "
         "resident memory rose during the fit itself (sampled every 5 ms), which is where a probe's cost shows.",
         df.to_markdown(index=False),

@@ -21,7 +21,11 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import pandas as pd  # noqa: E402
 
 from detectors import diagnose, structure  # noqa: E402
-from harness import facts, scoring, tables  # noqa: E402
+from harness import facts  # noqa: E402
+from harness.reporting import tables
+from harness.running.results import ResultsDir
+from harness.scoring import outcomes as scoring
+from harness.scoring import verdicts
 
 # (module, name, what it is): every constant a diagnose verdict depends on.
 CONSTANTS = [
@@ -43,7 +47,7 @@ def load_units(results_dir: str) -> list[tuple[dict, object]]:
     from harness.trace import Trace
 
     out = []
-    for rec in tables.load_records(results_dir):
+    for rec in ResultsDir(results_dir).records():
         if rec.get("status") == "ok" and rec.get("trace") and os.path.exists(rec["trace"]):
             trace = Trace.load(rec["trace"])
             trace.meta["facts"] = rec.get("facts") or trace.meta.get("facts") or {}
@@ -62,7 +66,7 @@ def score(units, learns: dict) -> dict:
                             suggests={"diagnose": True}))
     outcome = scoring.outcomes(records)
     outcome["learns"] = [learns[(r.case, r.variant, r.seed)] for r in outcome.itertuples()]
-    per_case = tables.majority(outcome)
+    per_case = verdicts.majority(outcome)
     row = tables.summary(per_case, records).set_index("subset").loc["valid"]
     return {k: row[k] for k in ("separates", "detected", "localized", "suggested_fix", "false_alarms")}
 

@@ -115,7 +115,8 @@ def severity_if(failing_now: bool) -> str:
 
 
 def persistence_window(meta: dict, window: int, minimum: int) -> int:
-    """Batches a condition must persist: ``window``, shortened to a third of a small budget but not below ``minimum``."""
+    """Batches a condition must persist: ``window``, shortened to a third of a small budget but not below
+    ``minimum``."""
     budget = meta.get("budget") or {}
     total = (budget.get("epochs") or 0) * (budget.get("steps_per_epoch") or 0)
     return int(min(window, max(minimum, total // 3))) if total else window

@@ -269,7 +269,8 @@ class LayerTrend(Detector):
     def _epoch_checks(self, step) -> None:
         if self._hlr_evidence and not self.findings:
             self._report(step, "ELR", "the learning rate looks too high: an update was as large as the "
-                         "weights while the loss blew up", diagnosis="HLR", fix=("HLR", "lower the learning rate", None))
+                         "weights while the loss blew up", diagnosis="HLR",
+                         fix=("HLR", "lower the learning rate", None))
         loss = step.logs.get("loss", math.nan)
         if not math.isfinite(loss):
             return

@@ -2,7 +2,7 @@
 
 ``Detector`` inherits these hooks, so ``model.fit(x, y, callbacks=[LayerTrend()])``
 works with no patched Keras: when Keras hands the detector its model, the
-detector installs the fused probe (``harness.probe``) and then observes each
+detector installs the fused probe (``harness.training.probe``) and then observes each
 batch and epoch end exactly as a replay would. Keras is imported only then.
 """
 
@@ -57,7 +57,7 @@ class LiveHooks:
         self._guard("set_model", self._install_probe, model)
 
     def _install_probe(self, model) -> None:
-        from harness.probe import StreamingProbe, steps_per_call
+        from harness.training.probe import StreamingProbe, steps_per_call
 
         shared = getattr(model, "_bugbench_live_probe", None)
         if shared is not None and not shared.started:
@@ -162,7 +162,7 @@ class LiveHooks:
 
     def _live_meta(self) -> dict:
         from harness.facts import describe
-        from harness.train import describe_layers
+        from harness.training.probe import describe_layers
 
         return {"layers": describe_layers(self.model), "metric_directions": self._probe.metric_directions(),
                 "facts": describe(self.model),

@@ -42,7 +42,8 @@ ADAPTIVE_LR_RANGE = (1e-6, 0.1)  # Adam, RMSprop, Nadam, Adamax, AdamW, ...
 INIT_VARIANCE = (1e-5, 10.0)
 
 ACTIVATION_RANGE = {"sigmoid": (0.0, 1.0), "softmax": (0.0, 1.0), "tanh": (-1.0, 1.0), "relu": (0.0, None),
-                    "softplus": (0.0, None), "relu6": (0.0, 6.0), "hard_sigmoid": (0.0, 1.0), "exponential": (0.0, None)}
+                    "softplus": (0.0, None), "relu6": (0.0, 6.0), "hard_sigmoid": (0.0, 1.0),
+                    "exponential": (0.0, None)}
 CROSS_ENTROPIES = {"categorical_crossentropy", "sparse_categorical_crossentropy", "binary_crossentropy"}
 REGRESSION_LOSSES = {"mean_squared_error", "mean_absolute_error", "mean_squared_logarithmic_error",
                      "mean_absolute_percentage_error", "huber", "log_cosh", "logcosh"}

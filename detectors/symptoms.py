@@ -36,8 +36,8 @@ import math
 
 import numpy as np
 
-from detectors.base import Detector, failing, persistence_window, severity_if
 from detectors import structure
+from detectors.base import Detector, failing, persistence_window, severity_if
 
 WINDOW = 20  # batches a condition must persist (as layer-trend; shortened for small budgets)
 MIN_WINDOW = 5
@@ -166,7 +166,8 @@ class Symptoms(Detector):
         if code in self.ADVICE:
             return "warning"
         if code in self.GATED:
-            recent = [v for v in self._losses[-self._window:] if math.isfinite(v)] or [step.values.get("loss", math.nan)]
+            recent = [v for v in self._losses[-self._window:] if math.isfinite(v)] \
+                or [step.values.get("loss", math.nan)]
             first = next((v for v in self._losses if math.isfinite(v)), None)
             return severity_if(failing(self._facts, float(np.mean(recent)), first))
         return "error"
@@ -191,7 +192,8 @@ class Symptoms(Detector):
             bad = step.applies(stage) & ((step.stat(stage, "nan") > 0) | (step.stat(stage, "inf") > 0)
                                          | ~np.isfinite(step.stat(stage, "mean")))
             if bad.any():
-                self._report(step, "NUMERICAL", f"{stage.replace('_', ' ')} has NaN/Inf values", int(np.flatnonzero(bad)[0]),
+                self._report(step, "NUMERICAL", f"{stage.replace('_', ' ')} has NaN/Inf values",
+                             int(np.flatnonzero(bad)[0]),
                              stage)
                 self._nan_done = True
                 return True
@@ -230,7 +232,8 @@ class Symptoms(Detector):
         vanishing = step.applies("weight_grad") & (grad < VANISHING)
         checks = (("UNCHANGED", still, "output", "output does not move for {w} batches"),
                   ("SATURATED", sat & hidden, "output", "more than half of the outputs are saturated for {w} batches"),
-                  ("DEAD_RELU", dead & hidden, "output", f"at least {DEAD:.0%} of the outputs are zero for {{w}} batches"),
+                  ("DEAD_RELU", dead & hidden, "output",
+                   f"at least {DEAD:.0%} of the outputs are zero for {{w}} batches"),
                   ("VANISHING", vanishing, "weight_grad", f"weight gradients below {VANISHING:g} for {{w}} batches"))
         for code, held, stage, text in checks:
             hits = np.flatnonzero(self._persist(code, held))

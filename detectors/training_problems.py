@@ -84,11 +84,13 @@ class TrainingProblems(Detector):
         before = len(self.findings)
         applies = step.applies("weight_grad")
         g = np.hypot(step.stat("weight_grad", "mean"), step.stat("weight_grad", "std"))
-        bad = applies & ((step.stat("weight_grad", "nan") > 0) | (step.stat("weight_grad", "inf") > 0) | ~np.isfinite(g))
+        nonfinite = (step.stat("weight_grad", "nan") > 0) | (step.stat("weight_grad", "inf") > 0)
+        bad = applies & (nonfinite | ~np.isfinite(g))
         if bad.any() or not math.isfinite(step.values.get("loss", 0.0)):
             self._report(step, "EXPLODING_GRADIENT", "gradients (or the loss) became NaN/Inf", "error")
             return self.findings[before:]
-        self._batch.append((np.where(applies, g, np.nan), np.where(applies, step.stat("weight_grad", "zero_frac"), np.nan),
+        zero = step.stat("weight_grad", "zero_frac")
+        self._batch.append((np.where(applies, g, np.nan), np.where(applies, zero, np.nan),
                             step.values.get("accuracy", math.nan), step.values.get("loss", math.nan)))
         self._count += 1
         if self._count % (self._period or 1) == 0:

@@ -22,7 +22,7 @@ def program() -> None:
     its workers see their parent go and exit too.
     """
     code = main()
-    engine = sys.modules.get("harness.engine")
+    engine = sys.modules.get("harness.running.engine")
     if engine is not None and engine.killed_workers:
         engine.exit_now(code)
     sys.exit(code)
@@ -62,6 +62,9 @@ def _parser() -> argparse.ArgumentParser:
                     help="detector or group (repeatable; default: " + ", ".join(DEFAULT_DETECTORS) + ")")
     ru.add_argument("--jobs", type=int, default=1, help="parallel training processes (default: 1; make uses 2)")
     ru.add_argument("--seeds", type=int, default=1, help="seeds per variant, 0..N-1 (default: 1; make uses 3)")
+    ru.add_argument("--more-seeds", type=int, default=0, metavar="N",
+                    help="N more seeds for each case whose seeds disagree on diagnose's verdict "
+                         "(default: 0; make uses 2)")
     ru.add_argument("--variant", choices=["buggy", "patched"], action="append", dest="variants",
                     help="train only this variant (repeatable; default: both)")
     ru.add_argument("--semantics", choices=["keras2", "keras3"], help="override every case's loss semantics")
@@ -131,7 +134,7 @@ def cmd_list(args) -> int:
         for group, members in registry.GROUPS.items():
             print(f"{group:16} group: {', '.join(members)}")
         return 0
-    from harness.cases import discover, load_cases
+    from harness.cases.load import discover, load_cases
 
     if _no_cases(args.cases_dir):
         return 2
@@ -151,13 +154,14 @@ def cmd_validate(args) -> int:
 
 def cmd_run(args) -> int:
     from detectors import registry
-    from harness import cases as cases_mod
-    from harness.runner import RunConfig, needs_training, run
-    from harness.tables import report
+    from harness.cases import load as cases_mod
+    from harness.reporting.tables import report
+    from harness.running.results import ResultsDir
+    from harness.running.runner import RunConfig, needs_training, run
 
     if _no_cases(args.cases_dir):
         return 2
-    unwritable = _unwritable(args.results)
+    unwritable = ResultsDir(args.results).unwritable()
     if unwritable:
         print(f"bugbench: cannot write results to {args.results}: {unwritable}", file=sys.stderr)
         return 2
@@ -172,14 +176,14 @@ def cmd_run(args) -> int:
                        seeds=tuple(range(args.seeds)), variants=tuple(args.variants or cases_mod.VARIANTS),
                        detectors=tuple(args.detectors or registry.DEFAULT), semantics=args.semantics,
                        backend=args.backend, scheduler=args.scheduler, timeout=args.timeout, force=args.force,
-                       replay=args.replay,
+                       replay=args.replay, more_seeds=args.more_seeds,
                        # A case file that does not load has no id: its results cannot be told from a deleted
                        # case's, so a run with load errors keeps every result file.
                        prune=not args.cases and not args.variants and not errors)
     # Cases whose every unit is in the cache trained fine before: only the others need the Keras checks.
     to_check = needs_training(selected, config)
     if to_check:
-        from harness.checks import check_case
+        from harness.training.preflight import check_case
 
         bad = {c.id for c in selected if c.id in to_check and _extend(errors, check_case(c))}
         selected = [c for c in selected if c.id not in bad]
@@ -206,16 +210,22 @@ def cmd_fidelity(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from harness.tables import report
+    from harness.reporting.tables import report
+    from harness.running.results import RecordFormatError, ResultsDir
 
-    if not os.path.isdir(os.path.join(args.results, "runs")):
+    if not ResultsDir(args.results).exists():
         print(f"bugbench: no stored results in {args.results} (expected {args.results}/runs/; "
               "`bugbench run` writes them)", file=sys.stderr)
         return 2
-    for path in report(args.results):
+    try:
+        written = report(args.results)
+    except RecordFormatError as exc:
+        print(f"bugbench: {exc}", file=sys.stderr)
+        return 2
+    for path in written:
         print(path)
     if args.plots:
-        from harness.plots import plot_all
+        from harness.reporting.plots import plot_all
 
         lacking: list = []
         for path in plot_all(args.results, cache=args.cache, lacking=lacking):
@@ -229,7 +239,7 @@ def cmd_report(args) -> int:
 
 
 def cmd_show(args) -> int:
-    from harness.plots import MissingRun, plot_case
+    from harness.reporting.plots import MissingRun, plot_case
 
     try:
         path = plot_case(args.results, args.case, args.out, seed=args.seed, stage=args.stage, stat=args.stat,
@@ -242,7 +252,7 @@ def cmd_show(args) -> int:
 
 
 def cmd_new(args) -> int:
-    from harness.scaffold import ScaffoldError, new_case, next_steps
+    from harness.cases.scaffold import ScaffoldError, new_case, next_steps
 
     try:
         path = new_case(args.id, args.cases_dir, kind=args.kind, force=args.force)
@@ -257,8 +267,8 @@ def cmd_new(args) -> int:
 
 
 def cmd_prune(args) -> int:
-    from harness.cache import UnitStore
-    from harness.runner import current_keys
+    from harness.running.runner import current_keys
+    from harness.running.store import UnitStore
 
     cases, errors = _load([args.cases_dir], keras_checks=False)
     if errors:  # a case that does not load would lose its units: refuse rather than guess
@@ -274,15 +284,14 @@ def cmd_prune(args) -> int:
 
 
 def _load(paths: list[str], keras_checks: bool):
-    from harness.cases import discover, load_cases
-
+    from harness.cases.load import discover, load_cases
     from harness.errors import CaseError
 
     files = [f for p in paths for f in discover(p)]
     cases, errors = load_cases(files)
     errors = [CaseError(p, None, "no such file or folder") for p in paths if not os.path.lexists(p)] + errors
     if keras_checks and cases:
-        from harness.checks import check_case
+        from harness.training.preflight import check_case
 
         good = []
         for case in cases:
@@ -299,19 +308,6 @@ def _no_cases(cases_dir: str) -> bool:
         return False
     print(f"bugbench: no cases at {cases_dir}", file=sys.stderr)
     return True
-
-
-def _unwritable(results_dir: str) -> str | None:
-    """Why ``results_dir`` cannot take result files (None when it can): checked before any training."""
-    import tempfile
-
-    try:
-        os.makedirs(os.path.join(results_dir, "runs"), exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=os.path.join(results_dir, "runs"), prefix=".probe"):
-            pass
-    except OSError as exc:
-        return exc.strerror or str(exc)
-    return None
 
 
 def _extend(errors: list, more: list) -> bool:

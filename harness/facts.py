@@ -115,7 +115,8 @@ def data_facts(x, y) -> dict:
 
 
 def with_sample(facts: dict, sample) -> dict:
-    """``facts`` plus the data facts and reference of a live callback's ``sample=(x, y)`` (the harness's facts have them)."""
+    """``facts`` plus the data facts and reference of a live callback's ``sample=(x, y)`` (the harness's facts
+    have them)."""
     if sample is None or "reference" in facts:
         return facts
     x, y = sample

@@ -13,7 +13,7 @@ import dataclasses
 import io
 import json
 import os
-from typing import Iterator
+from collections.abc import Iterator
 
 import numpy as np
 
@@ -49,17 +49,17 @@ class TraceRecorder:
         """(epoch, batch) of the ``row``-th batch recorded."""
         return self._batches[row][0], self._batches[row][1]
 
-    def batch_step_at(self, row: int, index: int, final: bool) -> "Step":
+    def batch_step_at(self, row: int, index: int, final: bool) -> Step:
         """The ``row``-th batch recorded as a Step, for detectors watching live."""
         epoch, batch, seconds, stats, values, logs = self._batches[row]
         return batch_step(index, epoch, batch, seconds, dict(logs), dict(zip(self.value_names, map(float, values))),
                           stats, self._mask, final)
 
-    def last_epoch_step(self, index: int, final: bool) -> "Step":
+    def last_epoch_step(self, index: int, final: bool) -> Step:
         epoch, seconds, logs = self._epochs[-1]
         return Step("epoch", index, int(epoch), None, float(seconds), dict(logs), {}, None, final, self._mask)
 
-    def finish(self, meta: dict) -> "Trace":
+    def finish(self, meta: dict) -> Trace:
         n_layers = len(self.layer_names)
         b = self._batches
         batch_log_names = sorted({k for *_, logs in b for k in logs})
@@ -183,7 +183,7 @@ class Trace:
         write_atomic(path, self.to_bytes())
 
     @classmethod
-    def from_bytes(cls, data: bytes, where: str = "trace") -> "Trace":
+    def from_bytes(cls, data: bytes, where: str = "trace") -> Trace:
         with np.load(io.BytesIO(data), allow_pickle=False) as z:
             meta = json.loads(str(z["meta"]))
             arrays = {k: z[k] for k in z.files if k != "meta"}
@@ -192,7 +192,7 @@ class Trace:
         return cls(meta, arrays)
 
     @classmethod
-    def load(cls, path: str) -> "Trace":
+    def load(cls, path: str) -> Trace:
         with open(path, "rb") as fh:
             return cls.from_bytes(fh.read(), path)
 

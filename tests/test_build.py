@@ -5,7 +5,7 @@ import pytest
 
 keras = pytest.importorskip("keras")
 
-from harness.build import build, to_keras_objects  # noqa: E402
+from harness.training.build import build, to_keras_objects  # noqa: E402
 
 SPEC = {
     "data": {"source": "synthetic.constant_rows", "params": {"n_per_class": 20, "dim": 4}},

@@ -1,11 +1,11 @@
-"""A case's symptom, judged from run summaries (harness.symptoms), one kind at a time."""
+"""A case's symptom, judged from run summaries (harness.scoring.reproduced), one kind at a time."""
 
 import math
 
 import pytest
 
-from harness import schema
-from harness.symptoms import final_accuracy, shows
+from harness.cases import schema
+from harness.scoring.reproduced import final_accuracy, shows
 
 
 def run(**final):

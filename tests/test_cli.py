@@ -8,7 +8,6 @@ import pytest
 
 from harness import cli
 
-
 BAD = "tests/fixtures/bad_cases"
 
 
@@ -71,14 +70,15 @@ def test_validate_checks_preprocessing_arguments(tmp_path, capsys):
     path = tmp_path / "case.yaml"
     path.write_text(GOOD.replace("params: {repeat: 2}", "params: {repeat: 2}\n  preprocess: [{minmax: {onn: y}}]"))
     assert cli.main(["validate", str(path)]) == 1
-    assert f"{path}:8: preprocessing step 0 (minmax): got an unexpected keyword argument 'onn'" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert f"{path}:8: preprocessing step 0 (minmax): got an unexpected keyword argument 'onn'" in err
 
 
 def test_prune_keeps_only_units_of_the_current_case_files(tmp_path, capsys):
     """An edited case leaves units under its old key; prune deletes those and nothing current."""
-    from harness.cache import UnitStore
-    from harness.cases import discover, load_case
-    from harness.runner import RunConfig, units_for
+    from harness.cases.load import discover, load_case
+    from harness.running.runner import RunConfig, units_for
+    from harness.running.store import UnitStore
 
     cases_dir = tmp_path / "cases"
     assert cli.main(["new", "t-case", "--cases-dir", str(cases_dir), "--kind", "other"]) == 0

@@ -4,7 +4,7 @@ import pytest
 
 from detectors import registry
 from detectors.base import Detector
-from detectors.checks import ConformanceError, check_detector
+from detectors.conformance import ConformanceError, check_detector
 
 
 @pytest.mark.parametrize("name", sorted(registry.available()))

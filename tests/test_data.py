@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from harness import data
+from harness.cases import data
 
 
 def test_digits_upsampled_like_mnist():

@@ -26,8 +26,8 @@ def trace(epoch_losses, accuracy=None, f=None, val=None, steps=4, n_layers=1):
     """A trace whose epochs end with ``epoch_losses`` (batch losses interpolate towards them)."""
     batch = [loss for loss in epoch_losses for _ in range(steps)]
     acc = accuracy or [0.5] * len(epoch_losses)
-    logs = [dict({"loss": l, "accuracy": a}, **({"val_loss": val[i]} if val else {}))
-            for i, (l, a) in enumerate(zip(epoch_losses, acc))]
+    logs = [dict({"loss": loss, "accuracy": a}, **({"val_loss": val[i]} if val else {}))
+            for i, (loss, a) in enumerate(zip(epoch_losses, acc))]
     t = make_trace(batch, steps, epoch_logs=logs, n_layers=n_layers, accuracy=[a for a in acc for _ in range(steps)])
     rng = np.random.default_rng(0)
     # Healthy-looking statistics: outputs that vary, weights of size 1 that move by 1e-3 per step.
@@ -155,5 +155,6 @@ def test_reference_loss_is_the_best_constant_predictors(loss, y, expected):
 def test_reference_accuracy_is_the_majority_rate():
     y = np.eye(3)[[0, 0, 1, 2]]
     ref = reference("categorical_crossentropy", y)
-    assert ref["categorical_accuracy"] == 0.5 and ref["loss"] == pytest.approx(-(0.5 * math.log(0.5) + 0.5 * math.log(0.25)))
+    assert ref["categorical_accuracy"] == 0.5
+    assert ref["loss"] == pytest.approx(-(0.5 * math.log(0.5) + 0.5 * math.log(0.25)))
     assert reference("binary_crossentropy", np.array([[0, 1], [0, 0], [0, 1], [1, 1]]))["binary_accuracy"] == 0.75

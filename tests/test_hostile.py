@@ -10,13 +10,15 @@ import sys
 
 import pytest
 
-from harness import cli, tables
-from harness.cache import UnitStore
-from harness.cases import discover, load_case, load_cases
+from harness import cli
+from harness.cases.load import discover, load_case, load_cases
 from harness.errors import CaseFileError
+from harness.reporting import tables
+from harness.running.store import UnitStore
 from tests.test_validation import GOOD
 
-CSV_CASE = GOOD.replace("source: synthetic.xor\n  params: {repeat: 2}", "source: file.csv\n  params: {path: PATH, y: label}")
+CSV_CASE = GOOD.replace("source: synthetic.xor\n  params: {repeat: 2}",
+                        "source: file.csv\n  params: {path: PATH, y: label}")
 
 
 def errors_of(path):
@@ -40,7 +42,7 @@ def test_an_alias_bomb_is_refused_in_bounded_memory(tmp_path):
     path.write_text(bomb(9))
     code = (f"import resource, sys; sys.path.insert(0, {os.getcwd()!r})\n"
             "resource.setrlimit(resource.RLIMIT_AS, (2 * 2**30, 2 * 2**30))\n"
-            "from harness.cases import load_case\nfrom harness.errors import CaseFileError\n"
+            "from harness.cases.load import load_case\nfrom harness.errors import CaseFileError\n"
             f"try:\n    load_case({str(path)!r})\nexcept CaseFileError as e:\n    print(e.errors[0])\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
@@ -71,7 +73,7 @@ def test_odd_files_are_errors_and_the_good_case_still_loads(tmp_path, make, word
 
 def test_a_case_file_that_fails_to_load_keeps_its_results(tmp_path, monkeypatch):
     """A full run with a broken case file prunes nothing (its id is unknown, so its results look orphaned)."""
-    from harness import runner
+    from harness.running import runner
 
     cases = tmp_path / "cases"
     cases.mkdir()
@@ -133,6 +135,33 @@ def test_report_names_an_unreadable_result_file_and_goes_on(tmp_path, capsys):
     assert "buggy-seed0.json" in err and "buggy-seed1.json" in err
 
 
+def test_results_of_an_older_format_are_refused_with_what_to_run(tmp_path, capsys):
+    import shutil
+
+    results = tmp_path / "results"
+    shutil.copytree(os.path.join(os.path.dirname(__file__), "fixtures", "results"), results)
+    old = results / "runs" / "case-a" / "buggy-seed0.json"
+    record = json.loads(old.read_text())
+    del record["format"]  # what every record before the format field looks like
+    old.write_text(json.dumps(record))
+    assert cli.main(["report", "--results", str(results)]) == 2
+    err = capsys.readouterr().err
+    assert f"{old}: result format 1, this bugbench reads format 2" in err and "bugbench run" in err
+
+
+def test_a_record_that_is_no_unit_record_is_named_and_skipped(tmp_path, capsys):
+    import shutil
+
+    results = tmp_path / "results"
+    shutil.copytree(os.path.join(os.path.dirname(__file__), "fixtures", "results"), results)
+    bad = results / "runs" / "case-a" / "buggy-seed0.json"
+    record = json.loads(bad.read_text())
+    record["seed"] = "zero"
+    bad.write_text(json.dumps(record))
+    assert cli.main(["report", "--results", str(results)]) == 0
+    assert f"{bad}: not a valid unit record (seed:" in capsys.readouterr().err
+
+
 def test_report_of_error_rows_only(tmp_path):
     runs = tmp_path / "results" / "runs" / "x"
     runs.mkdir(parents=True)
@@ -140,7 +169,7 @@ def test_report_of_error_rows_only(tmp_path):
                 "symptom": {"kind": "accuracy_at_most", "value": 0.5}, "paper": None}
     for variant in ("buggy", "patched"):
         (runs / f"{variant}-seed0.json").write_text(json.dumps(
-            {"case": snapshot, "variant": variant, "seed": 0, "status": "error", "error": "boom",
+            {"format": 2, "case": snapshot, "variant": variant, "seed": 0, "status": "error", "error": "boom",
              "detectors": ["diagnose"]}))
     assert tables.report(str(tmp_path / "results"))
 

@@ -68,7 +68,7 @@ def live_stop(spec, seed, kinds):
     """Fit with the real callbacks attached; where did training stop early (epoch, batch)?"""
     import keras
 
-    from harness.build import build
+    from harness.training.build import build
 
     built = build(spec, seed=seed)
     callbacks = {"ton": keras.callbacks.TerminateOnNaN(),
@@ -105,9 +105,9 @@ class BatchCounter:
 @pytest.mark.fit
 @pytest.mark.parametrize("case_id, epochs", [("48385830", 3), ("48934338", 25)])
 def test_replay_matches_live_fit(case_path, tmp_path, case_id, epochs):
-    from harness.cases import load_case
-    from harness.train import train_unit
+    from harness.cases.load import load_case
     from harness.trace import Trace
+    from harness.training.train import train_unit
 
     spec = load_case(case_path(case_id)).spec_dict("buggy")
     spec["fit"]["epochs"] = epochs

@@ -7,7 +7,7 @@ keras = pytest.importorskip("keras")
 
 from detectors import replay  # noqa: E402
 from detectors.layer_trend import LayerTrend  # noqa: E402
-from harness.probe import Probe  # noqa: E402
+from harness.training.probe import Probe  # noqa: E402
 
 pytestmark = pytest.mark.fit
 
@@ -56,7 +56,7 @@ def test_live_findings_equal_replay_of_the_same_fit(per_call):
     model2, _, _ = stuck_classifier(False, per_call)
     probe = Probe(model2)
     model2.fit(x, y, batch_size=8, epochs=2, verbose=0, shuffle=False, callbacks=[probe])
-    from harness.train import describe_layers
+    from harness.training.probe import describe_layers
 
     trace = probe.recorder.finish({"layers": describe_layers(model2),
                                    "budget": {"epochs": 2, "steps_per_epoch": 32}})

@@ -1,6 +1,6 @@
 import pytest
 
-from harness.patch import PatchError, apply_patch
+from harness.cases.patch import PatchError, apply_patch
 
 SPEC = {"model": {"layers": [{"Dense": {"units": 4}}, {"Dense": {"units": 1, "activation": "softmax"}}]},
         "compile": {"loss": "mse"}}

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from detectors.toy_traces import make_trace
-from harness import cli, plots
+from harness import cli
+from harness.reporting import plots
 from harness.trace import STAGES, STATS, TraceRecorder
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -49,9 +50,10 @@ def finding(detector, code, step, epoch, batch, layer=None):
 def write_unit(results, cache, case, variant, trace, findings, seed=0):
     trace_path = cache / f"{case}-{variant}.npz"
     trace.save(str(trace_path))
-    record = {"status": "ok", "variant": variant, "seed": seed, "trace": str(trace_path), "findings": findings,
+    record = {"format": 2, "status": "ok", "variant": variant, "seed": seed, "trace": str(trace_path), "findings": findings,
               "summary": {"final": {"loss": "nan" if variant == "buggy" else 0.2, "accuracy": 0.5}},
-              "case": {"id": case, "title": "tiny MLP, learning rate far too high", "symptom": {"kind": "nan_loss"},
+              "case": {"id": case, "title": "tiny MLP, learning rate far too high", "status": "valid",
+                       "symptom": {"kind": "nan_loss"},
                        "truth": {"faults": [{"code": "HLR", "layer": None}]}}}
     path = results / "runs" / case / f"{variant}-seed{seed}.json"
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -11,9 +11,11 @@ import pytest
 
 from detectors import registry
 from detectors.toy_traces import toy_traces
-from harness import runner, tables
-from harness.cases import discover, load_cases
-from harness.findings_store import FindingsStore
+from harness.cases.load import discover, load_cases
+from harness.reporting import tables
+from harness.running import runner
+from harness.running.findings import FindingsStore
+from harness.running.results import ResultsDir
 
 PLUGIN = '''
 from detectors.base import Detector
@@ -85,7 +87,7 @@ def test_the_plugin_is_scored_and_appears_in_the_tables(installed, tmp_path):
         unit = {"case": case.id, "variant": variant, "seed": 0}
         result = fake_unit(tmp_path, trace, f"{variant}-seed0")
         record = runner.score_unit(case, result, ["loss-above-one", "keras-ton"])
-        runner.write_record(results, unit, record)
+        ResultsDir(results).write(unit, record)
     tables.report(results)
     summary = pd.read_csv(os.path.join(results, "comparison.csv"))
     row = summary[(summary.detector == "loss-above-one") & (summary.subset == "all")].iloc[0]
@@ -112,14 +114,14 @@ def test_stored_findings_are_reused_until_the_detector_changes(tmp_path, monkeyp
 
 def test_a_changed_parameter_is_a_new_fingerprint():
     from detectors.layer_trend import LayerTrend
-    from harness.findings_store import fingerprint
+    from harness.running.findings import fingerprint
 
     assert fingerprint(LayerTrend()) == fingerprint(LayerTrend())
     assert fingerprint(LayerTrend()) != fingerprint(LayerTrend(mode="faithful"))
 
 
 def test_retraining_a_unit_forgets_its_stored_findings(tmp_path):
-    from harness.cache import UnitStore
+    from harness.running.store import UnitStore
 
     store = UnitStore(str(tmp_path))
     unit = {"case": "c", "variant": "buggy", "seed": 0, "key": "k"}

@@ -5,8 +5,8 @@ import pytest
 
 keras = pytest.importorskip("keras")
 
-from harness.probe import Probe  # noqa: E402
 from harness.trace import STAGES, STATS  # noqa: E402
+from harness.training.probe import Probe  # noqa: E402
 
 pytestmark = pytest.mark.fit
 
@@ -156,7 +156,7 @@ def test_stacked_statistics_equal_per_tensor_numpy(poison, unknown_batch):
     """
     import tensorflow as tf
 
-    from harness.probe import batched_stats, stack_groups
+    from harness.training.probe import batched_stats, stack_groups
 
     rng = np.random.default_rng(0)
     arrays = [rng.normal(size=(4, 3)), rng.normal(size=(5,)), rng.normal(size=(4, 3)), np.zeros((2, 2)),
@@ -179,7 +179,7 @@ def test_stacked_statistics_equal_per_tensor_numpy(poison, unknown_batch):
 def test_large_tensors_are_reduced_alone():
     import tensorflow as tf
 
-    from harness.probe import STACK_LIMIT, stack_groups
+    from harness.training.probe import STACK_LIMIT, stack_groups
 
     big = int(STACK_LIMIT ** 0.5) + 1
     tensors = [tf.zeros((big, big)), tf.zeros((big, big)), tf.zeros((3, 3)), tf.zeros((3, 3))]
@@ -189,7 +189,7 @@ def test_large_tensors_are_reduced_alone():
 @pytest.mark.parametrize("streaming", [False, True])
 def test_steps_per_execution_keeps_every_batch(streaming):
     """Keras calls the batch hook once per execution; the trace must still have one row per batch."""
-    from harness.probe import StreamingProbe
+    from harness.training.probe import StreamingProbe
 
     def fit(per_call):
         keras.utils.set_random_seed(0)
@@ -210,7 +210,7 @@ def test_steps_per_execution_keeps_every_batch(streaming):
 def test_unknown_epoch_length_needs_a_streaming_probe():
     import tensorflow as tf
 
-    from harness.probe import StreamingProbe
+    from harness.training.probe import StreamingProbe
 
     def data():
         rng = np.random.default_rng(0)

@@ -17,10 +17,10 @@ pytest.importorskip("keras")
 
 from detectors.base import replay  # noqa: E402
 from detectors.diagnose import Diagnose  # noqa: E402
-from harness.cases import discover, load_cases  # noqa: E402
-from harness.runner import RunConfig, units_for  # noqa: E402
+from harness.cases.load import discover, load_cases  # noqa: E402
+from harness.running.runner import RunConfig, units_for  # noqa: E402
 from harness.trace import Trace  # noqa: E402
-from harness.train import train_unit  # noqa: E402
+from harness.training.train import train_unit  # noqa: E402
 
 pytestmark = pytest.mark.fit
 

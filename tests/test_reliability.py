@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from harness import cli
-from harness.cases import load_case
+from harness.cases.load import load_case
 from harness.errors import CaseFileError
 from tests.test_validation import GOOD
 
@@ -49,7 +49,7 @@ def test_rerun_uses_the_cache_and_an_edit_retrains_only_that_case(tmp_path, caps
     (cases / "b.yaml").write_text(GOOD.replace("id: t-good", "id: b").replace("epochs: 2", "epochs: 3"))
     assert run(tmp_path, cases) == 0
     assert "2 trained, 2 from the cache" in capsys.readouterr().err
-    assert not records(tmp_path)[("a", "buggy-seed0.json")]["cached"] is False
+    assert records(tmp_path)[("a", "buggy-seed0.json")]["cached"] is not False
     assert run(tmp_path, cases, "--force") == 0
     assert "4 trained, 0 from the cache" in capsys.readouterr().err
 
@@ -124,8 +124,8 @@ def test_killed_run_resumes_without_losing_or_corrupting_anything(tmp_path):
 
 
 def test_same_seed_gives_identical_traces(case_path):
-    from harness.train import train_unit
     from harness.trace import Trace
+    from harness.training.train import train_unit
 
     spec = load_case(case_path("48385830")).spec_dict("patched")
     spec["fit"]["epochs"] = 1
@@ -137,7 +137,8 @@ def test_same_seed_gives_identical_traces(case_path):
     assert not np.array_equal(a.arrays["stats"], c.arrays["stats"])
 
 
-CSV_CASE = GOOD.replace("source: synthetic.xor\n  params: {repeat: 2}", "source: file.csv\n  params: {path: PATH, y: label}")
+CSV_CASE = GOOD.replace("source: synthetic.xor\n  params: {repeat: 2}",
+                        "source: file.csv\n  params: {path: PATH, y: label}")
 
 
 @pytest.mark.parametrize("path, words", [("../outside.csv", "escapes the case's folder"),

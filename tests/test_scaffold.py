@@ -7,8 +7,9 @@ import sys
 
 import pytest
 
-from harness import cli, scaffold, schema
-from harness.cases import discover, load_case, load_cases
+from harness import cli
+from harness.cases import scaffold, schema
+from harness.cases.load import discover, load_case, load_cases
 
 REPO_CASES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "cases")
 

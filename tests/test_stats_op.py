@@ -5,7 +5,7 @@ import pytest
 
 tf = pytest.importorskip("tensorflow")
 
-from harness import stats_op  # noqa: E402
+from harness.training import stats_op  # noqa: E402
 
 
 def reference(a) -> list[float]:
@@ -135,7 +135,7 @@ def test_a_build_that_hangs_is_a_stats_op_error(broken_compiler, monkeypatch):
 @pytest.mark.fit
 def test_probe_falls_back_to_tensorflow_ops_with_a_warning(broken_compiler):
     keras = pytest.importorskip("keras")
-    from harness.probe import Probe
+    from harness.training.probe import Probe
 
     model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
     model.compile(loss="mse", optimizer="sgd")
@@ -147,7 +147,7 @@ def test_probe_falls_back_to_tensorflow_ops_with_a_warning(broken_compiler):
 
 
 def test_unit_keys_name_the_statistics_implementation():
-    from harness.cache import unit_key
+    from harness.running.store import unit_key
 
     unit = {"spec": {"model": {}}, "seed": 0, "semantics": None}
     assert unit_key({**unit, "stats": "native"}) != unit_key({**unit, "stats": "tf"})

@@ -12,7 +12,8 @@ import shutil
 import pandas as pd
 import pytest
 
-from harness import tables
+from harness.reporting import tables
+from harness.scoring import intervals
 
 FIXTURE = os.path.join(os.path.dirname(__file__), "fixtures", "results")
 
@@ -73,7 +74,7 @@ def test_warnings_are_not_detections(results, tmp_path):
 
 
 def test_detector_map_has_one_point_per_detector_with_intervals(results):
-    from harness import detector_map
+    from harness.reporting import detector_map
 
     tables.report(results)
     s = pd.read_csv(os.path.join(results, "summary.csv"))
@@ -85,9 +86,9 @@ def test_detector_map_has_one_point_per_detector_with_intervals(results):
 
 
 def test_wilson_interval_brackets_the_rate():
-    lo, hi = tables.wilson(13, 26)
+    lo, hi = intervals.wilson(13, 26)
     assert lo < 0.5 < hi and round(lo, 2) == 0.32 and round(hi, 2) == 0.68  # the interval the issue quotes
-    assert tables.wilson(0, 10)[0] == 0.0 and tables.wilson(10, 10)[1] == 1.0
+    assert intervals.wilson(0, 10)[0] == 0.0 and intervals.wilson(10, 10)[1] == 1.0
 
 
 def test_case_cells(results):
@@ -133,7 +134,7 @@ def _finding(code, fix_code=None, layer=None):
 
 
 def test_the_first_suggestion_is_scored_against_the_patch():
-    from harness.scoring import _score
+    from harness.scoring.outcomes import _score
 
     truth = {"faults": [{"code": "ACH", "layer": 2}, {"code": "LCH", "layer": None}]}
     right = _score([_finding("X"), _finding("Y", "LCH"), _finding("Z", "HLR")], truth, "buggy", True, None, True)

@@ -1,7 +1,7 @@
 import numpy as np
 
-from harness.trace import Trace
 from detectors.toy_traces import make_trace
+from harness.trace import Trace
 
 
 def test_steps_interleave_batches_and_epoch_ends():

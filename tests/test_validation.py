@@ -2,7 +2,7 @@
 
 import pytest
 
-from harness.cases import discover, load_case, load_cases
+from harness.cases.load import discover, load_case, load_cases
 from harness.errors import CaseFileError
 
 GOOD = """\
@@ -46,7 +46,8 @@ def test_steps_per_execution_is_in_the_spec_only_when_set(write_case):
     """A default left out of the spec keeps the cache keys of cases written before the key existed."""
     plain = load_case(write_case(GOOD))
     assert "steps_per_execution" not in plain.spec_dict("buggy")["compile"]
-    batched = load_case(write_case(GOOD.replace("metrics: [accuracy]}", "metrics: [accuracy], steps_per_execution: 8}")))
+    spec = GOOD.replace("metrics: [accuracy]}", "metrics: [accuracy], steps_per_execution: 8}")
+    batched = load_case(write_case(spec))
     assert batched.spec_dict("patched")["compile"]["steps_per_execution"] == 8
     bad = write_case(GOOD.replace("metrics: [accuracy]}", "metrics: [accuracy], steps_per_execution: 0}"))
     assert any("steps_per_execution" in e for e in errors_of(bad))

@@ -12,14 +12,15 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import hashlib
-import json
 import os
 import sys
 import textwrap
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
+from harness.provenance import source_hash
+from harness.running.results import RecordFormatError, ResultsDir, ResultUnreadable
 from harness.trace import STAGES, STATS, Trace
 
 VARIANTS = ("buggy", "patched")
@@ -60,7 +61,7 @@ class Panel:
 
 
 def record_path(results_dir: str, case: str, variant: str, seed: int) -> str:
-    return os.path.join(results_dir, "runs", case, f"{variant}-seed{seed}.json")
+    return ResultsDir(results_dir).path(case, variant, seed)
 
 
 def load_unit(results_dir: str, case: str, variant: str, seed: int, cache: str | None = None) -> tuple[dict, Trace]:
@@ -69,10 +70,9 @@ def load_unit(results_dir: str, case: str, variant: str, seed: int, cache: str |
     if not os.path.exists(path):
         raise MissingRun(f"no stored run {path}")
     try:
-        with open(path) as fh:
-            record = json.load(fh)
-    except (OSError, ValueError) as exc:
-        raise MissingRun(f"{path}: unreadable result file ({exc})") from None
+        record = ResultsDir(results_dir).read(path)
+    except (ResultUnreadable, RecordFormatError) as exc:
+        raise MissingRun(str(exc)) from None
     if record.get("status") != "ok" or not record.get("trace"):
         raise MissingRun(f"{path}: the run failed ({record.get('error') or record.get('status')}), no trace")
     trace_file = resolve_trace(record["trace"], results_dir, cache, case)
@@ -102,8 +102,7 @@ def resolve_trace(path: str, results_dir: str, cache: str | None = None, case: s
 
 
 def stored_cases(results_dir: str) -> list[str]:
-    root = os.path.join(results_dir, "runs")
-    return sorted(d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d))) if os.path.isdir(root) else []
+    return ResultsDir(results_dir).cases()
 
 
 def _hint(case: str) -> str:
@@ -301,8 +300,7 @@ KEY_FIELD = "bugbench-inputs"
 def inputs_key(results_dir: str, case: str, seed: int, stage: str, stat: str) -> str:
     """Hash of what a plot is drawn from: the stored records (which name their traces by content) and this code."""
     digest = hashlib.sha256(f"{case} {seed} {stage} {stat}".encode())
-    with open(__file__, "rb") as fh:
-        digest.update(fh.read())
+    digest.update(source_hash(os.path.abspath(__file__)).encode())
     for variant in VARIANTS:
         path = record_path(results_dir, case, variant, seed)
         if os.path.exists(path):
@@ -335,7 +333,7 @@ def plot_all(results_dir: str, seed: int = 0, jobs: int | None = None, cache: st
     cases = stored_cases(results_dir)
     jobs = max(1, min(jobs or os.cpu_count() or 1, len(cases) or 1))
     outcomes = Parallel(n_jobs=jobs)(delayed(_plot_or_skip)(results_dir, case, seed, cache) for case in cases)
-    for case, (path, skipped, no_trace) in zip(cases, outcomes):
+    for case, (_path, skipped, no_trace) in zip(cases, outcomes):
         if skipped:
             print(f"bugbench: no plot for {case}: {skipped}", file=sys.stderr)
         if no_trace and lacking is not None:

@@ -1,7 +1,7 @@
 """Run the selected cases: train what the store lacks, replay detectors, store results.
 
 Each unit (case x variant x seed) is looked up in the content-addressed store
-first; only missing units are trained (``harness.engine``). As each unit
+first; only missing units are trained (``harness.running.engine``). As each unit
 arrives, every detector is replayed on its trace in this process and the
 unit's result file is written atomically, so an interrupted run keeps every
 finished unit and a rerun resumes where it stopped.
@@ -11,15 +11,15 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import os
 import sys
 
 from detectors.registry import DEFAULT as DEFAULT_DETECTORS
-from harness import stats_op
-from harness.cache import UnitStore, unit_key
-from harness.cases import VARIANTS, LoadedCase
-from harness.trace import write_atomic
+from harness.cases.load import VARIANTS, LoadedCase
+from harness.running.records import Unit
+from harness.running.results import ResultsDir
+from harness.running.store import UnitStore, unit_key
+from harness.training import stats_op
 
 
 @dataclasses.dataclass
@@ -37,6 +37,8 @@ class RunConfig:
     force: bool = False  # retrain even what the store has
     replay: bool = False  # replay every detector even where its stored findings are current
     prune: bool = False  # delete result files of units this run did not produce (a full run)
+    more_seeds: int = 0  # extra seeds for cases whose seeds split on `split_detector`'s verdict
+    split_detector: str = "diagnose"
     progress: bool | None = None  # None: only on a terminal, never in CI
 
 
@@ -49,6 +51,7 @@ def units_for(cases: list[LoadedCase], config: RunConfig, stats: str | None = No
     ]
     for unit in units:
         unit["key"] = unit_key(unit)
+        Unit.model_validate(unit)
     return units
 
 
@@ -63,10 +66,6 @@ def current_keys(cases: list[LoadedCase], seeds) -> set[str]:
     return keys
 
 
-def unit_name(unit: dict) -> str:
-    return f"{unit['variant']}-seed{unit['seed']}"
-
-
 def needs_training(cases: list[LoadedCase], config: RunConfig) -> set[str]:
     """Ids of the cases with at least one unit the store does not have."""
     store = UnitStore(config.cache_dir)
@@ -79,7 +78,30 @@ def run(cases: list[LoadedCase], config: RunConfig) -> list[dict]:
 
     names = registry.expand(config.detectors)
     with cache_lock(config.cache_dir):
-        return _run_locked(cases, config, names)
+        units, records = _run_locked(cases, config, names)
+        split = split_cases(records, config.split_detector) if config.more_seeds else set()
+        if split:
+            first = len(config.seeds)
+            extra = dataclasses.replace(config, seeds=tuple(range(first, first + config.more_seeds)))
+            more_units, more = _run_locked([c for c in cases if c.id in split], extra, names)
+            units, records = units + more_units, records + more
+        if config.prune:
+            ResultsDir(config.results_dir).prune(units)
+        return records
+
+
+def split_cases(records: list[dict], detector: str) -> set[str]:
+    """Cases on which ``detector``'s verdict (an error finding or none) differs between the seeds of one
+    variant: a chaotic run's last bits (another CPU's) could flip the majority there, so those cases
+    get more seeds rather than a coin's verdict."""
+    verdicts: dict[tuple, set] = {}
+    for record in records:
+        findings = (record.get("findings") or {}).get(detector)
+        if record.get("status") != "ok" or findings is None:
+            continue
+        erred = any(f.get("severity", "error") == "error" for f in findings)
+        verdicts.setdefault((record["case"]["id"], record["variant"]), set()).add(erred)
+    return {case for (case, _), seen in verdicts.items() if len(seen) > 1}
 
 
 @contextlib.contextmanager
@@ -104,7 +126,7 @@ def cache_lock(cache_dir: str):
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def _run_locked(cases: list[LoadedCase], config: RunConfig, names: list[str]) -> list[dict]:
+def _run_locked(cases: list[LoadedCase], config: RunConfig, names: list[str]) -> tuple[list[dict], list[dict]]:
     store = UnitStore(config.cache_dir)
     by_id = {c.id: c for c in cases}
     units = units_for(cases, config)
@@ -115,15 +137,13 @@ def _run_locked(cases: list[LoadedCase], config: RunConfig, names: list[str]) ->
     for unit, hit in zip(units, cached):
         if hit:
             records.append(_finish(by_id[unit["case"]], unit, dict(hit, cached=True), names, config))
-    from harness.engine import run_units
+    from harness.running.engine import run_units
 
     stream = run_units(todo, config.jobs, config.backend, config.scheduler, config.timeout)
     for unit, record in _progress(stream, len(todo), config):
         record = store.put(unit, record)
         records.append(_finish(by_id[unit["case"]], unit, dict(record, cached=False), names, config))
-    if config.prune:
-        prune_results(config.results_dir, units)
-    return records
+    return units, records
 
 
 def backfill_facts(store: UnitStore, units: list[dict], cached: list) -> None:
@@ -138,7 +158,7 @@ def backfill_facts(store: UnitStore, units: list[dict], cached: list) -> None:
                and (hit.get("facts") or {}).get("version") != FACTS_VERSION and "error" not in (hit.get("facts") or {})]
     if not missing:
         return
-    from harness.train import static_facts
+    from harness.training.train import static_facts
 
     for unit, hit in missing:
         try:
@@ -148,24 +168,9 @@ def backfill_facts(store: UnitStore, units: list[dict], cached: list) -> None:
         store.put(unit, hit)
 
 
-def prune_results(results_dir: str, units: list[dict]) -> list[str]:
-    """Remove result files no unit of this run wrote (deleted cases, fewer seeds)."""
-    keep = {os.path.join(results_dir, "runs", u["case"], f"{unit_name(u)}.json") for u in units}
-    removed = []
-    for folder, _, files in os.walk(os.path.join(results_dir, "runs")):
-        for name in files:
-            path = os.path.join(folder, name)
-            if path not in keep:
-                os.remove(path)
-                removed.append(path)
-        if folder != os.path.join(results_dir, "runs") and not os.listdir(folder):
-            os.rmdir(folder)
-    return removed
-
-
 def _finish(case: LoadedCase, unit: dict, record: dict, names: list[str], config: RunConfig) -> dict:
     record = score_unit(case, record, names, replay_all=config.replay)
-    write_record(config.results_dir, unit, record)
+    ResultsDir(config.results_dir).write(unit, record)
     return record
 
 
@@ -185,7 +190,7 @@ def score_unit(case: LoadedCase, result: dict, detector_names: list[str], replay
     fingerprint) is not replayed, unless ``replay_all``. A stored trace that
     cannot be read makes this unit an error row.
     """
-    from harness.findings_store import FindingsStore
+    from harness.running.findings import FindingsStore
 
     record = {k: v for k, v in result.items() if k != "trace_npz"}
     record.update(case=case_snapshot(case), detectors=detector_names)
@@ -204,7 +209,7 @@ class TraceUnreadable(Exception):
 
 def _score_entries(record, result, store, loaded, detector_names, replay_all) -> dict:
     from detectors import registry
-    from harness.findings_store import fingerprint
+    from harness.running.findings import LAYERS, fingerprint
 
     entries = {}
     for name in detector_names:
@@ -215,10 +220,10 @@ def _score_entries(record, result, store, loaded, detector_names, replay_all) ->
             entry = _replay_entry(detector, stamp, _trace(result, loaded))
             store.put(name, entry)
         entries[name] = entry
-    layers = store.get("__layers__", "trace")
+    layers = store.get(LAYERS, "trace")
     if layers is None:
         layers = {"fingerprint": "trace", "classes": [layer.get("class") for layer in _trace(result, loaded).layers]}
-        store.put("__layers__", layers)
+        store.put(LAYERS, layers)
     store.save()
     record.update(findings={n: e["findings"] for n, e in entries.items()},
                   detector_versions={n: e["version"] for n, e in entries.items()},
@@ -258,11 +263,3 @@ def case_snapshot(case: LoadedCase) -> dict:
             "status": c.status, "status_reason": c.status_reason, "source": c.source.model_dump(),
             "truth": c.truth.model_dump(), "symptom": c.symptom.model_dump(),
             "original": c.original.model_dump(), "paper": c.paper}
-
-
-def write_record(results_dir: str, unit: dict, record: dict) -> str:
-    """Write one unit's record atomically (temp file, then rename)."""
-    path = os.path.join(results_dir, "runs", unit["case"], f"{unit_name(unit)}.json")
-    text = json.dumps(record, indent=1, sort_keys=True, default=str) + "\n"
-    write_atomic(path, text.encode())
-    return path

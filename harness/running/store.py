@@ -1,10 +1,11 @@
 """Content-addressed store of trained units: a rerun trains only what changed.
 
 A unit's key hashes everything that decides its trace: the fully resolved
-variant spec, the seed, the loss-semantics override, the probe's trace format,
-what computes its statistics (``BUGBENCH_STATS``), the library versions, and
-the source of the code that builds, feeds, trains and probes it (CODE: edit a
-data generator or the probe and the units it shapes are trained again).
+variant spec, the seed, the loss-semantics override, what computes its
+statistics (``BUGBENCH_STATS``), the library versions, and the source of the
+code that builds, feeds, trains and probes it (``harness.provenance``: edit a
+data generator, the probe or the trace format and the units it shapes are
+trained again).
 Editing a case changes its specs and so its keys; every other case is found
 in the store and only re-scored. The CPU is recorded with every unit, not
 keyed: a dask worker's CPU is not known when the key is made.
@@ -21,9 +22,8 @@ import re
 import zipfile
 from importlib import metadata
 
-from harness.trace import FORMAT, write_atomic
-
-PROBE_VERSION = f"trace-{FORMAT}-probe-5"
+from harness.provenance import TRACE_SOURCES, source_hash
+from harness.trace import write_atomic
 
 _UNIT_FILE = re.compile(r"^(?P<variant>[A-Za-z0-9_]+)-seed(?P<seed>\d+)-(?P<key>[0-9a-f]{16})\.")
 
@@ -40,28 +40,13 @@ def library_versions() -> dict:
     return out
 
 
-# What shapes a trace besides the spec: how it is built, fed, trained and probed.
-CODE = ("harness/build.py", "harness/data.py", "harness/data_files.py", "harness/train.py", "harness/probe.py",
-        "harness/stats_op.py", "harness/trace.py", "harness/native")
-
-
-@functools.lru_cache(maxsize=1)
 def code_hash() -> str:
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    digest = hashlib.sha256()
-    for rel in CODE:
-        path = os.path.join(root, rel)
-        files = sorted(os.path.join(path, n) for n in os.listdir(path)) if os.path.isdir(path) else [path]
-        for name in files:
-            if os.path.isfile(name) and not name.endswith((".so", ".o")):
-                with open(name, "rb") as fh:
-                    digest.update(os.path.relpath(name, root).encode() + b"\0" + fh.read())
-    return digest.hexdigest()[:16]
+    return source_hash(*TRACE_SOURCES)
 
 
 def unit_key(unit: dict) -> str:
     payload = {k: unit.get(k) for k in ("spec", "seed", "semantics", "stats")}
-    payload.update(probe=PROBE_VERSION, versions=library_versions(), code=code_hash())
+    payload.update(versions=library_versions(), code=code_hash())
     text = json.dumps(payload, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 

@@ -11,7 +11,6 @@ import platform
 import time
 import traceback
 
-
 # Every unit trains on one TensorFlow thread, whatever --jobs and the core count: multi-threaded
 # kernels split their sums by thread count, so a unit trained with 2 threads gave other loss bits
 # than the same unit with 1 (so-47352366), under the same cache key.
@@ -86,10 +85,10 @@ def _deadline(seconds: float):
 def _train(unit: dict, timeout: float | None) -> dict:
     import tensorflow as tf
 
-    from harness import stats_op
-    from harness.build import build
     from harness.facts import describe
-    from harness.probe import Probe
+    from harness.training import stats_op
+    from harness.training.build import build
+    from harness.training.probe import Probe, describe_layers
 
     tf.config.experimental.enable_op_determinism()
     built = build(unit["spec"], seed=unit["seed"], semantics=unit.get("semantics"))
@@ -118,8 +117,8 @@ def _train(unit: dict, timeout: float | None) -> dict:
 
 def static_facts(unit: dict) -> dict:
     """The static facts of a unit without training it (for stored units that predate them)."""
-    from harness.build import build
     from harness.facts import describe
+    from harness.training.build import build
 
     built = build(unit["spec"], seed=unit["seed"], semantics=unit.get("semantics"))
     return describe(built.model, built.data.x, built.data.y)
@@ -128,19 +127,6 @@ def static_facts(unit: dict) -> dict:
 def budget(built) -> dict:
     n, bs = built.data.description["n_train"], built.fit_kwargs["batch_size"]
     return {"epochs": built.fit_kwargs["epochs"], "batch_size": bs, "steps_per_epoch": -(-n // bs)}
-
-
-def describe_layers(model) -> list[dict]:
-    """Index, name, class and activation of every probed layer (input layers excluded)."""
-    out = []
-    layers = [layer for layer in model.layers if type(layer).__name__ != "InputLayer"]
-    for i, layer in enumerate(layers):
-        act = getattr(layer, "activation", None)
-        out.append({"index": i, "name": layer.name, "class": type(layer).__name__,
-                    "activation": getattr(act, "__name__", None) if act is not None else None,
-                    "units": getattr(layer, "units", None) or getattr(layer, "filters", None),
-                    "params": int(layer.count_params())})
-    return out
 
 
 def summarize(trace) -> dict:

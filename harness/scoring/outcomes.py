@@ -10,8 +10,8 @@ from __future__ import annotations
 import pandas as pd
 
 from detectors.structure import output_units
-from harness import symptoms
 from harness.facts import accuracy_reference, learns
+from harness.scoring import reproduced as symptoms
 
 
 def outcomes(records: list[dict]) -> pd.DataFrame:

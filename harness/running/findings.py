@@ -3,50 +3,38 @@
 Beside each stored unit, ``<unit>.findings.json`` maps detector name -> its
 findings and the detector's *fingerprint*: its name, parameters and version,
 and a hash of the source files it is made of (its module's folder, the
-``detectors`` package, and the trace and facts readers it is fed by). Editing a detector's code, or registering a different
+``detectors`` package, and the trace and facts readers it is fed by: ``harness.provenance``).
+Editing a detector's code, or registering a different
 class under the same name, changes the fingerprint and so replays it; nothing
 else does. A missing or unreadable file only means "replay".
 """
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import inspect
 import json
 import os
 
+import pydantic
+
+from harness.provenance import DETECTOR_SOURCES, source_hash
+from harness.running.records import FindingsEntry
 from harness.trace import write_atomic
 
-_PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-_INPUTS = ("harness/trace.py", "harness/facts.py")  # what every detector reads its steps through
-
-
-@functools.lru_cache(maxsize=None)
-def _source_hash(path: str) -> str:
-    """Hash of a .py file, or of every .py file in a folder."""
-    files = [os.path.join(path, n) for n in sorted(os.listdir(path)) if n.endswith(".py")] \
-        if os.path.isdir(path) else [path]
-    digest = hashlib.sha256()
-    for name in files:
-        with open(name, "rb") as fh:
-            digest.update(os.path.basename(name).encode() + fh.read())
-    return digest.hexdigest()
+LAYERS = "__layers__"  # the trace's layer classes, stored beside the findings
 
 
 def fingerprint(detector) -> str:
     """What decides a detector's findings on a given trace, hashed."""
     cls = type(detector)
-    folders = {os.path.join(_PACKAGE, "detectors"), *(os.path.join(_PACKAGE, f) for f in _INPUTS)}
     try:
-        folders.add(os.path.dirname(os.path.abspath(inspect.getsourcefile(cls))))
+        own = os.path.dirname(os.path.abspath(inspect.getsourcefile(cls)))
     except TypeError:  # defined interactively: no file to hash, never reuse
         return ""
     params = {k: v for k, v in sorted(vars(detector).items()) if not k.startswith("_") and k != "findings"}
     payload = [cls.__module__, cls.__qualname__, getattr(detector, "name", ""), getattr(detector, "version", ""),
-               repr(params), *(_source_hash(f) for f in sorted(folders))]
+               repr(params), source_hash(*DETECTOR_SOURCES), source_hash(own)]
     return hashlib.sha256(json.dumps(payload).encode()).hexdigest()[:16]
 
 
@@ -68,8 +56,16 @@ class FindingsStore:
             return {}
 
     def get(self, name: str, print_: str) -> dict | None:
+        """The stored entry under this fingerprint; None (replay) when absent, stale or malformed."""
         entry = self._entries.get(name)
-        return entry if entry and print_ and entry.get("fingerprint") == print_ else None
+        if not entry or not print_ or entry.get("fingerprint") != print_:
+            return None
+        if name != LAYERS:
+            try:
+                FindingsEntry.model_validate(entry)
+            except pydantic.ValidationError:
+                return None
+        return entry
 
     def put(self, name: str, entry: dict) -> None:
         self._entries[name] = entry

@@ -19,9 +19,9 @@ import contextlib
 import os
 import threading
 import time
-from typing import Iterator
+from collections.abc import Iterator
 
-from harness.train import train_unit, unit_identity
+from harness.training.train import train_unit, unit_identity
 
 HARD_GRACE = 1.5  # the hard limit is the soft one x this + 30 s (TensorFlow start-up, data)
 

@@ -7,19 +7,6 @@ from __future__ import annotations
 
 import pandas as pd
 
-LEGEND = (
-    "Per case, over the seeds run: `buggy shows` / `patched shows` = in how many seeds the case's symptom "
-    "showed; `reproduced` = yes when the symptom shows in most buggy seeds and in few patched ones, no when "
-    "not, flaky when the seeds disagree on the verdict; n/a for cases without a symptom (no real bug). Final "
-    "training loss, validation loss (cases with a validation split) and accuracy are medians over seeds; "
-    "`reported` are the values of the original post or paper (before → after), measured on the original data "
-    "with the original budget. `buggy learns` / `patched learns` = in how many seeds the variant beat the "
-    "no-learning reference (final training loss 5 % below the best constant predictor's for its loss and labels, "
-    "or accuracy 5 points above the majority class); a valid case whose patched variant does not learn in most "
-    "seeds is `fixed, not learning`: its patch removes the symptom within our budget but leaves no healthy "
-    "control, so it is left out of false alarms."
-)
-
 
 def fidelity(runs: pd.DataFrame, records: list[dict]) -> pd.DataFrame:
     if runs.empty:
@@ -28,7 +15,8 @@ def fidelity(runs: pd.DataFrame, records: list[dict]) -> pd.DataFrame:
     rows = []
     for case_id, g in runs.groupby("case", sort=True):
         case = cases[case_id]
-        buggy, patched = g[(g.variant == "buggy") & (g.status == "ok")], g[(g.variant == "patched") & (g.status == "ok")]
+        ok = g[g.status == "ok"]
+        buggy, patched = ok[ok.variant == "buggy"], ok[ok.variant == "patched"]
         rows.append({
             "case": case_id, "status": case.get("status", "valid"), "symptom": _symptom(case["symptom"]),
             "buggy shows": _count(buggy), "patched shows": _count(patched),

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
@@ -363,7 +363,6 @@ def superres(rng, image_size: int = 32, factor: int = 2, channels: int = 3, n: i
     bilinear upsampling), the input the same image block-downsampled by ``factor`` and
     nearest-upsampled back."""
     import tensorflow as tf
-
     from sklearn.datasets import load_digits
 
     imgs = load_digits().images[..., None].astype(np.float32) / 16.0

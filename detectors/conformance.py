@@ -4,7 +4,7 @@ Like scikit-learn's estimator checks: small seeded toy traces go through the
 detector and each property is asserted. Run it on a new detector before
 registering it::
 
-    from detectors.checks import check_detector
+    from detectors.conformance import check_detector
     check_detector(MyDetector())
 """
 

@@ -14,7 +14,7 @@ import time
 
 import numpy as np
 
-from harness.data import source
+from harness.cases.data import source
 
 MAX_FILE_BYTES = 10_000_000
 FILE_SOURCES = ("file.csv",)

@@ -1,7 +1,7 @@
 """Typed shape of a case file. Pure pydantic: no Keras import, so it is cheap.
 
 Keras names (layers, optimizers, losses, metrics, initializers) are checked
-separately by ``harness.checks`` because resolving them needs Keras.
+separately by ``harness.training.preflight`` because resolving them needs Keras.
 """
 
 from __future__ import annotations
@@ -93,7 +93,7 @@ class Validation(Strict):
     n: Count | None = Field(None, gt=0)
 
     @model_validator(mode="after")
-    def _one_of(self) -> "Validation":
+    def _one_of(self) -> Validation:
         if (self.split is None) == (self.n is None):
             raise ValueError("give exactly one of 'split' (fraction) or 'n' (rows)")
         return self
@@ -182,7 +182,7 @@ class Edit(Strict):
     value: Any = None
 
     @model_validator(mode="after")
-    def _one_op(self) -> "Edit":
+    def _one_op(self) -> Edit:
         ops = [k for k in ("set", "delete", "insert") if getattr(self, k) is not None]
         if len(ops) != 1:
             raise ValueError("an edit has exactly one of 'set' (with 'to'), 'delete', or 'insert' (with 'value')")
@@ -195,7 +195,7 @@ class Fault(Strict):
     note: str | None = None
 
     @model_validator(mode="after")
-    def _known(self) -> "Fault":
+    def _known(self) -> Fault:
         if self.code not in FAULT_CODES:
             raise ValueError(f"unknown fault code '{self.code}' (known: {', '.join(FAULT_CODES)})")
         if self.code in LAYER_CODES and self.layer is None:
@@ -212,7 +212,7 @@ class Symptom(Strict):
     value: float | None = None
 
     @model_validator(mode="after")
-    def _value(self) -> "Symptom":
+    def _value(self) -> Symptom:
         needs_value = self.kind not in ("nan_loss", "none")
         if needs_value and self.value is None:
             raise ValueError(f"symptom '{self.kind}' needs a 'value'")
@@ -256,7 +256,7 @@ class Case(Spec):
     notes: list[str] = []
 
     @model_validator(mode="after")
-    def _consistent(self) -> "Case":
+    def _consistent(self) -> Case:
         if self.status != "valid" and not self.status_reason:
             raise ValueError(f"status '{self.status}' needs a one-line 'status_reason'")
         if self.fit.epochs > MAX_EPOCHS and not self.allow_large_budget:

@@ -1,6 +1,6 @@
 """Checks that need Keras: every name in a case resolves and the model builds.
 
-Schema validation (harness.cases) is cheap and runs first; this module imports
+Schema validation (harness.cases.load) is cheap and runs first; this module imports
 Keras, so the CLI calls it only for commands that validate or train.
 """
 
@@ -9,11 +9,13 @@ from __future__ import annotations
 import inspect
 import warnings
 
-from harness import data
-from harness import data_files  # noqa: F401  (registers file.csv and debug.fault)
-from harness.cases import LoadedCase
+from harness.cases import (
+    data,
+    data_files,  # noqa: F401  (registers file.csv and debug.fault)
+)
+from harness.cases.load import LoadedCase
+from harness.cases.yamlfile import line_of
 from harness.errors import CaseError
-from harness.yamlfile import line_of
 
 
 def check_case(case: LoadedCase) -> list[CaseError]:
@@ -34,7 +36,7 @@ def check_case(case: LoadedCase) -> list[CaseError]:
 def _spec_problems(spec: dict) -> list[tuple[tuple, str]]:
     import keras
 
-    from harness import build
+    from harness.training import build
 
     problems = []
     d = spec["data"]
@@ -63,7 +65,7 @@ def _spec_problems(spec: dict) -> list[tuple[tuple, str]]:
 
 
 def _build_problems(spec: dict) -> list[tuple[tuple, str]]:
-    from harness import build
+    from harness.training import build
 
     problems = []
     try:
@@ -101,7 +103,7 @@ def _shape_problems(spec: dict, model) -> list[tuple[tuple, str]]:
     if tuple(d.x.shape[1:]) != expected:
         return [(("model", "input_shape"), f"the data's rows have shape {tuple(d.x.shape[1:])} but the model's "
                                            f"input_shape is {expected}")]
-    from harness.build import compile_model
+    from harness.training.build import compile_model
 
     try:
         with warnings.catch_warnings():
@@ -119,7 +121,7 @@ def _shape_problems(spec: dict, model) -> list[tuple[tuple, str]]:
 def _get(module: str, value):
     import keras
 
-    from harness.build import to_keras_objects
+    from harness.training.build import to_keras_objects
 
     return getattr(keras, module).get(to_keras_objects(value))
 

@@ -1,43 +1,26 @@
 """The paper's own table layouts (Tables VI and VII) and our cells beside the paper's.
 
 Pure functions of the per-case majority outcomes and the case snapshots stored
-in each result file; written by ``harness.tables.report``.
+in each result file; written by ``harness.reporting.tables.report``.
 """
 
 from __future__ import annotations
 
 import pandas as pd
 
-METHODS = (  # (our detector, the paper's column, heading)
-    ("keras-ton", "TON", "TerminateOnNaN"),
-    ("keras-es-loss", "ESloss", "EarlyStopping(loss)"),
-    ("keras-es-acc", "ESacc", "EarlyStopping(accuracy)"),
-    ("keras-union", "X", "Keras union"),
-    ("layer-trend-faithful", "CB", "layer-trend faithful"),
-    ("layer-trend", None, "layer-trend default"),
-)
+from harness.reporting.glossary import LAYOUT_LEGEND, METHODS, VERSUS_LEGEND
+from harness.reporting.render import write_table
 
-LAYOUT_LEGEND = (
-    "The paper's Tables VI (Stack Overflow) and VII (GitHub) layout: per method `IB FL epoch/batch seconds`. "
-    "IB = identified the bug on the buggy variant (for Keras callbacks: stopped before the budget), FL = the "
-    "first finding localized the fault (`–` where a method cannot localize), epoch/batch of the first "
-    "finding (1-based), seconds from the start of training. Our budgets are reduced (see the case files), so "
-    "epochs and times are not comparable with the paper's; identified/localized are."
-)
 
-VERSUS_LEGEND = (
-    "Each cell: paper → ours, for identified (IB) and localized (FL). The paper's X column is the union of the "
-    "three Keras callbacks only on GitHub rows (on Stack Overflow rows it is another tool: not compared). CB is "
-    "the authors' released callback, compared with `layer-trend-faithful`. `=` agree, `≠` disagree. Our FL here "
-    "is `localized_fused` (a Dense layer and its separate Activation count as one), which is how the paper's "
-    "cells read: its so-31880720 cell localizes a softmax fault at iteration 1, where only the Dense layer "
-    "before the softmax can have reported."
-)
+def paper_cell(paper: dict, column: str, field: str = "IB") -> str:
+    """The paper's published Y/N for one method on one case ("n/a" where it has no such cell)."""
+    cell = paper.get("cells", {}).get(column) or {}
+    if column == "X" and paper.get("X_is") != "union":
+        return "n/a"
+    return str(cell.get(field, "–"))
 
 
 def write_all(per_case: pd.DataFrame, records: list[dict], results_dir: str) -> list[str]:
-    from harness.tables import write_table
-
     paper = {r["case"]["id"]: (r["case"].get("paper") or {}) for r in records}
     versus, agreement = paper_vs_ours(per_case, paper)
     return [
@@ -78,23 +61,22 @@ def layout(per_case: pd.DataFrame) -> pd.DataFrame:
     detectors = set(per_case["detector"])
     for case in sorted(per_case["case"].unique(), key=_paper_order):
         row = {"table": "VII" if case.startswith("gh-") else "VI", "case": case}
-        for det, _, heading in METHODS:
-            if det in detectors:
-                row[heading] = _cell(index.get((case, det)))
+        for m in METHODS:
+            if m.heading and m.detector in detectors:
+                row[m.heading] = _cell(index.get((case, m.detector)))
         rows.append(row)
     return pd.DataFrame(rows)
 
 
 def paper_vs_ours(per_case: pd.DataFrame, paper: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
-    from harness.tables import paper_cell
-
     if per_case.empty:
         return pd.DataFrame(), pd.DataFrame()
     index, rows = _buggy(per_case), []
-    tally = {det: {"ib": [], "fl": [], "diff": []} for det, col, _ in METHODS if col}
+    tally = {m.detector: {"ib": [], "fl": [], "diff": []} for m in METHODS if m.paper_column}
     for case in sorted(per_case["case"].unique(), key=_paper_order):
         row = {"case": case}
-        for det, column, heading in METHODS:
+        for m in METHODS:
+            det, column, heading = m.detector, m.paper_column, m.heading
             ours = index.get((case, det))
             if not column or ours is None or not paper.get(case, {}).get("cells", {}).get(column):
                 continue
@@ -117,7 +99,8 @@ def paper_vs_ours(per_case: pd.DataFrame, paper: dict) -> tuple[pd.DataFrame, pd
         {"method": heading, "paper column": column,
          "IB agree": f"{sum(t['ib'])}/{len(t['ib'])}", "FL agree": f"{sum(t['fl'])}/{len(t['fl'])}" if t["fl"] else "–",
          "disagreements": ", ".join(t["diff"]) or "none"}
-        for det, column, heading in METHODS if column and (t := tally[det])["ib"]
+        for det, column, heading in ((m.detector, m.paper_column, m.heading) for m in METHODS)
+        if column and (t := tally[det])["ib"]
     ])
     return pd.DataFrame(rows), agreement
 

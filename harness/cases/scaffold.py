@@ -13,8 +13,8 @@ from importlib import resources
 
 import yaml
 
-from harness import schema
-from harness.cases import discover, load_case
+from harness.cases import schema
+from harness.cases.load import discover, load_case
 from harness.errors import CaseFileError
 
 KINDS = ("stackoverflow", "github", "other")
@@ -45,7 +45,7 @@ def render(case_id: str, kind: str) -> str:
     if kind == "github":
         ref = f"OWNER/{ref}"  # the id keeps only the repository; the owner is for the author to add
     url = URL[kind].format(ref=ref) if kind in URL else "null"
-    text = resources.files("harness").joinpath("case_template.yaml").read_text(encoding="utf-8")
+    text = resources.files("harness.cases").joinpath("case_template.yaml").read_text(encoding="utf-8")
     for token, value in (("__ID__", case_id), ("__KIND__", kind), ("__REF__", ref), ("__URL__", url)):
         text = text.replace(token, value)
     return text

@@ -10,7 +10,7 @@ Cost is what decides whether a probe is left on, so:
 
 * on the small models of the benchmark a step is a few hundred tiny ops, and
   the probe pays per op, not per byte: every statistic of every probed tensor
-  comes from one compiled op (``harness.stats_op``; a weight update is
+  comes from one compiled op (``harness.training.stats_op``; a weight update is
   passed as its two reads and never materialised), 27-48 extra ops per step
   in all where TensorFlow's own reductions took 89-172 (1.5-1.7x a plain fit
   on small models, measured in bench/overhead.py). The op's pass runs in SIMD
@@ -45,10 +45,10 @@ import warnings
 import keras
 import numpy as np
 import tensorflow as tf
-from keras.src.models import functional as _functional
-from keras.src.trainers.data_adapters import data_adapter_utils
 
 from harness.trace import STAGES, STATS, TraceRecorder
+from harness.training import keras_step
+from harness.training.keras_step import steps_per_call
 
 DEFAULT_CHUNK = 64
 BUFFER_LIMIT = 256 * 2**20  # bytes: a longer epoch needs a StreamingProbe
@@ -74,11 +74,6 @@ def stack_groups(tensors) -> list[list[int]]:
         key = shape if known and size <= STACK_LIMIT else ("alone", i)
         groups.setdefault(key, []).append(i)
     return list(groups.values())
-
-
-def steps_per_call(model) -> int:
-    """Training steps Keras runs per call of the train function, i.e. per batch hook (``steps_per_execution``)."""
-    return int(getattr(model, "steps_per_execution", 1) or 1)
 
 
 def _size(g):
@@ -152,13 +147,26 @@ def _non_finite_numpy(*groups) -> np.ndarray:
     return np.concatenate(rows).astype(np.float32)
 
 
+def describe_layers(model) -> list[dict]:
+    """Index, name, class and activation of every probed layer (input layers excluded)."""
+    out = []
+    layers = [layer for layer in model.layers if type(layer).__name__ != "InputLayer"]
+    for i, layer in enumerate(layers):
+        act = getattr(layer, "activation", None)
+        out.append({"index": i, "name": layer.name, "class": type(layer).__name__,
+                    "activation": getattr(act, "__name__", None) if act is not None else None,
+                    "units": getattr(layer, "units", None) or getattr(layer, "filters", None),
+                    "params": int(layer.count_params())})
+    return out
+
+
 def _stats_backend(stats: str):
     """(name, op module or None) for ``stats``: "native" (the one-op kernel), "tf" (TensorFlow ops) or "auto".
 
     "auto" takes ``BUGBENCH_STATS`` where it is set, else the native op where
     it can be built, else TensorFlow ops with a warning.
     """
-    from harness import stats_op
+    from harness.training import stats_op
 
     if stats == "auto":
         stats = stats_op.chosen()
@@ -166,7 +174,7 @@ def _stats_backend(stats: str):
             try:
                 return "native", stats_op.load()
             except stats_op.StatsOpError as exc:
-                warnings.warn(f"the probe computes its statistics with TensorFlow ops, slower: {exc}")
+                warnings.warn(f"the probe computes its statistics with TensorFlow ops, slower: {exc}", stacklevel=2)
                 return "tf", None
     if stats not in stats_op.BACKENDS:
         raise ValueError(f"stats={stats!r}: expected 'auto' or one of {', '.join(stats_op.BACKENDS)}")
@@ -188,7 +196,7 @@ class Probe(keras.callbacks.Callback):
     Args:
         model: a compiled Sequential or functional model.
         stats: what computes the statistics: "native" (one compiled op per
-            step, ``harness.stats_op``), "tf" (TensorFlow ops), or "auto".
+            step, ``harness.training.stats_op``), "tf" (TensorFlow ops), or "auto".
     """
 
     chunk = None  # rows the host reads at once; None: a whole epoch
@@ -203,9 +211,7 @@ class Probe(keras.callbacks.Callback):
         self.stats, self._op = _stats_backend(stats)
         self._row_order = None  # present cell of each row of the step's statistics
         self.layers = [layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)]
-        self._graph = model._functional if isinstance(model, keras.Sequential) else model
-        if not hasattr(self._graph, "_run_through_graph"):
-            raise TypeError("the probe needs a Sequential or functional model")
+        self._graph = keras_step.layer_graph(model)
         self.recorder = None
         self._buffer = None  # [rows, row width] written by the step
         self._width = 0
@@ -224,7 +230,7 @@ class Probe(keras.callbacks.Callback):
 
     def _install(self, model) -> None:
         model.train_step = self._train_step
-        model.train_function = None  # make Keras rebuild it around our step
+        keras_step.rebuild_train_function(model)
 
     def _make_buffer(self, rows: int) -> None:
         """Create the buffer outside any trace: a variable made while tracing costs tf.function a second trace.
@@ -258,21 +264,20 @@ class Probe(keras.callbacks.Callback):
 
     def _probed_step(self, data):
         model = self._model_ref
-        x, y, sample_weight = data_adapter_utils.unpack_x_y_sample_weight(data)
+        x, y, sample_weight = keras_step.unpack(data)
         with tf.GradientTape() as tape:
             y_pred, outputs = self._forward(x, tape)
-            loss = model._compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=True)
+            loss = keras_step.compiled_loss(model, x, y, y_pred, sample_weight)
             scaled = model.optimizer.scale_loss(loss)
         weights = list(model.trainable_weights)
         grads = tape.gradient(scaled, weights + outputs)
         self._stateful = True  # from here on the step changes state: no falling back
-        model._loss_tracker.update_state(
-            loss, sample_weight=tf.shape(next(i for i in tf.nest.flatten(x) if i is not None))[0])
+        keras_step.track_loss(model, loss, tf.shape(next(i for i in tf.nest.flatten(x) if i is not None))[0])
         # A read is a snapshot: the optimizer copies a variable's buffer before updating it while a read holds it.
         kernels_before = {k.path: tf.convert_to_tensor(k.value) for k in self._kernels()}
         if weights:  # a model with nothing to train still computes its loss and metrics
             model.optimizer.apply_gradients(zip(grads[: len(weights)], weights))
-        compiled = model._compile_metrics
+        compiled = keras_step.compiled_metrics(model)
         if compiled is not None and not compiled.built:
             compiled.build(y, y_pred)  # what update_state would do, but before we read totals
         before = self._metric_totals()
@@ -303,21 +308,14 @@ class Probe(keras.callbacks.Callback):
         index = {id(layer): i for i, layer in enumerate(self.layers)}
         outputs = [None] * len(self.layers)
 
-        def operation_fn(op):
-            call = _functional.operation_fn(op, training=True)
+        def keep(op, out):
+            i = index.get(id(op))
+            if i is not None:
+                first = tf.nest.flatten(out)[0]
+                tape.watch(first)
+                outputs[i] = first
 
-            def probed(*args, **kwargs):
-                out = call(*args, **kwargs)
-                i = index.get(id(op))
-                if i is not None:
-                    first = tf.nest.flatten(out)[0]
-                    tape.watch(first)
-                    outputs[i] = first
-                return out
-
-            return probed
-
-        y_pred = self._graph._run_through_graph(x, operation_fn=operation_fn)
+        y_pred = keras_step.run_graph(self._graph, x, keep)
         y_pred = y_pred[0] if isinstance(y_pred, (list, tuple)) and len(y_pred) == 1 else y_pred
         missing = [self.layers[i].name for i, o in enumerate(outputs) if o is None]
         if missing:
@@ -355,16 +353,16 @@ class Probe(keras.callbacks.Callback):
     # -- per-batch metric values ----------------------------------------------
 
     def _mean_metrics(self):
-        compiled = self._model_ref._compile_metrics
+        compiled = keras_step.compiled_metrics(self._model_ref)
         if compiled is None:
             return []
         return [m for m in compiled.metrics if hasattr(m, "total") and hasattr(m, "count")]
 
     def metric_directions(self) -> dict[str, str]:
         """Which way each compiled metric improves ("up"/"down"), as EarlyStopping reads it."""
-        compiled = self._model_ref._compile_metrics
+        compiled = keras_step.compiled_metrics(self._model_ref)
         metrics = compiled.metrics if compiled is not None else []
-        return {m.name: m._direction for m in metrics if getattr(m, "_direction", None)}
+        return {m.name: keras_step.metric_direction(m) for m in metrics if keras_step.metric_direction(m)}
 
     def _metric_totals(self):
         return [(tf.convert_to_tensor(m.total), tf.convert_to_tensor(m.count)) for m in self._mean_metrics()]

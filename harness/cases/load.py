@@ -10,10 +10,10 @@ import os
 
 import pydantic
 
-from harness import data_files, schema
+from harness.cases import data_files, schema
+from harness.cases.patch import PatchError, apply_patch
+from harness.cases.yamlfile import line_of, load_yaml
 from harness.errors import CaseError, CaseFileError
-from harness.patch import PatchError, apply_patch
-from harness.yamlfile import line_of, load_yaml
 
 VARIANTS = ("buggy", "patched")
 
@@ -70,7 +70,7 @@ def load_case(path: str) -> LoadedCase:
     except pydantic.ValidationError as exc:
         raise CaseFileError(_pydantic_errors(path, exc, lines)) from None
     loaded = LoadedCase(path, case, data, lines)
-    loaded.specs  # validate the patched spec now, with the patch's line
+    _ = loaded.specs  # validate the patched spec now, with the patch's line
     return loaded
 
 

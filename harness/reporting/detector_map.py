@@ -11,7 +11,7 @@ import os
 
 import pandas as pd
 
-from harness.tables import wilson
+from harness.scoring.intervals import wilson
 
 
 def counts(cell) -> tuple[int, int] | None:

@@ -1,0 +1,199 @@
+"""Every table in results/, rendered from the stored unit results alone.
+
+One renderer writes each table as Markdown and CSV. Nothing here trains or
+imports TensorFlow: ``bugbench report`` is this module.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pandas as pd
+
+from harness.reporting import paper_tables
+from harness.reporting.glossary import (
+    CASE_LEGEND,
+    COMPARISON_LEGEND,
+    FIDELITY_LEGEND,
+    PAPER_COLUMN,
+    PUBLISHED,
+    SUMMARY_LEGEND,
+    TARGET_DETECTOR,
+    TARGETS,
+    detector_order,
+)
+from harness.reporting.paper_tables import paper_cell
+from harness.reporting.render import write_table
+from harness.running.results import ResultsDir
+from harness.scoring import fidelity
+from harness.scoring import outcomes as scoring
+from harness.scoring.intervals import rate
+from harness.scoring.verdicts import fixed_not_learning, healthy_controls, majority, separates
+
+
+def report(results_dir: str = "results") -> list[str]:
+    """Rebuild every table from ``results_dir/runs``; return the files written."""
+    records = ResultsDir(results_dir).records()
+    outcome = scoring.outcomes(records)
+    per_case = majority(outcome)
+    runs = scoring.runs(records)
+    fid = fidelity.fidelity(runs, records)
+    written = [
+        write_table(runs, results_dir, "runs", "Runs: one row per case x variant x seed",
+                    ["`symptom_shown`: the buggy variant should show the case's symptom and the patched one "
+                     "should not."]),
+        write_table(fid, results_dir, "fidelity", "Fidelity: do the cases misbehave, and does the patch fix them?",
+                    [FIDELITY_LEGEND, fidelity.summary_line(fid)]),
+        write_table(case_table(per_case, records), results_dir, "cases", "Per case: what each detector did",
+                    [CASE_LEGEND]),
+        write_table(summ := summary(per_case, records), results_dir, "summary", "Summary per detector",
+                    [SUMMARY_LEGEND, *target_notes(summ), *paper_note(summ), not_learning_note(per_case)]),
+        write_table(comparison(summ), results_dir, "comparison", "All detectors compared",
+                    [COMPARISON_LEGEND, *target_notes(summ), *paper_note(summ), not_learning_note(per_case)]),
+        *paper_tables.write_all(per_case, records, results_dir),
+    ]
+    outcome.to_csv(os.path.join(results_dir, "outcomes.csv"), index=False)
+    from harness.reporting.detector_map import draw_detector_map
+
+    figure = draw_detector_map(results_dir)
+    return written + [os.path.join(results_dir, "outcomes.csv")] + ([figure] if figure else [])
+
+
+def _cell(row) -> str:
+    if row is None or not row["ok"]:
+        return "ERR"
+    flaky = "~" if row["flaky"] else ""
+    if row["variant"] == "patched":
+        return flaky + ("FA" if row["detected"] else "ok")
+    if not row["detected"]:
+        return flaky + "N"
+    where = f"e{int(row['first_epoch']) + 1}"
+    if pd.notna(row["first_batch"]):
+        where += f" b{int(row['first_batch']) + 1}"
+    loc = {True: " L", False: " ¬L"}.get(row["localized"], "")
+    return f"{flaky}Y {where} {row['first_seconds']:.1f}s{loc}"
+
+
+def case_table(per_case: pd.DataFrame, records: list[dict]) -> pd.DataFrame:
+    if per_case.empty:
+        return pd.DataFrame()
+    paper = {r["case"]["id"]: (r["case"].get("paper") or {}) for r in records}
+    index = {(r.case, r.variant, r.detector): r._asdict() for r in per_case.itertuples(index=False)}
+    rows = []
+    for case in sorted(per_case["case"].unique()):
+        row = {"case": case, "status": per_case[per_case.case == case]["case_status"].iloc[0]}
+        for det in sorted(per_case["detector"].unique(), key=detector_order):
+            buggy, patched = index.get((case, "buggy", det)), index.get((case, "patched", det))
+            row[det] = f"{_cell(buggy)} / {_cell(patched)}"
+            column = PAPER_COLUMN.get(det)
+            if column and paper[case].get("cells", {}).get(column):
+                row[f"{det} paper"] = paper_cell(paper[case], column)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def paper_note(summ: pd.DataFrame) -> list[str]:
+    """The recommended detector on the paper's cases, beside the published tools (which never measured false alarms)."""
+    rows = summ[(summ["detector"] == TARGET_DETECTOR) & (summ["subset"] == "paper")] if not summ.empty else summ
+    if rows.empty:
+        return []
+    row = rows.iloc[0]
+    published = "; ".join(f"{tool} {d}/40 and {loc}/40" for tool, (d, loc) in PUBLISHED.items())
+    return [f"On the paper's {row['cases']} cases `{TARGET_DETECTOR}` detects {row['detected']} and localizes "
+            f"{row['localized']}, with false alarms on {row['false_alarms']} healthy runs; published: {published} "
+            "(detected and localized; false alarms were not measured)."]
+
+
+def not_learning_note(per_case: pd.DataFrame) -> str:
+    cases = fixed_not_learning(per_case) if not per_case.empty else []
+    return ("Fixed, not learning (valid cases whose patched variant does not beat the constant predictor in most "
+            f"seeds; no healthy control, so left out of `false_alarms` and `separates`): {', '.join(cases) or 'none'}.")
+
+
+def summary(per_case: pd.DataFrame, records: list[dict]) -> pd.DataFrame:
+    if per_case.empty:
+        return pd.DataFrame()
+    paper = {r["case"]["id"]: (r["case"].get("paper") or {}) for r in records}
+    subsets = {"paper": per_case["in_paper"].astype(bool), "all": per_case["case"].notna(),
+               "valid": per_case["case_status"] == "valid"}
+    rows = []
+    for det in sorted(per_case["detector"].unique(), key=detector_order):
+        for subset, mask in subsets.items():
+            part = per_case[mask & (per_case["detector"] == det)]
+            if part[part.variant == "buggy"]["case"].nunique():
+                rows.append(_summary_row(det, subset, part, paper))
+    return pd.DataFrame(rows)
+
+
+def _summary_row(det: str, subset: str, part: pd.DataFrame, paper: dict) -> dict:
+    buggy = part[part.variant == "buggy"]
+    n = buggy["case"].nunique()
+    healthy = healthy_controls(part)
+    detected = buggy["detected"].fillna(False).astype(bool)
+    alarms = int(healthy["detected"].fillna(False).astype(bool).sum())
+    sep, pairs = separates(part)
+
+    def count(column):
+        values = buggy[column].dropna()
+        return f"{int(values.astype(bool).sum())}/{n}" if len(values) else "–"
+
+    return {
+        "detector": det, "subset": subset, "cases": n, "detected": f"{int(detected.sum())}/{n}",
+        "localized": count("localized"), "localized_fused": count("localized_fused"), "diagnosed": count("diagnosed"),
+        "suggested_fix": count("suggested"), "false_alarms": f"{alarms}/{len(healthy)}",
+        "separates": f"{sep}/{pairs}" if pairs else "–",
+        "detection_rate": rate(int(detected.sum()), n), "false_alarm_rate": rate(alarms, len(healthy)),
+        "warned_fault": count("warned"),
+        "warnings_per_healthy_run": round(float(healthy["n_warnings"].mean()), 2) if len(healthy) else None,
+        "errors": int(part["errors"].sum()), "flaky": int(part["flaky"].sum()),
+        "median_seconds_to_detect": _median(buggy.loc[detected, "first_seconds"]),
+        "median_steps_to_detect": _median(buggy.loc[detected, "first_step"]),
+        "paper_detected": _paper_count(det, buggy["case"].unique(), paper),
+        "paper_localized": _paper_count(det, buggy["case"].unique(), paper, "FL"),
+    }
+
+
+COMPARISON_COLUMNS = ["detector", "cases", "separates", "detected", "localized", "localized_fused", "diagnosed",
+                      "suggested_fix", "false_alarms", "detection_rate", "false_alarm_rate", "warned_fault",
+                      "warnings_per_healthy_run", "median_seconds_to_detect", "median_steps_to_detect"]
+
+def comparison(summ: pd.DataFrame) -> pd.DataFrame:
+    """One row per detector and subset (all 41 cases, valid cases): the table to compare detectors by."""
+    if summ.empty:
+        return summ
+    rows = summ[summ["subset"].isin(["all", "valid"])].copy()
+    rows["order"] = rows["subset"].map({"all": 0, "valid": 1})
+    rows = rows.sort_values(["order"], kind="stable")
+    return rows.reindex(columns=["subset", *COMPARISON_COLUMNS])
+
+
+def target_notes(summ: pd.DataFrame) -> list[str]:
+    if summ.empty:
+        return []
+    rows = summ[(summ["detector"] == TARGET_DETECTOR) & (summ["subset"] == "valid")]
+    if rows.empty:
+        return []
+    row, parts = rows.iloc[0], []
+    for column, (op, goal) in TARGETS.items():
+        cell = str(row[column])
+        if not cell.split("/")[0].isdigit():
+            parts.append(f"{column} {cell} (goal {op} {goal}: not measured)")
+            continue
+        got = int(cell.split("/")[0])
+        met = got >= goal if op == ">=" else got <= goal
+        parts.append(f"{column} {cell} (goal {op} {goal}: {'met' if met else 'missed'})")
+    return [f"Goals for `{TARGET_DETECTOR}` on the valid cases: " + "; ".join(parts) + "."]
+
+
+def _paper_count(detector: str, cases, paper: dict, field: str = "IB") -> str:
+    column = PAPER_COLUMN.get(detector)
+    cells = [paper_cell(paper[c], column, field) for c in cases if column and paper[c].get("cells", {}).get(column)]
+    cells = [c for c in cells if c in ("Y", "N")]
+    return f"{cells.count('Y')}/{len(cells)}" if cells else "–"
+
+
+def _median(values: pd.Series):
+    values = values.dropna()
+    return round(float(values.median()), 2) if len(values) else None
+
+

@@ -1,0 +1,97 @@
+"""The typed shapes of what a run stores: a unit, a case snapshot, a detector's findings entry, a unit record.
+
+Records are JSON files (``results/runs/<case>/<variant>-seed<k>.json``) that
+tables, plots and other tools read long after the run; a field renamed without
+notice would silently empty a column. So every record is validated against
+``UnitRecord`` when it is written and when it is read, and carries ``format``:
+a record of another format is refused with what to run, never half-read.
+Fields beyond the declared ones (a detector's extra metadata, say) are kept.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import pydantic
+
+RECORD_FORMAT = 2  # 1: the unversioned records before this module; 2: `format` and these models
+
+
+class _Open(pydantic.BaseModel):
+    model_config = pydantic.ConfigDict(extra="allow")
+
+
+class Unit(_Open):
+    """One training to do: a case's variant under a seed, with its resolved spec and cache key."""
+
+    case: str
+    variant: Literal["buggy", "patched"]
+    seed: int = pydantic.Field(ge=0)
+    spec: dict
+    semantics: str | None = None
+    stats: str | None = None
+    key: str
+
+
+class CaseSnapshot(_Open):
+    """What tables need about a case, frozen into each record (a case file may change after the run)."""
+
+    id: str
+    status: str
+    truth: dict
+    symptom: dict
+    version: int | str | None = None
+    path: str | None = None
+    title: str | None = None
+    task: str | None = None
+    status_reason: str | None = None
+    source: dict | None = None
+    original: dict | None = None
+    paper: dict | None = None
+
+
+class FindingsEntry(_Open):
+    """One detector's findings on one trace, remembered beside the trace under the detector's fingerprint."""
+
+    fingerprint: str
+    findings: list[dict]
+    version: int | str
+    localizes: bool
+    suggests: bool
+
+
+class UnitRecord(_Open):
+    """A unit's result: identity, how it trained (or why it failed), and every detector's findings."""
+
+    format: Literal[RECORD_FORMAT] = RECORD_FORMAT
+    case: CaseSnapshot
+    variant: Literal["buggy", "patched"]
+    seed: int = pydantic.Field(ge=0)
+    key: str | None = None
+    status: Literal["ok", "error"]
+    error: str | None = None
+    trace: str | None = None
+    summary: dict | None = None
+    facts: dict | None = None
+    detectors: list[str] = []
+    findings: dict[str, list[dict]] = {}
+    localizes: dict[str, bool] = {}
+    suggests: dict[str, bool] = {}
+
+    @pydantic.model_validator(mode="after")
+    def _ok_has_a_trace(self):
+        if self.status == "ok" and not self.trace:
+            raise ValueError("a record with status ok names its trace")
+        return self
+
+
+class RecordFormatError(ValueError):
+    """A stored record of a format this version does not read."""
+
+
+def check_format(data: dict, where: str) -> None:
+    found = data.get("format", 1) if isinstance(data, dict) else None
+    if found != RECORD_FORMAT:
+        raise RecordFormatError(
+            f"{where}: result format {found}, this bugbench reads format {RECORD_FORMAT}; "
+            "rerun `bugbench run` (or `make tables`) to rewrite the results from the cache")

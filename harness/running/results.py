@@ -1,0 +1,107 @@
+"""The results folder's one owner: where a unit's record lives, and how records are written, read and pruned.
+
+``<results>/runs/<case>/<variant>-seed<k>.json``, one per unit, written
+atomically and validated (``harness.running.records``); the tables beside
+``runs/`` are the reporting stage's. Everything else asks this class for a path.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+
+import pydantic
+
+from harness.running.records import RecordFormatError, UnitRecord, check_format
+from harness.trace import write_atomic
+
+
+class ResultUnreadable(Exception):
+    """A record that is missing, truncated, not JSON, or not a unit record."""
+
+
+class ResultsDir:
+    def __init__(self, root: str = "results"):
+        self.root = root
+        self.runs = os.path.join(root, "runs")
+
+    def path(self, case: str, variant: str, seed: int) -> str:
+        return os.path.join(self.runs, case, f"{variant}-seed{seed}.json")
+
+    def path_for(self, unit: dict) -> str:
+        return self.path(unit["case"], unit["variant"], unit["seed"])
+
+    def exists(self) -> bool:
+        return os.path.isdir(self.runs)
+
+    def cases(self) -> list[str]:
+        if not self.exists():
+            return []
+        return sorted(d for d in os.listdir(self.runs) if os.path.isdir(os.path.join(self.runs, d)))
+
+    def write(self, unit: dict, record: dict) -> str:
+        """Validate and write one unit's record atomically (temp file, then rename)."""
+        record = dict(record, format=UnitRecord.model_fields["format"].default)
+        UnitRecord.model_validate(record)
+        path = self.path_for(unit)
+        write_atomic(path, (json.dumps(record, indent=1, sort_keys=True, default=str) + "\n").encode())
+        return path
+
+    def read(self, path: str) -> dict:
+        """One record; ResultUnreadable (naming the file) when it cannot be read, RecordFormatError when old."""
+        try:
+            with open(path) as fh:
+                data = json.load(fh)
+        except (OSError, ValueError) as exc:
+            raise ResultUnreadable(f"{path}: unreadable result file ({exc})") from None
+        if not isinstance(data, dict) or "case" not in data:
+            raise ResultUnreadable(f"{path}: not a unit record")
+        check_format(data, path)
+        try:
+            UnitRecord.model_validate(data)
+        except pydantic.ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"])
+            raise ResultUnreadable(f"{path}: not a valid unit record ({where}: {first['msg']})") from None
+        return data
+
+    def records(self) -> list[dict]:
+        """Every record under ``runs/``; an unreadable one is named on stderr and left out, an old format stops."""
+        out = []
+        for case in self.cases():
+            folder = os.path.join(self.runs, case)
+            for name in sorted(n for n in os.listdir(folder) if n.endswith(".json")):
+                try:
+                    out.append(self.read(os.path.join(folder, name)))
+                except ResultUnreadable as exc:
+                    print(f"bugbench: skipping {exc}", file=sys.stderr)
+        return out
+
+    def prune(self, units: list[dict]) -> list[str]:
+        """Remove result files no unit of this run wrote (deleted cases, fewer seeds)."""
+        keep = {self.path_for(u) for u in units}
+        removed = []
+        for folder, _, files in os.walk(self.runs):
+            for name in files:
+                path = os.path.join(folder, name)
+                if path not in keep:
+                    os.remove(path)
+                    removed.append(path)
+            if folder != self.runs and not os.listdir(folder):
+                os.rmdir(folder)
+        return removed
+
+    def unwritable(self) -> str | None:
+        """Why result files cannot be written here (None when they can): checked before any training."""
+        try:
+            os.makedirs(self.runs, exist_ok=True)
+            with tempfile.NamedTemporaryFile(dir=self.runs, prefix=".probe"):
+                pass
+        except OSError as exc:
+            return exc.strerror or str(exc)
+        return None
+
+
+__all__ = ["RecordFormatError", "ResultUnreadable", "ResultsDir"]

@@ -1,0 +1,42 @@
+"""Cases whose seeds disagree on the headline verdict get more seeds, and keep them."""
+
+import pytest
+
+from harness.running import runner
+from tests.test_validation import GOOD
+
+
+def record(case, variant, seed, severities, status="ok"):
+    findings = [{"code": "X", "severity": s} for s in severities]
+    return {"case": {"id": case}, "variant": variant, "seed": seed, "status": status,
+            "findings": {"diagnose": findings}}
+
+
+def test_a_split_on_errors_is_found_warnings_and_failed_runs_are_not():
+    records = [record("a", "buggy", 0, ["error"]), record("a", "buggy", 1, []),  # split
+               record("b", "buggy", 0, ["warning"]), record("b", "buggy", 1, []),  # warnings are no verdict
+               record("c", "patched", 0, ["error"]), record("c", "patched", 1, [], status="error"),
+               record("d", "buggy", 0, ["error"]), record("d", "patched", 0, [])]  # variants differ: fine
+    assert runner.split_cases(records, "diagnose") == {"a"}
+    assert runner.split_cases(records, "symptoms") == set()
+
+
+@pytest.mark.fit
+def test_a_split_case_trains_more_seeds_and_a_full_run_keeps_them(tmp_path, monkeypatch):
+    from harness import cli
+
+    cases_dir = tmp_path / "cases"
+    cases_dir.mkdir()
+    (cases_dir / "good.yaml").write_text(GOOD)
+    seen = []
+    monkeypatch.setattr(runner, "split_cases", lambda records, det: seen.append(det) or {"t-good"})
+    results = tmp_path / "results"
+    args = ["run", "--cases-dir", str(cases_dir), "--results", str(results), "--cache", str(tmp_path / "c"),
+            "--detector", "keras-ton"]
+    assert cli.main([*args, "--more-seeds", "2"]) == 0
+    assert seen == ["diagnose"]
+    names = sorted(p.name for p in (results / "runs" / "t-good").iterdir())
+    assert names == [f"{v}-seed{s}.json" for v in ("buggy", "patched") for s in range(3)]
+    monkeypatch.setattr(runner, "split_cases", lambda records, det: set())
+    assert cli.main(args) == 0  # no longer split: the full run prunes the extra seeds
+    assert sorted(p.name for p in (results / "runs" / "t-good").iterdir()) == ["buggy-seed0.json", "patched-seed0.json"]
