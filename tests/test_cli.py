@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import pytest
+import yaml
 
 from harness import cli
 
@@ -126,6 +127,30 @@ def test_version_and_help_texts(capsys):
     with pytest.raises(SystemExit):
         cli.main(["run", "--help"])
     text = " ".join(capsys.readouterr().out.split())
-    for words in ("the folder of case files (default: cases)", "where result files and tables go (default: results)",
+    for words in ("the folder of case files (default: cases)", "the results folder (default: results)",
                   "train only this variant", "parallel training processes (default: 1"):
         assert words in text
+
+
+def test_spec_prints_the_patched_spec_where_the_patch_landed(capsys):
+    assert cli.main(["spec", "so-31880720", "--variant", "patched"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("# cases/stackoverflow/31880720.yaml: patched variant")
+    spec = yaml.safe_load(out)
+    assert spec["model"]["layers"][-1] == {"Activation": {"activation": "sigmoid"}}  # the fix: softmax -> sigmoid
+    assert cli.main(["spec", "so-31880720"]) == 0
+    assert yaml.safe_load(capsys.readouterr().out)["model"]["layers"][-1] == {"Activation": {"activation": "softmax"}}
+
+
+def test_spec_of_an_unknown_case_exits_2_with_a_suggestion(capsys):
+    assert cli.main(["spec", "so-3188072"]) == 2
+    assert "did you mean" in capsys.readouterr().err
+
+
+def test_fidelity_is_run_with_three_seeds_and_the_same_options(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["fidelity", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "(default: 3; make uses 3)" in text and "--jobs" in text and "--more-seeds" in text
+    args = cli.parser_().parse_args(["fidelity", "--jobs", "2"])
+    assert args.seeds == 3 and args.jobs == 2 and args.func is cli.run.cmd_run

@@ -14,7 +14,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STAGES = ("cases", "training", "running", "scoring", "reporting")
 # The contract every stage and every detector may read: no stage of its own.
 CONTRACT = {"harness.trace", "harness.facts", "harness.errors", "harness.provenance", "harness"}
-ENTRY = {"harness.cli", "harness.__main__"}  # the command line sees every stage
+ENTRY = {"harness.__main__"}  # with harness.cli.*: the command line sees every stage
 LIVE_ENTRY = "harness.training.probe"  # the one door a live callback has into training
 
 
@@ -50,7 +50,8 @@ def stage(module: str) -> int | None:
 
 
 def test_every_harness_module_sits_in_a_stage_folder_or_is_the_contract():
-    loose = [m for m in ALL if m.startswith("harness") and stage(m) is None and m not in CONTRACT | ENTRY]
+    loose = [m for m in ALL if m.startswith("harness") and stage(m) is None and m not in CONTRACT | ENTRY
+             and not m.startswith("harness.cli")]
     assert not loose
 
 

@@ -50,7 +50,8 @@ def finding(detector, code, step, epoch, batch, layer=None):
 def write_unit(results, cache, case, variant, trace, findings, seed=0):
     trace_path = cache / f"{case}-{variant}.npz"
     trace.save(str(trace_path))
-    record = {"format": 2, "status": "ok", "variant": variant, "seed": seed, "trace": str(trace_path), "findings": findings,
+    record = {"format": 2, "status": "ok", "variant": variant, "seed": seed, "trace": str(trace_path),
+              "findings": findings,
               "summary": {"final": {"loss": "nan" if variant == "buggy" else 0.2, "accuracy": 0.5}},
               "case": {"id": case, "title": "tiny MLP, learning rate far too high", "status": "valid",
                        "symptom": {"kind": "nan_loss"},
@@ -83,10 +84,10 @@ def is_png(path) -> bool:
 # -- where things land ------------------------------------------------------------
 
 
-def test_step_positions_put_epoch_ends_between_epochs():
-    # Two epochs of 3 batches: steps are b0 b1 b2 E0 b3 b4 b5 E1.
+def test_step_positions_are_in_epochs_with_epoch_ends_at_whole_numbers():
+    # Two epochs of 3 batches: steps are b0 b1 b2 E0 b3 b4 b5 E1; epoch 1 spans (0, 1].
     positions = plots.step_positions([0, 0, 0, 1, 1, 1], [0, 1])
-    assert positions.tolist() == [0, 1, 2, 2.5, 3, 4, 5, 5.5]
+    assert positions == pytest.approx([1 / 3, 2 / 3, 1, 1, 4 / 3, 5 / 3, 2, 2])
 
 
 def test_step_positions_agree_with_the_replay_order():
@@ -95,10 +96,10 @@ def test_step_positions_agree_with_the_replay_order():
     batches = [(s.epoch, s.batch) for s in trace.steps()]
     for step, (epoch, batch) in enumerate(batches):
         if batch is None:
-            assert positions[step] == 4 * epoch + 3.5
+            assert positions[step] == epoch + 1  # "end of epoch {epoch + 1}"
         else:
-            assert positions[step] == 4 * epoch + batch
-            assert plots.step_to_batch(trace, step) == 4 * epoch + batch
+            assert positions[step] == pytest.approx(epoch + (batch + 1) / 4)  # "epoch {epoch + 1} batch {batch + 1}"
+            assert plots.step_to_x(trace, step) == positions[step]
 
 
 def test_first_marks_take_each_detectors_earliest_finding(results):
@@ -106,9 +107,9 @@ def test_first_marks_take_each_detectors_earliest_finding(results):
     trace = plots.Trace.load(record["trace"])
     marks = {m.detector: m for m in plots.first_marks(record, trace)}
     assert set(marks) == {"layer-trend", "keras-es-loss"}  # keras-ton found nothing
-    assert marks["layer-trend"].x == 3  # step 3 = epoch 0 batch 3, before the later step 6
-    assert marks["layer-trend"].label == "EBA layer 2 (layer2), epoch 1 batch 4"
-    assert marks["keras-es-loss"].x == 3.5  # the end of epoch 0
+    assert marks["layer-trend"].x == 1  # step 3 = epoch 1 batch 4 of 4, before the later step 6
+    assert marks["layer-trend"].label == "EBA (error before activation (a layer's output)) layer 2 (layer2), epoch 1 batch 4"
+    assert marks["keras-es-loss"].x == 1  # the end of epoch 1
     assert "end of epoch 1" in marks["keras-es-loss"].label
 
 
@@ -148,7 +149,7 @@ def test_show_writes_the_default_path(results, capsys):
 def test_show_missing_case_exits_2_and_says_what_to_run(results, capsys):
     assert cli.main(["show", "so-1235", "--results", str(results)]) == 2
     err = capsys.readouterr().err
-    assert "run `bugbench run --case so-1235` first" in err and "did you mean 'so-1234'" in err
+    assert "run `bugbench run --case so-1235 --results " in err and "did you mean 'so-1234'" in err
     assert "Traceback" not in err
 
 
@@ -211,5 +212,47 @@ def test_first_marks_prefer_the_first_error_over_an_earlier_warning(results):
     record["findings"]["layer-trend"] = [early, *record["findings"]["layer-trend"]]
     record["findings"]["only-advice"] = [early]
     marks = {m.detector: m for m in plots.first_marks(record, trace)}
-    assert marks["layer-trend"].x == 3 and marks["layer-trend"].label.startswith("EBA")
+    assert marks["layer-trend"].x == 1 and marks["layer-trend"].label.startswith("EBA")
     assert marks["only-advice"].label.endswith("(warning)")
+
+
+def test_a_layer_keeps_its_colour_when_the_patch_inserts_one_before_it():
+    buggy = small_trace()
+    patched = small_trace()
+    patched.meta["layers"] = [buggy.layers[0], {"name": "dropout", "class": "Dropout"}, *buggy.layers[1:]]
+    colors, labels = plots.layer_colors({"buggy": (None, buggy), "patched": (None, patched)})
+    assert colors["patched"][0] == colors["buggy"][0]
+    assert colors["patched"][2] == colors["buggy"][1] and colors["patched"][3] == colors["buggy"][2]
+    assert colors["patched"][1] not in colors["buggy"]  # the inserted layer has a colour of its own
+    assert labels[-1] == "patched 1 Dropout" and labels[1] == "1/2 Activation"
+    assert labels[0] == "0 Dense(linear)"
+
+
+def test_every_built_in_detector_has_its_own_colour():
+    from detectors.registry import BUILTINS
+
+    styles = plots.detector_styles([d for d in BUILTINS if d != "null"])
+    assert len({s["color"] for s in styles.values()}) == len(styles)
+    again = plots.detector_styles(["diagnose", "keras-ton"])  # the same detector looks the same in any figure
+    assert again["diagnose"] == styles["diagnose"] and again["keras-ton"] == styles["keras-ton"]
+
+
+def test_the_loss_row_carries_the_validation_loss_at_epoch_ends():
+    trace = small_trace()
+    trace.meta["epoch_log_names"] = ["loss", "val_loss"]
+    trace.arrays["epoch_logs"] = np.array([[1.0, 1.5], [0.5, 1.7]], np.float32)
+    x, y = plots.validation_loss(trace)
+    assert x.tolist() == [1.0, 2.0] and y.tolist() == [1.5, pytest.approx(1.7)]
+    assert plots.validation_loss(small_trace())[0].size == 0  # no validation data: nothing drawn
+
+
+def test_every_code_in_the_committed_results_is_named_in_words():
+    import glob
+
+    from harness.reporting.glossary import CODE_WORDS
+
+    codes = set()
+    for path in glob.glob(os.path.join(os.path.dirname(os.path.dirname(__file__)), "results", "runs", "*", "*.json")):
+        for found in (json.loads(open(path).read()).get("findings") or {}).values():
+            codes |= {f["code"] for f in found}
+    assert codes and not codes - set(CODE_WORDS)

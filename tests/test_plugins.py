@@ -92,7 +92,7 @@ def test_the_plugin_is_scored_and_appears_in_the_tables(installed, tmp_path):
     summary = pd.read_csv(os.path.join(results, "comparison.csv"))
     row = summary[(summary.detector == "loss-above-one") & (summary.subset == "all")].iloc[0]
     # The patched trace's loss is flat: it does not learn, so it is no healthy control to false-alarm on.
-    assert row["detected"] == "1/1" and row["false_alarms"] == "0/0"
+    assert (row["detected"], row["detected_of"]) == (1, 1) and (row["false_alarms"], row["false_alarms_of"]) == (0, 0)
 
 
 def test_stored_findings_are_reused_until_the_detector_changes(tmp_path, monkeypatch):

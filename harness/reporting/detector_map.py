@@ -14,19 +14,20 @@ import pandas as pd
 from harness.scoring.intervals import wilson
 
 
-def counts(cell) -> tuple[int, int] | None:
-    """``"13/26"`` -> (13, 26); None for "–" or an empty denominator."""
-    parts = str(cell).split("/")
-    if len(parts) != 2 or not all(p.isdigit() for p in parts) or int(parts[1]) == 0:
+def counts(row, column: str) -> tuple[int, int] | None:
+    """(count, denominator) of a count column of summary.csv (``detected`` beside ``detected_of``); None where
+    it was not measured or the denominator is 0."""
+    k, n = row.get(column), row.get(f"{column}_of")
+    if pd.isna(k) or pd.isna(n) or int(n) == 0:
         return None
-    return int(parts[0]), int(parts[1])
+    return int(k), int(n)
 
 
 def points(summary: pd.DataFrame, subset: str = "valid") -> list[dict]:
     """(detector, detection rate and interval, false-alarm rate and interval) for every detector of ``subset``."""
     out = []
     for _, row in summary[summary["subset"] == subset].iterrows():
-        det, fa = counts(row["detected"]), counts(row["false_alarms"])
+        det, fa = counts(row, "detected"), counts(row, "false_alarms")
         if det is None or fa is None:
             continue
         out.append({"detector": row["detector"], "detected": det[0] / det[1], "detected_ci": wilson(*det),

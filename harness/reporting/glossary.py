@@ -121,3 +121,44 @@ FIDELITY_LEGEND = (
     "seeds is `fixed, not learning`: its patch removes the symptom within our budget but leaves no healthy "
     "control, so it is left out of false alarms."
 )
+
+
+# What a finding's code means, in words, for legends (the full message is in the result files).
+CODE_WORDS = {
+    # layer-trend and its faithful mode (the paper's codes; EOG and ELR are ours)
+    "EBA": "error before activation (a layer's output)", "EAA": "error after activation",
+    "EBW": "error in the weights", "EBDW": "error in the weight gradients", "ELF": "error in the loss",
+    "EAF": "error in the accuracy", "MDL": "model does not learn", "EOG": "error in the output gradient",
+    "ELR": "learning rate too high",
+    # Keras callbacks
+    "STOP": "the callback stopped training",
+    # diagnose, structure
+    "NUMERICAL": "NaN/Inf values", "CONSTANT_OUTPUT": "an output that does not vary",
+    "VANISHED": "no gradient reaches the layers", "NOT_LEARNING": "no better than a constant predictor",
+    "OVERFITTING": "validation loss rises while training loss falls",
+    "OUT_LOSS": "output activation does not fit the loss", "OUT_RANGE": "output cannot take the labels' values",
+    "LOSS_LABELS": "loss does not fit the labels", "INPUT_SCALE": "inputs not normalised",
+    "LR_RANGE": "learning rate out of the usual range", "LINEAR": "layers with no activation between them",
+    "INIT": "weight initialisation that cannot learn",
+    # symptoms, training-problems
+    "DEAD_RELU": "dead ReLU outputs", "DYING_RELU": "dying ReLU (zero gradients)",
+    "SATURATED": "saturated activations", "UNCHANGED": "an output that does not move",
+    "VANISHING": "vanishing weight gradients", "VANISHING_GRADIENT": "vanishing gradient",
+    "EXPLODING_GRADIENT": "exploding gradient", "OSCILLATING": "oscillating accuracy",
+    "SLOW_CONVERGENCE": "slow convergence", "LOSS_FLAT": "the loss did not fall",
+    "ACC_FLAT": "the accuracy did not rise", "OUT_OF_RANGE": "output cannot reach the labels",
+}
+
+
+def code_words(code: str) -> str:
+    """``EBDW`` -> ``EBDW (error in the weight gradients)``; a code it does not know, as it is."""
+    words = CODE_WORDS.get(code)
+    return f"{code} ({words})" if words else code
+
+
+def fault_words(code: str) -> str:
+    """A diagnosis or fix code of the case schema (``HLR``) with its meaning."""
+    from harness.cases.schema import FAULT_CODES
+
+    words = FAULT_CODES.get(code)
+    return f"{code}: {words.replace(' of layer k', '').replace(' at layer k', '')}" if words else code

@@ -25,11 +25,11 @@ def write_all(per_case: pd.DataFrame, records: list[dict], results_dir: str) -> 
     versus, agreement = paper_vs_ours(per_case, paper)
     return [
         write_table(layout(per_case), results_dir, "paper_layout", "Tables VI/VII layout, regenerated",
-                    [LAYOUT_LEGEND]),
-        write_table(versus, results_dir, "paper_vs_ours", "The paper's cells beside ours", [VERSUS_LEGEND]),
+                    [LAYOUT_LEGEND], latex=True),
+        write_table(versus, results_dir, "paper_vs_ours", "The paper's cells beside ours", [VERSUS_LEGEND], latex=True),
         write_table(agreement, results_dir, "paper_agreement", "Agreement with the paper, per method",
                     ["Counted over cases where the paper has a Y/N cell for the method and our run succeeded. "
-                     "`disagreements` lists the cases (see paper_vs_ours.md for what ours found)."]),
+                     "`disagreements` lists the cases (see paper_vs_ours.md for what ours found)."], latex=True),
     ]
 
 

@@ -20,6 +20,7 @@ from collections.abc import Callable
 import numpy as np
 
 from harness.provenance import source_hash
+from harness.reporting.glossary import METHODS, code_words, detector_order, fault_words
 from harness.running.results import RecordFormatError, ResultsDir, ResultUnreadable
 from harness.trace import STAGES, STATS, Trace
 
@@ -27,6 +28,7 @@ VARIANTS = ("buggy", "patched")
 DPI = 80
 WIDTH, TOP, BOTTOM = 14.0, 1.3, 0.6  # inches: figure width, room for titles, room for the x label
 PLOT_RIGHT = 0.66  # the legends take the figure's right third
+LEGEND_WIDTH = 62  # characters per legend line: the legends fit the figure's right third
 MAX_POINTS = 400  # per line: enough to see a trend, few enough to draw 41 cases fast
 NONFINITE_COLOR, NONFINITE_ALPHA = "#d62728", 0.12
 
@@ -41,7 +43,7 @@ class MissingTrace(MissingRun):
 
 @dataclasses.dataclass(frozen=True)
 class Mark:
-    """A detector's first finding, placed on the batch axis."""
+    """A detector's first finding, placed on the epoch axis."""
 
     detector: str
     x: float
@@ -105,10 +107,6 @@ def stored_cases(results_dir: str) -> list[str]:
     return ResultsDir(results_dir).cases()
 
 
-def _hint(case: str) -> str:
-    return f"run `bugbench run --case {case}` first"
-
-
 def _suggest_case(results_dir: str, case: str) -> str:
     close = difflib.get_close_matches(case, stored_cases(results_dir), n=1, cutoff=0.7)
     return f" (did you mean '{close[0]}'?)" if close else ""
@@ -117,24 +115,36 @@ def _suggest_case(results_dir: str, case: str) -> str:
 # -- where things happen ---------------------------------------------------------
 
 
+def batch_x(batch_epochs) -> np.ndarray:
+    """Each batch's place on the epoch axis: epoch e's batches spread evenly over (e, e + 1], so x = 1 is the
+    end of the first epoch and a finding at "epoch 2 batch 4" of 8 sits at 1.5."""
+    batch_epochs = np.asarray(batch_epochs)
+    x = np.zeros(len(batch_epochs))
+    for epoch in np.unique(batch_epochs):
+        idx = np.flatnonzero(batch_epochs == epoch)
+        x[idx] = epoch + (np.arange(len(idx)) + 1) / len(idx)
+    return x
+
+
 def step_positions(batch_epochs, epoch_index) -> np.ndarray:
-    """x position of every replay step: batch steps at their batch, epoch ends after the epoch's last batch.
+    """x position (in epochs) of every replay step: a batch step at its batch, an epoch end at the epoch's end.
 
     Mirrors ``Trace.steps``: each epoch's batches, then that epoch's end. A
     finding's ``step`` indexes this array.
     """
     batch_epochs = np.asarray(batch_epochs)
+    xs = batch_x(batch_epochs)
     positions, i = [], 0
     for epoch in epoch_index:
         while i < len(batch_epochs) and batch_epochs[i] == epoch:
-            positions.append(float(i))
+            positions.append(float(xs[i]))
             i += 1
-        positions.append(i - 0.5)  # between this epoch's last batch and the next epoch's first
+        positions.append(float(epoch) + 1.0)
     return np.array(positions)
 
 
-def step_to_batch(trace: Trace, step: int) -> float:
-    """Where a finding reported at replay step ``step`` goes on the batch axis."""
+def step_to_x(trace: Trace, step: int) -> float:
+    """Where a finding reported at replay step ``step`` goes on the epoch axis."""
     return _at(step_positions(trace.arrays["epoch"], trace.arrays["epoch_index"]), step)
 
 
@@ -158,13 +168,13 @@ def first_marks(record: dict, trace: Trace) -> list[Mark]:
 
 
 def finding_label(finding: dict) -> str:
-    text = finding["code"]
+    text = code_words(finding["code"])
     if finding.get("layer") is not None:
         text += f" layer {finding['layer']}"
         if finding.get("layer_name"):
             text += f" ({finding['layer_name']})"
     if finding.get("diagnosis"):
-        text += f" -> {finding['diagnosis']}"
+        text += f" -> {fault_words(finding['diagnosis'])}"
     if finding.get("batch") is None and finding.get("seconds") == 0 and finding.get("step") == 0:
         return f"{text}, before training"  # a static finding (structure)
     if finding.get("batch") is None:
@@ -264,15 +274,17 @@ def symlog_ticks(low: float, high: float, linthresh: float, most: int = 3) -> li
 
 
 def plot_case(results_dir: str, case: str, out: str | None = None, seed: int = 0, stage: str = "output",
-              stat: str = "mean", reuse: bool = False, cache: str | None = None) -> str:
+              stat: str = "mean", reuse: bool = False, cache: str | None = None, run_hint: str | None = None) -> str:
     """Write the case's PNG; return its path. MissingRun when neither variant has a trace.
 
-    ``reuse``: keep an existing PNG drawn from the same stored runs by the same code.
+    ``reuse``: keep an existing PNG drawn from the same stored runs by the same code. ``run_hint``: the
+    command that would write the missing runs (default: ``bugbench run --case CASE``).
     """
     rows = panels(stage, stat)
-    if not os.path.isdir(os.path.join(results_dir, "runs", case)):
-        raise MissingRun(f"no stored runs of {case} in {os.path.join(results_dir, 'runs')}"
-                         f"{_suggest_case(results_dir, case)}\n{_hint(case)}")
+    hint = f"run `{run_hint or f'bugbench run --case {case}'}` first"
+    if case not in ResultsDir(results_dir).cases():
+        raise MissingRun(f"no stored runs of {case} in {ResultsDir(results_dir).runs}"
+                         f"{_suggest_case(results_dir, case)}\n{hint}")
     units, missing = {}, {}
     for variant in VARIANTS:
         try:
@@ -281,7 +293,7 @@ def plot_case(results_dir: str, case: str, out: str | None = None, seed: int = 0
             missing[variant] = exc
     if not units:
         kind = MissingTrace if any(isinstance(e, MissingTrace) for e in missing.values()) else MissingRun
-        raise kind("\n".join([*map(str, missing.values()), _hint(case)]))
+        raise kind("\n".join([*map(str, missing.values()), hint]))
     for why in missing.values():
         print(f"bugbench: {why}; its column is left empty", file=sys.stderr)
     out = out or os.path.join(results_dir, "plots", f"{case}.png")
@@ -360,38 +372,92 @@ def draw(units: dict, rows: list[Panel], seed: int):
                         wspace=0.08, hspace=0.42)
     axes = fig.subplots(len(rows), 2, sharex="col", sharey="row", squeeze=False)
     values = {v: [row.values(trace) for row in rows] for v, (_, trace) in units.items()}
+    xs = {v: batch_x(trace.arrays["epoch"]) for v, (_, trace) in units.items()}
     bad = {v: first_nonfinite(trace) for v, (_, trace) in units.items()}
-    n_layers = max(len(trace.layers) for _, trace in units.values())
-    colors = _palette("tab20" if n_layers > 10 else "tab10", n_layers)
+    colors, names = layer_colors(units)
     for r, row in enumerate(rows):
-        scale = row_scale([values[v][r] for v in values], row.positive)
+        scale = row_scale([values[v][r] for v in values] + ([validation_loss(t)[1] for _, t in units.values()]
+                                                             if r == 0 else []), row.positive)
         for c, variant in enumerate(VARIANTS):
             ax = axes[r, c]
             if variant in units:
-                _draw_cell(ax, values[variant][r], scale, colors, bad[variant])
+                _draw_cell(ax, xs[variant], values[variant][r], scale, colors[variant], bad[variant])
+                if r == 0:
+                    _draw_validation(ax, units[variant][1], scale)
             ax.set_title(row.title, fontsize=9, loc="left", y=1.0)  # a fixed y skips a slow layout pass
             ax.tick_params(labelsize=7)
             if r == len(rows) - 1:
-                ax.set_xlabel("batch (over all epochs, from 0)", fontsize=8)
+                ax.set_xlabel("epoch (1 = the end of the first epoch)", fontsize=8)
         axes[r, 0].set_ylabel(_scale_note(scale), fontsize=7)
-    _decorate(fig, axes, units, seed, colors, bad)
+    _decorate(fig, axes, units, seed, names, bad, xs)
     return fig
 
 
-def _draw_cell(ax, values: np.ndarray, scale: dict, colors: list, bad: int | None) -> None:
+def validation_loss(trace: Trace) -> tuple[np.ndarray, np.ndarray]:
+    """(epoch-end x, validation loss) where the run had validation data; empty arrays otherwise."""
+    names = list(trace.meta.get("epoch_log_names") or [])
+    logs = trace.arrays.get("epoch_logs")
+    if "val_loss" not in names or logs is None or not len(logs):
+        return np.zeros(0), np.zeros(0)
+    return np.asarray(trace.arrays["epoch_index"], float) + 1.0, np.asarray(logs[:, names.index("val_loss")], float)
+
+
+def _draw_validation(ax, trace: Trace, scale: dict) -> None:
+    x, y = validation_loss(trace)
+    if not len(x):
+        return
+    if scale["scale"] == "log":
+        y = np.where(np.isfinite(y), np.maximum(y, scale["floor"]), np.nan)
+    ax.plot(x, y, **VALIDATION_STYLE)
+
+
+def _draw_cell(ax, x: np.ndarray, values: np.ndarray, scale: dict, colors: list, bad: int | None) -> None:
     idx = thin(len(values))
     shown = values[idx]
     _set_scale(ax, scale)
     if scale["scale"] == "log":
         shown = np.where(np.isfinite(shown), np.maximum(shown, scale["floor"]), np.nan)
     if shown.ndim == 1:
-        ax.plot(idx, shown, color="black", lw=0.8)
+        ax.plot(x[idx], shown, color="black", lw=0.8)
     else:
         for layer in range(shown.shape[1]):
             if np.isfinite(shown[:, layer]).any():
-                ax.plot(idx, shown[:, layer], color=colors[layer], lw=0.8)
-    if bad is not None:
-        ax.axvspan(bad - 0.5, len(values) - 0.5, color=NONFINITE_COLOR, alpha=NONFINITE_ALPHA, lw=0)
+                ax.plot(x[idx], shown[:, layer], color=colors[layer], lw=0.8)
+    if bad is not None and len(x):
+        start = x[bad] - (x[bad] - (x[bad - 1] if bad else 0.0)) / 2
+        ax.axvspan(start, x[-1], color=NONFINITE_COLOR, alpha=NONFINITE_ALPHA, lw=0)
+
+
+def layer_colors(units: dict) -> tuple[dict, list[str]]:
+    """A colour per layer that means the same layer in both columns, and the legend's label per colour.
+
+    The variants' layer lists are aligned on layer class (difflib): a layer the
+    patch kept, or only changed (another activation, more units), has one colour
+    in both columns; a layer only one variant has gets a colour of its own.
+    """
+    import difflib
+
+    layers = {v: list(trace.layers) for v, (_, trace) in units.items()}
+    first = "buggy" if "buggy" in layers else next(iter(layers))
+    base = layers[first]
+    slots = {first: list(range(len(base)))}
+    labels = [f"{i} {_layer_name(layer)}" for i, layer in enumerate(base)]
+    for variant, own in layers.items():
+        if variant == first:
+            continue
+        slot = [None] * len(own)
+        classes = ([layer.get("class") for layer in base], [layer.get("class") for layer in own])
+        for a, b, n in difflib.SequenceMatcher(a=classes[0], b=classes[1], autojunk=False).get_matching_blocks():
+            for k in range(n):
+                slot[b + k] = a + k
+                labels[a + k] = _aligned_label(a + k, base[a + k], b + k, own[b + k])
+        for i, s_ in enumerate(slot):
+            if s_ is None:
+                slot[i] = len(labels)
+                labels.append(f"{variant} {i} {_layer_name(own[i])}")
+        slots[variant] = slot
+    palette = _palette("tab20" if len(labels) > 10 else "tab10", len(labels))
+    return {v: [palette[k] for k in slot] for v, slot in slots.items()}, labels
 
 
 def _set_scale(ax, scale: dict) -> None:
@@ -422,19 +488,34 @@ def _palette(name: str, n: int) -> list:
 
 
 LINESTYLES = ("-", "--", ":", "-.")
+# tab10: ten colours apart enough to tell at a glance, one per built-in detector (in METHODS order).
+DETECTOR_COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
+                   "#bcbd22", "#17becf")
+# Black like the batch loss it is read against, but dashed, with open diamonds at the epoch ends it was taken at.
+VALIDATION_STYLE = dict(color="black", lw=1.0, ls="--", marker="D", ms=4, mfc="white", mew=1.0)
 
 
-def _decorate(fig, axes, units: dict, seed: int, colors: list, bad: dict) -> None:
+def detector_styles(detectors) -> dict:
+    """A colour and line style per detector, fixed by its place in the methods table: a detector looks the
+    same in every figure, and no two built-ins share a colour (plug-ins come after them, dashed)."""
+    plugins = sorted(d for d in detectors if detector_order(d)[0] == len(METHODS))
+    styles = {}
+    for name in detectors:
+        k = detector_order(name)[0] if name not in plugins else len(METHODS) + plugins.index(name)
+        styles[name] = dict(color=DETECTOR_COLORS[k % len(DETECTOR_COLORS)],
+                            ls=LINESTYLES[(k // len(DETECTOR_COLORS)) % len(LINESTYLES)], lw=1.3)
+    return styles
+
+
+def _decorate(fig, axes, units: dict, seed: int, layer_labels: list, bad: dict, xs: dict) -> None:
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
 
     record = next(iter(units.values()))[0]
     fig.suptitle(_headline(record.get("case") or {}), fontsize=10)
     marks = {v: first_marks(rec, trace) for v, (rec, trace) in units.items()}
-    detectors = sorted({d for rec, _ in units.values() for d in rec.get("findings") or {}})
-    palette = _palette("Dark2", len(detectors))
-    # Colour and dash both vary, so that detectors stopping at the same batch stay distinguishable.
-    styles = {d: dict(color=palette[i], ls=LINESTYLES[i % len(LINESTYLES)], lw=1.2) for i, d in enumerate(detectors)}
+    detectors = sorted({d for rec, _ in units.values() for d in rec.get("findings") or {}}, key=detector_order)
+    styles = detector_styles(detectors)
     for c, variant in enumerate(VARIANTS):
         axes[0, c].annotate(_column_head(variant, units.get(variant), seed), (0.5, 1.22), xycoords="axes fraction",
                             ha="center", fontsize=10, fontweight="bold")
@@ -444,19 +525,23 @@ def _decorate(fig, axes, units: dict, seed: int, colors: list, bad: dict) -> Non
         for mark in marks[variant]:
             for ax in axes[:, c]:
                 ax.axvline(mark.x, **styles[mark.detector])
-        _mark_nonfinite(axes[0, c], bad[variant], units[variant][1].n_batches)
+        _mark_nonfinite(axes[0, c], bad[variant], xs[variant])
     handles = [Line2D([], [], **styles[d]) for d in detectors]
     labels = [_marks_label(d, marks) for d in detectors]
+    if any(len(validation_loss(t)[0]) for _, t in units.values()):
+        handles.append(Line2D([], [], **VALIDATION_STYLE))
+        labels.append("validation loss (epoch ends)")
     if any(b is not None for b in bad.values()):
         handles.append(Patch(color=NONFINITE_COLOR, alpha=NONFINITE_ALPHA))
         labels.append("NaN/Inf from this batch on")
     right = PLOT_RIGHT + 0.01
     fig.legend(handles, labels, loc="upper left", bbox_to_anchor=(right, axes[0, 1].get_position().y1),
                fontsize=7, title="first finding", title_fontsize=8, alignment="left")
-    layer_handles = [Line2D([], [], color=colors[i], lw=1.5) for i in range(len(colors))]
-    fig.legend(layer_handles, _layer_labels(units), loc="lower left",
+    palette = _palette("tab20" if len(layer_labels) > 10 else "tab10", len(layer_labels))
+    layer_handles = [Line2D([], [], color=palette[i], lw=1.5) for i in range(len(layer_labels))]
+    fig.legend(layer_handles, layer_labels, loc="lower left",
                bbox_to_anchor=(right, axes[-1, 1].get_position().y0), fontsize=7, title="layers", title_fontsize=8,
-               alignment="left", ncols=1 if len(colors) <= 12 else 2)
+               alignment="left", ncols=1 if len(layer_labels) <= 12 else 2)
 
 
 def _headline(case: dict) -> str:
@@ -482,12 +567,13 @@ def _number(value) -> str:
         return str(value)
 
 
-def _mark_nonfinite(ax, bad: int | None, n_batches: int) -> None:
-    if bad is None:
+def _mark_nonfinite(ax, bad: int | None, x: np.ndarray) -> None:
+    if bad is None or not len(x):
         return
-    ax.plot([bad], [0.92], marker="X", color=NONFINITE_COLOR, transform=ax.get_xaxis_transform(), clip_on=False)
-    late = bad > 0.6 * n_batches  # then the text reads leftwards, inside the axes
-    ax.annotate(f"  NaN/Inf from batch {bad}  ", (bad, 0.92), xycoords=ax.get_xaxis_transform(), fontsize=7,
+    at = float(x[bad])
+    ax.plot([at], [0.92], marker="X", color=NONFINITE_COLOR, transform=ax.get_xaxis_transform(), clip_on=False)
+    late = at > 0.6 * float(x[-1])  # then the text reads leftwards, inside the axes
+    ax.annotate(f"  NaN/Inf from batch {bad + 1}  ", (at, 0.92), xycoords=ax.get_xaxis_transform(), fontsize=7,
                 color=NONFINITE_COLOR, va="center", ha="right" if late else "left")
 
 
@@ -496,19 +582,19 @@ def _marks_label(detector: str, marks: dict) -> str:
     for variant in VARIANTS:
         if variant in marks:
             found = next((m.label for m in marks[variant] if m.detector == detector), "nothing")
-            lines.append(f"  {variant}: {found}")
+            lines += textwrap.wrap(f"{variant}: {found}", LEGEND_WIDTH, initial_indent="  ", subsequent_indent="      ")
     return "\n".join(lines)
 
 
-def _layer_labels(units: dict) -> list[str]:
-    """``index class`` per layer; where the variants' layers differ, both are named."""
-    names = {v: [_layer_name(layer) for layer in trace.layers] for v, (_, trace) in units.items()}
-    n = max(len(ns) for ns in names.values())
-    labels = []
-    for i in range(n):
-        seen = [names[v][i] if i < len(names[v]) else "-" for v in VARIANTS if v in names]
-        labels.append(f"{i} " + (seen[0] if len(set(seen)) == 1 else " / ".join(seen)))
-    return labels
+def _aligned_label(i: int, layer: dict, j: int, other: dict) -> str:
+    """``0 Dense(linear)`` for a layer both variants share; ``0 Dense(linear → sigmoid)`` where the patch changed
+    it; ``1/2`` where the patch moved it (buggy index / patched index)."""
+    where = str(i) if i == j else f"{i}/{j}"
+    a, b = _layer_name(layer), _layer_name(other)
+    if a == b:
+        return f"{where} {a}"
+    act = (layer.get("activation"), other.get("activation"))
+    return f"{where} {layer.get('class')}({act[0]} → {act[1]})" if act[0] != act[1] else f"{where} {a} / {b}"
 
 
 def _layer_name(layer: dict) -> str:

@@ -47,9 +47,13 @@ def report(results_dir: str = "results") -> list[str]:
         write_table(case_table(per_case, records), results_dir, "cases", "Per case: what each detector did",
                     [CASE_LEGEND]),
         write_table(summ := summary(per_case, records), results_dir, "summary", "Summary per detector",
-                    [SUMMARY_LEGEND, *target_notes(summ), *paper_note(summ), not_learning_note(per_case)]),
+                    [SUMMARY_LEGEND, *target_notes(summ), *paper_note(summ), not_learning_note(per_case),
+                     machine_note(records)],
+                    latex=True),
         write_table(comparison(summ), results_dir, "comparison", "All detectors compared",
-                    [COMPARISON_LEGEND, *target_notes(summ), *paper_note(summ), not_learning_note(per_case)]),
+                    [COMPARISON_LEGEND, *target_notes(summ), *paper_note(summ), not_learning_note(per_case),
+                     machine_note(records)],
+                    latex=True),
         *paper_tables.write_all(per_case, records, results_dir),
     ]
     outcome.to_csv(os.path.join(results_dir, "outcomes.csv"), index=False)
@@ -102,6 +106,18 @@ def paper_note(summ: pd.DataFrame) -> list[str]:
     return [f"On the paper's {row['cases']} cases `{TARGET_DETECTOR}` detects {row['detected']} and localizes "
             f"{row['localized']}, with false alarms on {row['false_alarms']} healthy runs; published: {published} "
             "(detected and localized; false alarms were not measured)."]
+
+
+def machine_note(records: list[dict]) -> str:
+    """Where the units were trained: bits reproduce on the same CPU and library versions, verdicts beyond."""
+    seen: dict[tuple, int] = {}
+    for r in records:
+        v = r.get("versions") or {}
+        if r.get("status") == "ok":
+            key = (v.get("cpu") or v.get("machine") or "?", v.get("cpu_isa") or "?", v.get("keras"), v.get("numpy"))
+            seen[key] = seen.get(key, 0) + 1
+    parts = [f"{n} on {cpu} ({isa}; keras {keras}, numpy {np_})" for (cpu, isa, keras, np_), n in sorted(seen.items())]
+    return "Units trained: " + ("; ".join(parts) or "none") + "."
 
 
 def not_learning_note(per_case: pd.DataFrame) -> str:

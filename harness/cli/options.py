@@ -1,0 +1,70 @@
+"""Options shared by several commands, declared once as argparse parent parsers, and the helpers they share."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+
+def cases_dir() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(add_help=False)
+    p.add_argument("--cases-dir", default="cases", help="the folder of case files (default: cases)")
+    return p
+
+
+def results() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(add_help=False)
+    p.add_argument("--results", default="results", help="the results folder (default: results)")
+    return p
+
+
+def cache(default: str | None) -> argparse.ArgumentParser:
+    """``--cache``: the unit store; reading commands default to the trace paths the records name."""
+    p = argparse.ArgumentParser(add_help=False)
+    if default:
+        p.add_argument("--cache", default=os.environ.get("BUGBENCH_CACHE", default),
+                       help=f"where trained units are stored (default {default}, or $BUGBENCH_CACHE)")
+    else:
+        p.add_argument("--cache", default=os.environ.get("BUGBENCH_CACHE"),
+                       help="where the traces are (default: as the result files name them, or $BUGBENCH_CACHE)")
+    return p
+
+
+def load(paths: list[str], keras_checks: bool):
+    """Cases under ``paths`` and every problem found (a path that does not exist is one)."""
+    from harness.cases.load import discover, load_cases
+    from harness.errors import CaseError
+
+    files = [f for p in paths for f in discover(p)]
+    cases, errors = load_cases(files)
+    errors = [CaseError(p, None, "no such file or folder") for p in paths if not os.path.lexists(p)] + errors
+    if keras_checks and cases:
+        from harness.training.preflight import check_case
+
+        good = []
+        for case in cases:
+            problems = check_case(case)
+            errors.extend(problems)
+            if not problems:
+                good.append(case)
+        cases = good
+    return cases, errors
+
+
+def no_cases(path: str) -> bool:
+    """True (after saying so) when the cases folder does not exist."""
+    if os.path.exists(path):
+        return False
+    print(f"bugbench: no cases at {path}", file=sys.stderr)
+    return True
+
+
+def print_errors(errors) -> None:
+    for err in errors:
+        print(err, file=sys.stderr)
+
+
+def fail(message: str, code: int = 2) -> int:
+    print(f"bugbench: {message}", file=sys.stderr)
+    return code

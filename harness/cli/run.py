@@ -1,0 +1,124 @@
+"""``run`` trains what the cache lacks, replays the detectors and writes results/; ``fidelity`` is ``run`` with 3
+seeds by default (the same options)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from harness.cli import options
+
+
+def run_options(default_seeds: int) -> argparse.ArgumentParser:
+    from detectors.registry import DEFAULT
+
+    p = argparse.ArgumentParser(add_help=False, parents=[options.cases_dir(), options.results(),
+                                                         options.cache(".bugbench")])
+    p.add_argument("--case", action="append", dest="cases", metavar="ID", help="run only this case (repeatable)")
+    p.add_argument("--detector", action="append", dest="detectors", metavar="NAME",
+                   help="detector or group (repeatable; default: " + ", ".join(DEFAULT) + ")")
+    p.add_argument("--jobs", type=int, default=1, help="parallel training processes (default: 1; make uses 2)")
+    p.add_argument("--seeds", type=int, default=default_seeds,
+                   help=f"seeds per variant, 0..N-1 (default: {default_seeds}; make uses 3)")
+    p.add_argument("--more-seeds", type=int, default=0, metavar="N",
+                   help="N more seeds for each case whose seeds disagree on diagnose's verdict (default: 0; "
+                        "make uses 2)")
+    p.add_argument("--variant", choices=["buggy", "patched"], action="append", dest="variants",
+                   help="train only this variant (repeatable; default: both)")
+    p.add_argument("--semantics", choices=["keras2", "keras3"], help="override every case's loss semantics")
+    p.add_argument("--force", action="store_true", help="retrain units even if the cache has them")
+    p.add_argument("--replay", action="store_true",
+                   help="replay every detector on the stored traces, even where its stored findings are current")
+    p.add_argument("--timeout", type=float, help="seconds one unit's fit may take (then: an error row)")
+    p.add_argument("--backend", choices=["loky", "dask"], default="loky",
+                   help="loky: local worker processes (default); dask: an existing dask.distributed cluster")
+    p.add_argument("--scheduler", metavar="tcp://HOST:PORT", help="the dask scheduler (with --backend dask)")
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                   help="a progress bar (default: only on a terminal, never in CI)")
+    p.add_argument("--strict", action="store_true", help="exit 1 if any unit failed")
+    return p
+
+
+def add(sub) -> None:
+    ru = sub.add_parser("run", parents=[run_options(1)], help="train cases, replay detectors, write results/")
+    ru.set_defaults(func=cmd_run)
+    fi = sub.add_parser("fidelity", parents=[run_options(3)],
+                        help="run with 3 seeds by default: results/fidelity.md says which cases reproduce")
+    fi.set_defaults(func=cmd_run)
+
+
+def cmd_run(args) -> int:
+    from harness.running.results import ResultsDir
+
+    if options.no_cases(args.cases_dir):
+        return 2
+    unwritable = ResultsDir(args.results).unwritable()
+    if unwritable:
+        return options.fail(f"cannot write results to {args.results}: {unwritable}")
+    from harness.cases.load import select
+
+    loaded, errors = options.load([args.cases_dir], keras_checks=False)
+    try:
+        selected = select(loaded, args.cases)
+    except KeyError as exc:
+        options.print_errors(errors)
+        return options.fail(exc.args[0])
+    config = _config(args, prune=not errors)
+    selected = _preflight(selected, config, errors)
+    options.print_errors(errors)
+    from harness.running.runner import run
+
+    try:
+        records = run(selected, config)
+    except (KeyError, ValueError) as exc:
+        return options.fail(exc.args[0])
+    failed = _summarise(records)
+    from harness.reporting.tables import report
+
+    for path in report(args.results):
+        print(path)
+    return 1 if errors or (args.strict and failed) else 0
+
+
+def _config(args, prune: bool):
+    from detectors import registry
+    from harness.cases.load import VARIANTS
+    from harness.running.runner import RunConfig
+
+    return RunConfig(results_dir=args.results, cache_dir=args.cache, jobs=args.jobs,
+                     seeds=tuple(range(args.seeds)), variants=tuple(args.variants or VARIANTS),
+                     detectors=tuple(args.detectors or registry.DEFAULT), semantics=args.semantics,
+                     backend=args.backend, scheduler=args.scheduler, timeout=args.timeout, force=args.force,
+                     replay=args.replay, more_seeds=args.more_seeds, progress=args.progress,
+                     # A case file that does not load has no id: its results cannot be told from a deleted
+                     # case's, so a run with load errors keeps every result file.
+                     prune=prune and not args.cases and not args.variants)
+
+
+def _preflight(selected, config, errors: list) -> list:
+    """Keras checks for the cases with a unit to train (a fully cached case trained fine before)."""
+    from harness.running.runner import needs_training
+
+    to_check = needs_training(selected, config)
+    if not to_check:
+        return selected
+    from harness.training.preflight import check_case
+
+    bad = set()
+    for case in selected:
+        if case.id in to_check:
+            problems = check_case(case)
+            errors.extend(problems)
+            if problems:
+                bad.add(case.id)
+    return [c for c in selected if c.id not in bad]
+
+
+def _summarise(records: list[dict]) -> list[dict]:
+    failed = [r for r in records if r.get("status") != "ok"]
+    for r in failed:
+        print(f"error: {r['case']['id']} {r['variant']} seed {r['seed']}: {r.get('error')}", file=sys.stderr)
+    trained = sum(1 for r in records if not r.get("cached"))
+    print(f"{len(records)} unit(s): {trained} trained, {len(records) - trained} from the cache, "
+          f"{len(failed)} failed", file=sys.stderr)
+    return failed
