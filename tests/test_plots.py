@@ -108,7 +108,8 @@ def test_first_marks_take_each_detectors_earliest_finding(results):
     marks = {m.detector: m for m in plots.first_marks(record, trace)}
     assert set(marks) == {"layer-trend", "keras-es-loss"}  # keras-ton found nothing
     assert marks["layer-trend"].x == 1  # step 3 = epoch 1 batch 4 of 4, before the later step 6
-    assert marks["layer-trend"].label == "EBA (error before activation (a layer's output)) layer 2 (layer2), epoch 1 batch 4"
+    label = "EBA (error before activation (a layer's output)) layer 2 (layer2), epoch 1 batch 4"
+    assert marks["layer-trend"].label == label
     assert marks["keras-es-loss"].x == 1  # the end of epoch 1
     assert "end of epoch 1" in marks["keras-es-loss"].label
 

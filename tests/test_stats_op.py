@@ -102,9 +102,10 @@ def broken_compiler(monkeypatch, tmp_path):
     stats_op.load.cache_clear()
 
 
-def test_a_failed_build_says_what_to_do_leaves_no_file_and_is_not_retried(broken_compiler, monkeypatch):
+def test_a_failed_build_says_what_to_do_leaves_no_file_and_is_not_retried(broken_compiler, monkeypatch, capsys):
     with pytest.raises(stats_op.StatsOpError, match="BUGBENCH_STATS=tf"):
         stats_op.load()
+    assert "compiling the probe's statistics op" in capsys.readouterr().err  # the wait is announced, once
     assert list(broken_compiler.iterdir()) == []
     monkeypatch.setattr(stats_op, "_build", lambda *a: pytest.fail("built twice"))
     with pytest.raises(stats_op.StatsOpError, match="BUGBENCH_STATS=tf"):

@@ -21,6 +21,7 @@ import threading
 import time
 from collections.abc import Iterator
 
+from harness.training.quiet import quiet_native_stderr
 from harness.training.train import train_unit, unit_identity
 
 HARD_GRACE = 1.5  # the hard limit is the soft one x this + 30 s (TensorFlow start-up, data)
@@ -125,6 +126,7 @@ def _kill(executor) -> None:
 def _work(unit: dict, timeout: float | None, parent: int) -> dict:
     """A worker's unit: train it, and die with the run (a SIGKILLed run must not leave ~1 GB workers behind)."""
     _watch_parent(parent)
+    quiet_native_stderr()
     return train_unit(unit, timeout)
 
 

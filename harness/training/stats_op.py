@@ -20,6 +20,7 @@ import hashlib
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -103,6 +104,9 @@ def _build(target: Path, flags: list[str]) -> None:
         raise StatsOpError(f"cannot write the op library to {target.parent} ({exc}); set BUGBENCH_OPS_DIR to a "
                            f"writable directory, or {advice}") from exc
     cmd = [compiler, "-O3", "-shared", "-fPIC", "-w", str(SOURCE), "-o", tmp, *flags]
+    # The first fit on a machine waits for this: say so, once, rather than stall unannounced.
+    print(f"bugbench: compiling the probe's statistics op into {target.parent} (once per machine and TensorFlow "
+          "version, ~10 s)", file=sys.stderr, flush=True)
     try:
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=BUILD_TIMEOUT)
         if done.returncode != 0:
