@@ -106,18 +106,32 @@ def digits(rng, image_size: int = 8, channels: int = 0, flatten: bool = False, n
     return _take(rng, x, d.target, n)
 
 
-def _sklearn_table(loader_name: str):
+def _sklearn_table(loader_name: str, what: str):
     def load(rng, n: int | None = None):
         import sklearn.datasets
 
         d = getattr(sklearn.datasets, loader_name)()
         return _take(rng, d.data, d.target, n)
 
+    load.__doc__ = f"scikit-learn's bundled {what} (``n``: a seeded subsample of that many rows)."
     return load
 
 
-for _name in ("iris", "breast_cancer", "wine", "diabetes"):
-    source(f"sklearn.{_name}")(_sklearn_table(f"load_{_name}"))
+for _name, _what in (("iris", "iris flowers (150 rows, 4 features, 3 classes)"),
+                     ("breast_cancer", "breast cancer table (569 rows, 30 raw features, 2 classes)"),
+                     ("wine", "wine table (178 rows, 13 raw features, 3 classes)")):
+    source(f"sklearn.{_name}")(_sklearn_table(f"load_{_name}", _what))
+
+
+@source("sklearn.diabetes")
+def diabetes(rng, n: int | None = None, scaled: bool = True):
+    """scikit-learn's diabetes regression (442 rows, 10 features; target 25..346). ``scaled``: sklearn's copy
+    (each feature centred and scaled to unit norm); ``scaled: false``: the features in raw units (age in years,
+    blood pressure in mm Hg, ...)."""
+    from sklearn.datasets import load_diabetes
+
+    d = load_diabetes(scaled=scaled)
+    return _take(rng, d.data, d.target, n)
 
 
 def _take(rng, x, y, n):
@@ -149,6 +163,7 @@ def constant_rows(rng, n_per_class: int = 1000, dim: int = 16, values: tuple = (
 
 @source("synthetic.blobs")
 def blobs(rng, n: int = 500, features: int = 2, classes: int = 3, spread: float = 1.0):
+    """sklearn's make_blobs: ``classes`` Gaussian clusters of standard deviation ``spread``; labels 0..classes-1."""
     from sklearn.datasets import make_blobs
 
     return make_blobs(n_samples=n, n_features=features, centers=classes, cluster_std=spread,
@@ -168,6 +183,7 @@ def classification(rng, n: int = 1000, features: int = 20, informative: int = 10
 
 @source("synthetic.linear")
 def linear(rng, n: int = 500, features: int = 1, noise: float = 0.1, scale: float = 1.0):
+    """sklearn's make_regression: a linear target (Gaussian ``noise``) of inputs multiplied by ``scale``."""
     from sklearn.datasets import make_regression
 
     x, y = make_regression(n_samples=n, n_features=features, noise=noise,
@@ -474,12 +490,14 @@ def _on(x, y, on: str, fn):
 
 
 def _standardize(x, y, on: str = "x"):
+    """Each feature (column, or pixel) to mean 0 and standard deviation 1, over the whole array."""
     from sklearn.preprocessing import StandardScaler
 
     return _on(x, y, on, lambda a: _per_column(a, StandardScaler()))
 
 
 def _minmax(x, y, on: str = "x", low: float = 0.0, high: float = 1.0):
+    """Each feature to the range [``low``, ``high``]."""
     from sklearn.preprocessing import MinMaxScaler
 
     return _on(x, y, on, lambda a: _per_column(a, MinMaxScaler((low, high))))
@@ -491,10 +509,12 @@ def _per_column(a, scaler):
 
 
 def _scale(x, y, by: float, on: str = "x", shift: float = 0.0):
+    """``value * by + shift``, element-wise (``by: 0.00392`` is the usual ``/ 255``)."""
     return _on(x, y, on, lambda a: np.asarray(a, np.float64) * by + shift)
 
 
 def _one_hot(x, y, classes: int):
+    """Class indices 0..``classes``-1 in y to one-hot rows."""
     labels = np.asarray(y).astype(int)
     if labels.min() < 0 or labels.max() >= classes:
         raise ValueError(f"one_hot: labels span {labels.min()}..{labels.max()}, not 0..{classes - 1}")
@@ -502,11 +522,18 @@ def _one_hot(x, y, classes: int):
 
 
 def _reshape(x, y, shape: list, on: str = "x"):
+    """Each row to ``shape`` (the row count stays)."""
     return _on(x, y, on, lambda a: np.reshape(a, (len(a), *shape)))
 
 
 def _cast(x, y, dtype: str, on: str = "y"):
+    """To ``dtype`` (``int32`` truncates labels, as a program that cast them did)."""
     return _on(x, y, on, lambda a: np.asarray(a).astype(dtype))
+
+
+def _binarize(x, y, threshold: float = 0.0, on: str = "x"):
+    """1 where a value is above ``threshold``, else 0: a bag of words' presence, a label's sign."""
+    return _on(x, y, on, lambda a: (np.asarray(a, np.float64) > threshold).astype(np.float64))
 
 
 PREPROCESS = {
@@ -516,4 +543,5 @@ PREPROCESS = {
     "one_hot": _one_hot,
     "reshape": _reshape,
     "cast": _cast,
+    "binarize": _binarize,
 }

@@ -1,9 +1,14 @@
 """Data sources that read small files shipped inside a case's folder, and a fault injector.
 
-``file.csv`` reads a CSV that lies next to the case file (paths are resolved and
-checked by the case loader: no absolute paths, nothing outside the case's
-folder, at most MAX_FILE_BYTES). ``debug.fault`` makes a unit fail on purpose
-(raise, kill its worker, hang, or produce NaN) to test the harness's isolation.
+``file.csv`` reads a CSV that lies next to the case file; ``file.py`` runs a
+data generator written in a Python file next to the case file. Their paths are
+resolved and checked by the case loader (no absolute paths, nothing outside the
+case's folder, at most MAX_FILE_BYTES), and the file's content hash is part of
+the unit's cache key, so editing the file retrains what it feeds. A ``file.py``
+generator is code that runs, with the rights of whoever runs the benchmark:
+read it before running a case from someone else. ``debug.fault`` makes a unit
+fail on purpose (raise, kill its worker, hang, or produce NaN) to test the
+harness's isolation.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ import numpy as np
 from harness.cases.data import source
 
 MAX_FILE_BYTES = 10_000_000
-FILE_SOURCES = ("file.csv",)
+FILE_SOURCES = ("file.csv", "file.py")
 
 
 def resolve(case_path: str, relative: str) -> str:
@@ -43,16 +48,39 @@ def digest(path: str) -> str:
 
 
 @source("file.csv")
-def csv_file(rng, path: str, y: str | int, x: list | None = None, sha256: str | None = None):
-    """Columns ``x`` (default: all but ``y``) and column ``y`` of a CSV with a header row."""
+def csv_file(rng, path: str, y: str | int | list, x: list | None = None, sha256: str | None = None):
+    """Columns ``x`` (default: all others) and target column(s) ``y`` (a name, an index, or a list of them: a
+    multi-output or multi-label target) of a CSV with a header row."""
     import pandas as pd
 
+    _unchanged(path, sha256)
+    table = pd.read_csv(path)
+    names = [table.columns[c] if isinstance(c, int) else c for c in (y if isinstance(y, list) else [y])]
+    x_cols = x or [c for c in table.columns if c not in names]
+    target = table[names].to_numpy(np.float64)
+    return table[x_cols].to_numpy(np.float64), target if isinstance(y, list) else target[:, 0]
+
+
+@source("file.py")
+def python_file(rng, path: str, function: str = "make", args: dict | None = None, sha256: str | None = None):
+    """``function(rng, **args) -> (x, y)`` from a Python file next to the case file: a data-generating rule
+    (labels = value mod 7, say) stated as code rather than as thousands of inlined rows. ``rng`` is a
+    seeded ``numpy.random.Generator`` (the data section's ``seed``)."""
+    import importlib.util
+
+    _unchanged(path, sha256)
+    spec = importlib.util.spec_from_file_location(f"bugbench_case_data_{digest(path)[:12]}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    fn = getattr(module, function, None)
+    if not callable(fn):
+        raise ValueError(f"{os.path.basename(path)} defines no function '{function}'")
+    return fn(rng, **(args or {}))
+
+
+def _unchanged(path: str, sha256: str | None) -> None:
     if sha256 and digest(path) != sha256:
         raise ValueError(f"{path} changed since the case was loaded")
-    table = pd.read_csv(path)
-    y_col = table.columns[y] if isinstance(y, int) else y
-    x_cols = x or [c for c in table.columns if c != y_col]
-    return table[x_cols].to_numpy(np.float64), table[y_col].to_numpy(np.float64)
 
 
 @source("debug.fault")

@@ -25,9 +25,10 @@ FAULT_CODES = {
     "LRM": "remove a layer",
     "LSZ": "change the size of layer k",
     "REG": "add regularisation",
+    "RRG": "remove the misplaced regulariser of layer k",
     "NONE": "no fault",
 }
-LAYER_CODES = {"ACH", "AAL", "WCI", "LSZ"}
+LAYER_CODES = {"ACH", "AAL", "WCI", "LSZ", "RRG"}
 
 SYMPTOMS = (
     "nan_loss",  # loss becomes NaN or Inf
@@ -39,7 +40,7 @@ SYMPTOMS = (
     "none",  # the case has no symptom (negative control)
 )
 
-PREPROCESS_STEPS = ("standardize", "minmax", "scale", "one_hot", "reshape", "cast")
+PREPROCESS_STEPS = ("standardize", "minmax", "scale", "one_hot", "reshape", "cast", "binarize")
 TASKS = ("binary", "multiclass", "multilabel", "regression")
 STATUSES = ("valid", "no_bug", "mislabelled", "questionable")
 
@@ -168,10 +169,43 @@ class Compile(Strict):
         return out
 
 
+# Fit callbacks a case may name: the ones that change how a program trains, with no file or code of their own.
+FIT_CALLBACKS = ("ReduceLROnPlateau", "EarlyStopping", "LearningRateScheduler")
+# LearningRateScheduler takes a schedule by name (a case holds no code): its arguments, and what it does per epoch.
+SCHEDULES = {"exponential": ("rate",), "step": ("factor", "every")}
+
+
 class Fit(Strict):
     epochs: Count = Field(gt=0)
     batch_size: Count = Field(gt=0, le=MAX_BATCH)
     shuffle: bool = True
+    callbacks: list[dict[str, Any]] = []
+
+    @field_validator("callbacks")
+    @classmethod
+    def _callbacks(cls, callbacks: list) -> list:
+        out = [_single_key(c, "fit callback") for c in callbacks]
+        for c in out:
+            (name, kwargs), = c.items()
+            if name not in FIT_CALLBACKS:
+                raise ValueError(f"fit callback '{name}' is not one a case may use "
+                                 f"(allowed: {', '.join(FIT_CALLBACKS)})")
+            if name == "LearningRateScheduler":
+                schedule = kwargs.get("schedule")
+                if schedule not in SCHEDULES:
+                    raise ValueError(f"LearningRateScheduler needs schedule: one of {', '.join(SCHEDULES)}")
+                extra = set(kwargs) - {"schedule", "verbose", *SCHEDULES[schedule]}
+                if extra:
+                    raise ValueError(f"schedule '{schedule}' takes {', '.join(SCHEDULES[schedule])}, not "
+                                     f"{', '.join(sorted(extra))}")
+        return out
+
+    @model_serializer(mode="wrap")
+    def _omit_no_callbacks(self, handler):
+        out = handler(self)  # left out when empty: a spec without callbacks keeps its cache key
+        if not out.get("callbacks"):
+            out.pop("callbacks", None)
+        return out
 
 
 class Edit(Strict):

@@ -44,8 +44,18 @@ def code_hash() -> str:
     return source_hash(*TRACE_SOURCES)
 
 
+def _portable(spec: dict | None) -> dict | None:
+    """The spec with a data file named by its content hash and base name, not by where this clone lies."""
+    params = ((spec or {}).get("data") or {}).get("params") or {}
+    if not params.get("sha256") or not isinstance(params.get("path"), str):
+        return spec
+    data = dict(spec["data"], params=dict(params, path=os.path.basename(params["path"])))
+    return dict(spec, data=data)
+
+
 def unit_key(unit: dict) -> str:
     payload = {k: unit.get(k) for k in ("spec", "seed", "semantics", "stats")}
+    payload["spec"] = _portable(payload["spec"])
     payload.update(versions=library_versions(), code=code_hash())
     text = json.dumps(payload, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]

@@ -23,6 +23,7 @@ class Built:
     data: Dataset
     fit_kwargs: dict
     semantics: str
+    callbacks: list = dataclasses.field(default_factory=list)  # the case's own fit callbacks
 
 
 def build(spec: dict, seed: int = 0, semantics: str | None = None) -> Built:
@@ -40,7 +41,30 @@ def build(spec: dict, seed: int = 0, semantics: str | None = None) -> Built:
                   "verbose": 0}
     if data.x_val is not None:
         fit_kwargs["validation_data"] = (data.x_val, data.y_val)
-    return Built(model, data, fit_kwargs, semantics)
+    return Built(model, data, fit_kwargs, semantics, fit_callbacks(fit.get("callbacks") or []))
+
+
+def fit_callbacks(specs: list[dict]) -> list:
+    """The case's fit callbacks (``fit.callbacks``), from the schema's safe list; schedules by name."""
+    out = []
+    for spec in specs:
+        (name, kwargs), = spec.items()
+        kwargs = dict(kwargs)
+        if name == "LearningRateScheduler":
+            kwargs["schedule"] = schedule(kwargs.pop("schedule"), **{k: kwargs.pop(k) for k in list(kwargs)
+                                                                     if k != "verbose"})
+        out.append(getattr(keras.callbacks, name)(**kwargs))
+    return out
+
+
+def schedule(name: str, rate: float = 1.0, factor: float = 1.0, every: int = 1):
+    """A learning-rate schedule by name: ``exponential`` multiplies by ``rate`` each epoch; ``step``
+    multiplies by ``factor`` every ``every`` epochs."""
+    if name == "exponential":
+        return lambda epoch, lr: float(lr) * rate if epoch > 0 else float(lr)
+    if name == "step":
+        return lambda epoch, lr: float(lr) * factor if epoch > 0 and epoch % every == 0 else float(lr)
+    raise ValueError(f"unknown schedule '{name}'")
 
 
 def build_model(model_spec: dict, semantics: str = "keras2") -> keras.Model:

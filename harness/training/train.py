@@ -94,7 +94,7 @@ def _train(unit: dict, timeout: float | None) -> dict:
     built = build(unit["spec"], seed=unit["seed"], semantics=unit.get("semantics"))
     facts = describe(built.model, built.data.x, built.data.y)  # before training: what a static check sees
     probe = Probe(built.model, stats=unit.get("stats") or stats_op.backend())
-    callbacks = [probe] + ([_deadline(timeout)] if timeout else [])
+    callbacks = [probe, *built.callbacks] + ([_deadline(timeout)] if timeout else [])
     t0 = time.perf_counter()
     built.model.fit(built.data.x, built.data.y, callbacks=callbacks, **built.fit_kwargs)
     fit_seconds = time.perf_counter() - t0
