@@ -154,3 +154,23 @@ def test_fidelity_is_run_with_three_seeds_and_the_same_options(capsys):
     assert "(default: 3; make uses 3)" in text and "--jobs" in text and "--more-seeds" in text
     args = cli.parser_().parse_args(["fidelity", "--jobs", "2"])
     assert args.seeds == 3 and args.jobs == 2 and args.func is cli.run.cmd_run
+
+
+@pytest.mark.fit
+def test_validate_reports_every_stage_of_a_file_in_one_run(tmp_path, capsys):
+    """A schema mistake (outside the spec), a layer name, a loss name and a metric: one round, all four."""
+    from tests.test_validation import GOOD
+
+    text = (GOOD.replace("title: tiny", "title: tiny\ntitel: typo")
+            .replace("- Dense: {units: 4, activation: tanh}", "- Dens: {units: 4, activation: tanh}")
+            .replace("loss: binary_crossentropy", "loss: binary_crossentropi")
+            .replace("metrics: [accuracy]", "metrics: [acuracy]")
+            .replace("optimizer: {SGD: {learning_rate: 0.1}}", "optimizer: {SDG: {learning_rate: 0.1}}"))
+    path = tmp_path / "four.yaml"
+    path.write_text(text)
+    assert cli.main(["validate", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert f"{path}:3: unknown key 'titel'" in err
+    assert "layer 0 (Dens)" in err and "did you mean 'Dense'" in err
+    assert "loss:" in err and "did you mean 'binary_crossentropy'" in err
+    assert "optimizer:" in err and "did you mean 'SGD'" in err

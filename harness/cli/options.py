@@ -39,6 +39,11 @@ def load(paths: list[str], keras_checks: bool):
     files = [f for p in paths for f in discover(p)]
     cases, errors = load_cases(files)
     errors = [CaseError(p, None, "no such file or folder") for p in paths if not os.path.lexists(p)] + errors
+    if keras_checks and errors:  # a file with schema errors still gets its Keras checks, in the same run
+        from harness.training.preflight import check_spec_of_file
+
+        for path in dict.fromkeys(e.path for e in errors if e.path in files):
+            errors.extend(check_spec_of_file(path))
     if keras_checks and cases:
         from harness.training.preflight import check_case
 

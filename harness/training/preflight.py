@@ -18,6 +18,25 @@ from harness.cases.yamlfile import line_of
 from harness.errors import CaseError
 
 
+def check_spec_of_file(path: str) -> list[CaseError]:
+    """The Keras problems of a case file whose schema errors lie outside its spec (title, truth, symptom,
+    ...): reported in the same run as those, so a file with mistakes at every stage takes one round."""
+    import pydantic
+
+    from harness.cases import schema
+    from harness.cases.yamlfile import load_yaml
+    from harness.errors import CaseFileError
+
+    try:
+        raw, lines = load_yaml(path)
+        spec = schema.Spec.model_validate({k: raw[k] for k in schema.SPEC_KEYS if k in raw}).model_dump(mode="json")
+        if spec["data"]["source"] in data_files.FILE_SOURCES:
+            spec["data"]["params"]["path"] = data_files.resolve(path, str(spec["data"]["params"].get("path", "")))
+    except (CaseFileError, pydantic.ValidationError, TypeError, KeyError, ValueError):
+        return []  # the spec itself is malformed: its schema errors say so already
+    return [CaseError(path, line_of(lines, where), message) for where, message in _spec_problems(spec)]
+
+
 def check_case(case: LoadedCase) -> list[CaseError]:
     """Every problem that would stop either variant from building, with its line."""
     errors: list[CaseError] = []
@@ -59,12 +78,32 @@ def _spec_problems(spec: dict) -> list[tuple[tuple, str]]:
         except Exception as exc:  # any constructor complaint is a case error
             hint = _hint(name, _layer_names(keras)) if not hasattr(keras.layers, name) else _legacy_hint(kwargs)
             problems.append((("model", "layers", i), f"layer {i} ({name}): {_first_line(exc)}{hint}"))
+    compiled = _compile_problems(spec["compile"])  # names resolve without a model: checked whatever the layers
+    problems += compiled
     if len(layers) == len(spec["model"]["layers"]):
-        problems += _build_problems(spec)
+        problems += _build_problems(spec, check_shapes=not compiled)
     return problems
 
 
-def _build_problems(spec: dict) -> list[tuple[tuple, str]]:
+def _compile_problems(c: dict) -> list[tuple[tuple, str]]:
+    """The loss and the optimizer resolve, with a suggestion for a misspelt name."""
+    import keras
+
+    problems = []
+    for key, getter in (("loss", "losses"), ("optimizer", "optimizers")):
+        try:
+            _get(getter, c[key])
+        except Exception as exc:
+            kwargs = next(iter(c[key].values()), None) if isinstance(c[key], dict) else None
+            name = c[key] if isinstance(c[key], str) else next(iter(c[key]), "")
+            hint = _hint(name, _names(getattr(keras, getter))) or _legacy_hint(kwargs)
+            problems.append((("compile", key), f"{key}: {_first_line(exc)}{hint}"))
+    return problems
+
+
+def _build_problems(spec: dict, check_shapes: bool = True) -> list[tuple[tuple, str]]:
+    import keras
+
     from harness.training import build
 
     problems = []
@@ -75,18 +114,14 @@ def _build_problems(spec: dict) -> list[tuple[tuple, str]]:
     except Exception as exc:
         return [(("model",), f"the model does not build: {_first_line(exc)}")]
     c = spec["compile"]
-    for key, getter in (("loss", "losses"), ("optimizer", "optimizers")):
-        try:
-            _get(getter, c[key])
-        except Exception as exc:
-            kwargs = next(iter(c[key].values()), None) if isinstance(c[key], dict) else None
-            problems.append((("compile", key), f"{key}: {_first_line(exc)}{_legacy_hint(kwargs)}"))
     for i, metric in enumerate(c.get("metrics", [])):
         try:
             build.resolve_metric(metric, c["loss"], model, spec.get("semantics", "keras2"))
         except Exception as exc:
-            problems.append((("compile", "metrics", i), f"metric {metric!r}: {_first_line(exc)}"))
-    if not problems:
+            name = metric if isinstance(metric, str) else next(iter(metric), "")
+            hint = _hint(name, _names(keras.metrics))
+            problems.append((("compile", "metrics", i), f"metric {metric!r}: {_first_line(exc)}{hint}"))
+    if check_shapes and not problems:
         problems += _shape_problems(spec, model)
     return problems
 
@@ -128,6 +163,13 @@ def _get(module: str, value):
 
 def _layer_names(keras) -> list[str]:
     return [n for n in dir(keras.layers) if n[:1].isupper()]
+
+
+def _names(module) -> list[str]:
+    """Public names a Keras module resolves: classes (``MeanSquaredError``) and functions
+    (``mean_squared_error``)."""
+    return [n for n in dir(module) if not n.startswith("_") and callable(getattr(module, n, None))
+            and n not in ("get", "serialize", "deserialize")]
 
 
 def _hint(name: str, choices) -> str:
