@@ -20,7 +20,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import pandas as pd  # noqa: E402
 
-from detectors import diagnose, structure  # noqa: E402
+from detectors import diagnose, rules  # noqa: E402
 from harness import facts  # noqa: E402
 from harness.reporting import tables
 from harness.running.results import ResultsDir
@@ -38,8 +38,8 @@ CONSTANTS = [
     (diagnose, "STILL_FALLING", "last-epoch fall that says 'train longer'"),
     (facts, "LOSS_MARGIN", "loss margin below the constant predictor"),
     (facts, "ACC_MARGIN", "accuracy margin above the majority class"),
-    (structure, "INPUT_LIMIT", "feature spread/offset of unscaled inputs"),
-    (structure, "ADAPTIVE_LR_RANGE", "usual learning rates of Adam & co. (both ends)"),
+    (rules, "INPUT_LIMIT", "feature spread/offset of unscaled inputs"),
+    (rules, "ADAPTIVE_LR_RANGE", "usual learning rates of Adam & co. (both ends)"),
 ]
 
 

@@ -52,32 +52,47 @@ class Finding:
 
 
 class Detector(LiveHooks):
-    """Base class. Subclasses set ``name``, ``version`` and ``signals``.
+    """Base class of every detector, in the spirit of a Keras monitor callback.
 
-    The constructor stores parameters only; ``reset()`` rebuilds all run state;
-    ``observe(step)`` sees one :class:`harness.trace.Step` and returns the new
-    findings (also appended to ``self.findings``). A detector may use only the
-    steps it has been shown, so replaying a stored trace equals watching live.
+    Subclasses set ``name`` and ``version``, store their own parameters, then
+    call ``super().__init__(stop_on_finding=..., verbose=...)``, which calls
+    ``reset()``. ``reset()`` rebuilds all run state (subclasses extend it);
+    ``start(meta)`` keeps the run's layers, facts and budget; ``observe(step)``
+    sees one :class:`harness.trace.Step` and returns the new findings, made
+    with ``self.report(...)`` (which also appends them to ``self.findings``). A
+    detector may use only the steps it has been shown, so replaying a stored
+    trace equals watching live.
 
     Every detector is also a Keras callback (see ``detectors.live``):
-    ``model.fit(..., callbacks=[detector])``.
+    ``model.fit(..., callbacks=[detector])``; ``stop_on_finding`` stops the fit
+    at the first error, ``verbose`` prints findings as they are made.
     """
 
     name = "detector"
     version = "1"
     localizes = False  # whether findings name a layer or a fault kind
     suggests = False  # whether findings carry a fix with its kind (fix_code)
-    #: trace signals read: "logs", "values", "stats:<stage>", "epoch_logs"
-    signals: tuple[str, ...] = ()
+
+    def __init__(self, stop_on_finding: bool = False, verbose: int = 1):
+        self.stop_on_finding = stop_on_finding
+        self.verbose = verbose
+        self.reset()
 
     def reset(self) -> None:
         self.findings: list[Finding] = []
+        self._seen: set = set()  # keys of the findings made, so each is reported once
+        self._layers: list[dict] = []
+        self._facts: dict = {}
+        self._budget: dict = {}
 
     def start(self, meta: dict) -> None:
-        """Told once per run, after ``reset()``: budget, layers, metric directions.
+        """Told once per run, after ``reset()``: budget, layers, facts, metric directions.
 
         What a live Keras callback learns from ``set_model``/``set_params``.
         """
+        self._layers = list(meta.get("layers") or [])
+        self._facts = dict(meta.get("facts") or {})
+        self._budget = dict(meta.get("budget") or {})
 
     def observe(self, step) -> list[Finding]:
         raise NotImplementedError
@@ -91,12 +106,38 @@ class Detector(LiveHooks):
         """
         return []
 
-    def _finding(self, step, code: str, message: str, static: bool = False, **kw) -> Finding:
-        """Record a finding at ``step``; ``static`` ones are known before training (epoch 0, no batch, 0 s)."""
+    def report(self, step, code: str, message: str, *, severity: str, fix_code: str | None = None,
+               fix: str | None = None, fix_layer: int | None = None, layer: int | None = None,
+               stage: str | None = None, diagnosis: str | None = None, key=None, static: bool = False,
+               alternatives=()) -> Finding | None:
+        """Record a finding at ``step``, once per ``key`` (default ``(code, layer, stage)``); None if made before.
+
+        ``severity`` is ``"error"`` or ``"warning"`` (see :class:`Finding`); the
+        layer's name comes from the run's layers. ``static`` findings are known
+        before training: epoch 0, no batch, 0 s.
+        """
+        key = (code, layer, stage) if key is None else key
+        if key in self._seen:
+            return None
+        self._seen.add(key)
         when = (0, None, 0.0) if static else (step.epoch, step.batch, step.seconds)
-        found = Finding(self.name, code, message, step.index, *when, **kw)
+        found = Finding(self.name, code, message, step.index, *when, layer=layer, layer_name=self._layer_name(layer),
+                        stage=stage, diagnosis=diagnosis, fix=fix, fix_code=fix_code, fix_layer=fix_layer,
+                        severity=severity, alternatives=tuple(alternatives))
         self.findings.append(found)
         return found
+
+    def reported(self, key) -> bool:
+        """Whether a finding under ``key`` was made: lets a detector skip working out one it would not report."""
+        return key in self._seen
+
+    def _layer_name(self, layer: int | None) -> str | None:
+        return self._layers[layer].get("name") if layer is not None and layer < len(self._layers) else None
+
+    def _describe_layers(self, step) -> None:
+        """Without a layer list (a bare trace), name the layers by position: ``layer0``, ``layer1``, ..."""
+        if not self._layers and step.stats is not None:
+            self._layers = [{"name": f"layer{i}"} for i in range(step.stats.shape[0])]
 
 
 def failing(facts: dict, loss: float, first_loss: float | None) -> bool:
@@ -114,14 +155,6 @@ def severity_if(failing_now: bool) -> str:
     return "error" if failing_now else "warning"
 
 
-def persistence_window(meta: dict, window: int, minimum: int) -> int:
-    """Batches a condition must persist: ``window``, shortened to a third of a small budget but not below
-    ``minimum``."""
-    budget = meta.get("budget") or {}
-    total = (budget.get("epochs") or 0) * (budget.get("steps_per_epoch") or 0)
-    return int(min(window, max(minimum, total // 3))) if total else window
-
-
 def replay(detector: Detector, trace) -> list[Finding]:
     """Run ``detector`` over a stored trace from a fresh state; return its findings."""
     detector.reset()
@@ -136,7 +169,6 @@ class NullDetector(Detector):
     """Reports nothing. For harness tests and as a lower bound in tables."""
 
     name = "null"
-    signals = ()
 
     def observe(self, step) -> list[Finding]:
         return []

@@ -1,4 +1,4 @@
-"""``check_detector``: the conformance suite every registered detector passes.
+"""The conformance suite every registered detector passes, one check at a time or all at once.
 
 Like scikit-learn's estimator checks: small seeded toy traces go through the
 detector and each property is asserted. Run it on a new detector before
@@ -6,12 +6,23 @@ registering it::
 
     from detectors.conformance import check_detector
     check_detector(MyDetector())
+
+or, in a test suite, one test per detector and check (ids such as
+``my-detector-check_pickle``)::
+
+    from detectors.conformance import parametrize_with_checks
+
+    @parametrize_with_checks([MyDetector()])
+    def test_conforms(detector, check):
+        check(detector)
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import pickle
+from collections.abc import Callable, Iterable, Iterator
 
 import numpy as np
 
@@ -23,20 +34,54 @@ class ConformanceError(AssertionError):
     pass
 
 
-def check_detector(detector: Detector) -> list[str]:
-    """Run every check; raise ConformanceError on the first failure, else list what passed."""
-    traces = toy_traces()
-    passed = []
-    for check in CHECKS:
-        for name, trace in traces.items():
+@dataclasses.dataclass(frozen=True)
+class Check:
+    """One property, asserted on every toy trace: ``check(detector)`` raises ConformanceError if it fails.
+
+    A crash inside the detector fails the check too, naming the trace it crashed on.
+    """
+
+    prop: Callable
+
+    @property
+    def name(self) -> str:
+        return self.prop.__name__
+
+    def __call__(self, detector: Detector) -> None:
+        for trace_name, trace in toy_traces().items():
             try:
-                check(detector, trace)
+                self.prop(detector, trace)
             except ConformanceError:
                 raise
             except Exception as exc:  # a crash is a failure too
-                raise ConformanceError(f"{check.__name__} on the {name} trace raised "
+                raise ConformanceError(f"{self.name} on the {trace_name} trace raised "
                                        f"{type(exc).__name__}: {exc}") from exc
-        passed.append(check.__name__)
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+def detector_checks(detectors: Iterable[Detector]) -> Iterator[tuple[Detector, Check]]:
+    """Every (detector, check) pair, detector by detector, checks in CHECKS' order."""
+    for detector in detectors:
+        for check in CHECKS:
+            yield detector, check
+
+
+def parametrize_with_checks(detectors: Iterable[Detector]):
+    """A ``pytest.mark.parametrize`` over ``detector, check``: one test per detector and check."""
+    import pytest  # a test-suite helper: pytest is not needed to run a check
+
+    pairs = list(detector_checks(detectors))
+    return pytest.mark.parametrize("detector, check", pairs, ids=[f"{d.name}-{c.name}" for d, c in pairs])
+
+
+def check_detector(detector: Detector) -> list[str]:
+    """Run every check; raise ConformanceError on the first failure, else list what passed."""
+    passed = []
+    for _, check in detector_checks([detector]):
+        check(detector)
+        passed.append(check.name)
     return passed
 
 
@@ -95,5 +140,5 @@ def check_findings_are_wellformed(detector, trace) -> None:
             _fail("check_findings_are_wellformed", f"layer {f.layer} is not a layer of the trace")
 
 
-CHECKS = (check_deterministic, check_reset, check_pickle, check_no_mutation, check_no_lookahead,
-          check_findings_are_wellformed)
+CHECKS = tuple(Check(prop) for prop in (check_deterministic, check_reset, check_pickle, check_no_mutation,
+                                          check_no_lookahead, check_findings_are_wellformed))

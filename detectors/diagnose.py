@@ -3,9 +3,10 @@
 ``diagnose`` combines the evidence the other detectors collect and reports an
 *error* only when the training is failing or the program cannot be right:
 
-* before training, a program that cannot be right (``detectors.structure``'s
-  error issues: softmax over one unit, a probability loss on an output that is
-  no probability, labels the output cannot reach or the loss cannot read);
+* before training, a program that cannot be right (the error issues of
+  ``detectors.rules``, as ``structure`` reports them: softmax over one unit, a
+  probability loss on an output that is no probability, labels the output
+  cannot reach or the loss cannot read);
 * at once, NUMERICAL (NaN/Inf in the loss or in any layer), CONSTANT_OUTPUT
   (the model's output does not vary for WINDOW batches) and VANISHED (no
   gradient reaches any layer for WINDOW batches while the loss is no better
@@ -25,8 +26,9 @@ then the inputs' scale, the learning rate, the initialisers, missing
 non-linearities), then what the run showed (updates too large or too small for
 the weights, a dead or saturated layer, a loss still falling at the end).
 
-Signals: values, epoch_logs (validation too), facts (with the reference),
-stats of outputs, weights, updates and output gradients.
+It reads the batch values, the epoch logs (validation too), the facts (with
+the reference), and the statistics of outputs, weights, updates and output
+gradients.
 
 Example::
 
@@ -41,9 +43,10 @@ import math
 
 import numpy as np
 
-from detectors import structure
-from detectors.base import Detector, persistence_window
-from detectors.symptoms import DEAD, SATURATED, saturated_fraction
+from detectors import rules
+from detectors.base import Detector
+from detectors.rules import DEAD, SATURATED, Issue, saturated_fraction
+from detectors.steps import Persistence, nonfinite, rms
 from harness.facts import accuracy_reference, learns, with_sample
 from harness.trace import STAGES, STATS
 
@@ -60,7 +63,8 @@ WEAK_FLAGS = ("INIT", "LINEAR")  # program smells weaker than what a failing run
 
 _OUTPUT, _WEIGHTS, _UPDATE, _OUTPUT_GRAD = (STAGES.index(s) for s in ("output", "weights", "update", "output_grad"))
 _MEAN, _STD, _ZERO, _NAN, _INF = (STATS.index(s) for s in ("mean", "std", "zero_frac", "nan", "inf"))
-_WATCHED = [_OUTPUT, _WEIGHTS, _UPDATE]  # NaN/Inf in any of these is a numerical error
+WATCHED = ("output", "weights", "update")  # NaN/Inf in any of these is a numerical error
+_WATCHED = [STAGES.index(s) for s in WATCHED]
 
 ACCURACY_LOGS = ("accuracy", "binary_accuracy", "categorical_accuracy", "sparse_categorical_accuracy", "acc")
 
@@ -81,23 +85,16 @@ class Diagnose(Detector):
     version = "1"
     localizes = True
     suggests = True
-    signals = ("values", "epoch_logs", "facts", "stats:output", "stats:weights", "stats:update",
-               "stats:output_grad")
 
     def __init__(self, sample=None, stop_on_finding: bool = False, verbose: int = 1):
         self.sample = sample
-        self.stop_on_finding = stop_on_finding
-        self.verbose = verbose
-        self.reset()
+        super().__init__(stop_on_finding=stop_on_finding, verbose=verbose)
 
     def reset(self) -> None:
         super().reset()
-        self._facts: dict = {}
-        self._layers: list[dict] = []
-        self._window = WINDOW
+        self._persist = Persistence(WINDOW)
         self._errors = 0
         self._static_done = self._judged = self._numerical = False
-        self._runs: dict = {}
         self._prev_out = None
         self._ratios: list[float] = []
         self._dead: set = set()
@@ -106,13 +103,12 @@ class Diagnose(Detector):
         self._first_loss = None
         self._epochs: list[dict] = []
         self._last = None
-        self._budget_epochs = None
 
     def start(self, meta: dict) -> None:
-        self._facts = with_sample(dict(meta.get("facts") or {}), self.sample)
-        self._layers = list(meta.get("layers") or self._facts.get("layers") or [])
-        self._window = persistence_window(meta, WINDOW, MIN_WINDOW)
-        self._budget_epochs = (meta.get("budget") or {}).get("epochs")
+        super().start(meta)
+        self._facts = with_sample(self._facts, self.sample)
+        self._layers = self._layers or list(self._facts.get("layers") or [])
+        self._persist = Persistence.for_run(meta, WINDOW, MIN_WINDOW)
 
     def observe(self, step):
         before = len(self.findings)
@@ -133,18 +129,16 @@ class Diagnose(Detector):
 
     # -- reporting -----------------------------------------------------------------
 
-    def _report(self, step, code, message, cause=None, severity="error", layer=None, static=False):
-        """One finding; an error carries its root cause (most likely first) and the alternatives."""
+    def _report(self, step, code, message, *, severity, cause=None, layer=None, static=False):
+        """One finding with its root cause (``cause``, or the most likely one) and up to three alternatives;
+        it names the cause's layer, else ``layer``."""
         causes = [cause] if cause else self._causes()
-        first = causes[0] if causes else None
-        where = first.layer if first and first.layer is not None else layer
-        name = self._layers[where].get("name") if where is not None and where < len(self._layers) else None
+        first = causes[0]  # never empty: a change of optimizer is always left
         alternatives = tuple(f"{c.fix_code}: {c.fix}" for c in causes[1:4] if c is not first)
-        self._errors += severity == "error"
-        self._finding(step, code, message, static, layer=where, layer_name=name,
-                      diagnosis=first.fix_code if first else None, fix=first.fix if first else None,
-                      fix_code=first.fix_code if first else None, fix_layer=first.layer if first else None,
-                      severity=severity, alternatives=alternatives)
+        found = self.report(step, code, message, layer=first.layer if first.layer is not None else layer,
+                            diagnosis=first.fix_code, fix=first.fix, fix_code=first.fix_code, fix_layer=first.layer,
+                            severity=severity, static=static, alternatives=alternatives)
+        self._errors += found is not None and severity == "error"
 
     def _causes(self) -> list:
         """Candidate root causes, most likely first.
@@ -153,7 +147,7 @@ class Diagnose(Detector):
         run showed (update sizes, dead or saturated layers); then weaker smells of the program
         (initialisers, missing non-linearities); then the budget; then a change of optimizer.
         """
-        static = structure.issues(self._facts)
+        static = rules.issues(self._facts)
         strong = [i for i in static if i.code not in WEAK_FLAGS]
         weak = [i for i in static if i.code in WEAK_FLAGS]
         evidence, fallback = self._dynamic_causes()
@@ -165,30 +159,30 @@ class Diagnose(Detector):
         if self._ratios:
             ratio = float(np.median(self._ratios))
             if ratio > UPDATE_BAND[1]:
-                out.append(structure.Issue("LR", f"updates are {ratio:.2g} of the weights per step", None, "HLR",
-                                           "lower the learning rate"))
+                out.append(Issue("LR", f"updates are {ratio:.2g} of the weights per step", None, "HLR",
+                                 "lower the learning rate"))
             elif ratio < UPDATE_BAND[0]:
-                out.append(structure.Issue("LR", f"updates are only {ratio:.2g} of the weights per step", None,
-                                           "HLR", "raise the learning rate"))
+                out.append(Issue("LR", f"updates are only {ratio:.2g} of the weights per step", None,
+                                 "HLR", "raise the learning rate"))
         for layer in sorted(self._dead | self._saturated):
             what = "dead (ReLU outputs all zero)" if layer in self._dead else "saturated"
-            out.append(structure.Issue("LAYER", f"layer {layer} is {what}", layer, "ACH",
-                                       f"change the activation of layer {layer}"))
+            out.append(Issue("LAYER", f"layer {layer} is {what}", layer, "ACH",
+                             f"change the activation of layer {layer}"))
         losses = [e["loss"] for e in self._epochs if math.isfinite(e["loss"])]
         if len(losses) >= 2 and losses[-1] < (1 - STILL_FALLING) * losses[-2]:
-            fallback.append(structure.Issue("BUDGET", "the loss was still falling when training ended", None, "HNE",
-                                            "train for more epochs"))
-        fallback.append(structure.Issue("OTHER", "no specific cause found", None, "OCH",
-                                        "change the optimizer (or its learning rate)"))
+            fallback.append(Issue("BUDGET", "the loss was still falling when training ended", None, "HNE",
+                                  "train for more epochs"))
+        fallback.append(Issue("OTHER", "no specific cause found", None, "OCH",
+                              "change the optimizer (or its learning rate)"))
         return out, fallback
 
     # -- before training -------------------------------------------------------------
 
     def _static(self, step) -> None:
         self._static_done = True
-        for issue in structure.issues(self._facts):
+        for issue in rules.issues(self._facts):
             if issue.severity == "error":
-                self._report(step, issue.code, issue.message, cause=issue, static=True)
+                self._report(step, issue.code, issue.message, severity="error", cause=issue, static=True)
 
     # -- during training ---------------------------------------------------------------
 
@@ -203,7 +197,7 @@ class Diagnose(Detector):
         flat = step.stats.reshape(-1)
         if self._nonfinite(step, flat, loss):
             return
-        self._evidence(flat)
+        self._evidence(step, flat)
         if self._errors:
             return  # one error explains the run; later symptoms are its consequences
         self._constant_output(step, flat)
@@ -215,7 +209,7 @@ class Diagnose(Detector):
         handful of numpy calls)."""
         n = step.stats.shape[0]
         acts = [layer.get("activation") for layer in self._layers[:n]] + [None] * max(0, n - len(self._layers))
-        out = structure.output_layer(self._layers[:n])
+        out = rules.output_layer(self._layers[:n])
         hidden = np.arange(n) < (out if out is not None else n)
         mask = step.mask
 
@@ -237,37 +231,32 @@ class Diagnose(Detector):
         self._at = {
             "counts": np.asarray([pos(i, st, c) for i, st in pairs for c in (_NAN, _INF)], np.int64),
             "means": np.asarray([pos(i, st, _MEAN) for i, st in pairs], np.int64),
-            "w": (at(weighted, _WEIGHTS, _MEAN), at(weighted, _WEIGHTS, _STD)),
-            "u": (at(weighted, _UPDATE, _MEAN), at(weighted, _UPDATE, _STD)),
+            "weighted": weighted,
             "relu": (relu, at(relu, _OUTPUT, _ZERO)),
             "sigmoid": (sig, at(sig, _OUTPUT, _MEAN), at(sig, _OUTPUT, _STD)),
             "tanh": (tanh, at(tanh, _OUTPUT, _MEAN), at(tanh, _OUTPUT, _STD)),
             "grads": at(grads, _OUTPUT_GRAD, _ZERO),
             "out": (pos(n - 1, _OUTPUT, _MEAN), pos(n - 1, _OUTPUT, _STD)),
         }
-        self._runs_dead = np.zeros(len(relu), np.int64)
-        self._runs_sat = {"sigmoid": np.zeros(len(sig), np.int64), "tanh": np.zeros(len(tanh), np.int64)}
 
     def _nonfinite(self, step, flat, loss) -> bool:
         at = self._at
         if math.isfinite(loss) and not flat[at["counts"]].any() and np.isfinite(flat[at["means"]]).all():
             return False
         bad = np.zeros(step.stats.shape[0], bool)
-        for stage in _WATCHED:  # rare: once per run at most, so clarity over speed
-            with np.errstate(invalid="ignore"):
-                s = step.stats[:, stage]
-                bad |= step.mask[:, stage] & ((s[:, _NAN] > 0) | (s[:, _INF] > 0) | ~np.isfinite(s[:, _MEAN]))
+        for stage in WATCHED:  # rare: once per run at most, so clarity over speed
+            bad |= nonfinite(step, stage)
         self._numerical = True
         first = int(np.flatnonzero(bad)[0]) if bad.any() else None
         where = f"layer {first}" if first is not None else "the loss"
-        self._report(step, "NUMERICAL", f"NaN/Inf values, first in {where} (loss {loss:.4g})", layer=first)
+        self._report(step, "NUMERICAL", f"NaN/Inf values, first in {where} (loss {loss:.4g})", severity="error",
+                     layer=first)
         return True
 
-    def _evidence(self, flat) -> None:
+    def _evidence(self, step, flat) -> None:
         """Update sizes, dead and saturated hidden layers: the run's evidence for a cause."""
         at = self._at
-        w = np.hypot(flat[at["w"][0]], flat[at["w"][1]])
-        u = np.hypot(flat[at["u"][0]], flat[at["u"][1]])
+        w, u = rms(step, "weights")[at["weighted"]], rms(step, "update")[at["weighted"]]
         with np.errstate(invalid="ignore", divide="ignore"):
             ratio = u / w
         ratio = ratio[(w > 0) & (u > 0) & np.isfinite(ratio)]
@@ -275,19 +264,13 @@ class Diagnose(Detector):
             self._ratios.append(float(ratio.max()))
         layers, zero = at["relu"]
         if len(layers):
-            self._runs_dead = np.where(flat[zero] >= DEAD, self._runs_dead + 1, 0)
-            self._dead.update(layers[self._runs_dead >= self._window].tolist())
+            self._dead.update(layers[self._persist("dead", flat[zero] >= DEAD)].tolist())
         for act in ("sigmoid", "tanh"):
             layers, mean, std = at[act]
             if len(layers):
                 with np.errstate(invalid="ignore"):
                     held = saturated_fraction(act, flat[mean], flat[std]) > SATURATED
-                self._runs_sat[act] = np.where(held, self._runs_sat[act] + 1, 0)
-                self._saturated.update(layers[self._runs_sat[act] >= self._window].tolist())
-
-    def _persist(self, key, holds: bool) -> bool:
-        self._runs[key] = self._runs.get(key, 0) + 1 if holds else 0
-        return self._runs[key] >= self._window
+                self._saturated.update(layers[self._persist(("saturated", act), held)].tolist())
 
     def _constant_output(self, step, flat) -> None:
         mean_at, std_at = self._at["out"]
@@ -300,15 +283,16 @@ class Diagnose(Detector):
             first = len(means) - 1  # the lowest layer from which every output on is flat
             while first > 0 and float(stds[first - 1]) <= TOL * max(1.0, abs(float(means[first - 1]))):
                 first -= 1
-            self._report(step, "CONSTANT_OUTPUT", f"the model's output is the same value ({mean:.4g}) "
-                         f"for every input for {self._window} batches (first flat at layer {first})", layer=first)
+            self._report(step, "CONSTANT_OUTPUT", f"the model's output is the same value ({mean:.4g}) for every "
+                         f"input for {self._persist.window} batches (first flat at layer {first})", severity="error",
+                         layer=first)
 
     def _vanished(self, step, flat, loss) -> None:
         grads = flat[self._at["grads"]]
         zero = bool(grads.size) and bool((grads >= 1.0).all())
         if self._persist("vanished", zero and not self._beats_reference(loss)):
-            self._report(step, "VANISHED", f"no gradient reaches any layer for {self._window} batches while the loss "
-                         f"({loss:.4g}) is no better than a constant predictor's")
+            self._report(step, "VANISHED", f"no gradient reaches any layer for {self._persist.window} batches while "
+                         f"the loss ({loss:.4g}) is no better than a constant predictor's", severity="error")
 
     def _beats_reference(self, loss) -> bool:
         ref = (self._facts.get("reference") or {}).get("loss")
@@ -337,7 +321,7 @@ class Diagnose(Detector):
     def _learning_verdict(self, step) -> bool:
         last = self._epochs[-1]
         ref = self._facts.get("reference") or {}
-        units = structure.output_units(self._layers)
+        units = rules.output_units(self._layers)
         chance = accuracy_reference(ref, last["metric"], self._facts.get("loss"), units)
         verdict = learns(last["loss"], ref.get("loss"), self._first_loss, last["acc"], chance)
         if verdict is not False:
@@ -347,7 +331,7 @@ class Diagnose(Detector):
         acc = f", accuracy {last['acc']:.3f} against the majority class's {chance:.3f}" \
             if last["acc"] is not None and chance is not None else ""
         self._report(step, "NOT_LEARNING", f"after {len(self._epochs)} epochs the training loss {last['loss']:.4g} "
-                     f"is no better than {against}{acc}")
+                     f"is no better than {against}{acc}", severity="error")
         return True
 
     def _overfitting(self, step) -> None:
@@ -358,17 +342,17 @@ class Diagnose(Detector):
             return
         best, last = int(np.argmin(val)), self._epochs[-1]
         scale = (self._facts.get("reference") or {}).get("loss") or self._first_loss
-        patience = max(PATIENCE, int(PATIENCE_SHARE * (self._budget_epochs or len(val))))
+        patience = max(PATIENCE, int(PATIENCE_SHARE * (self._budget.get("epochs") or len(val))))
         if not scale or len(val) - 1 - best < patience or last["loss"] >= self._epochs[best]["loss"]:
             return
         if val[-1] - last["loss"] >= GAP * scale:
-            cause = structure.Issue("OVERFIT", "", None, "REG", f"add regularisation (dropout) or stop at "
-                                    f"epoch {best + 1}")
+            cause = Issue("OVERFIT", "", None, "REG", f"add regularisation (dropout) or stop at "
+                          f"epoch {best + 1}")
             self._report(step, "OVERFITTING", f"validation loss {val[-1]:.4g} has not improved on epoch {best + 1}'s "
                          f"{val[best]:.4g} for {len(val) - 1 - best} epochs while the training loss fell to "
-                         f"{last['loss']:.4g}", cause=cause)
+                         f"{last['loss']:.4g}", severity="error", cause=cause)
 
     def _warnings(self, step) -> None:
         """A run that learns: its red flags did no harm, so they are advice."""
-        for issue in structure.issues(self._facts):
+        for issue in rules.issues(self._facts):
             self._report(step, issue.code, issue.message, cause=issue, severity="warning")

@@ -54,20 +54,20 @@ class KerasCallbackDetector(Detector):
     Args:
         callbacks: which callbacks to attach together: any of "ton",
             "es-loss", "es-acc" (their union stops at the first of them).
+        stop_on_finding, verbose: as for every detector used as a live callback.
     """
 
     name = "keras-callbacks"
     version = "1"
-    signals = ("logs", "epoch_logs")
     callbacks: tuple[str, ...] = ("ton", "es-loss", "es-acc")
 
-    def __init__(self, callbacks: tuple[str, ...] | None = None):
+    def __init__(self, callbacks: tuple[str, ...] | None = None, stop_on_finding: bool = False, verbose: int = 1):
         if callbacks is not None:
             unknown = set(callbacks) - {"ton", "es-loss", "es-acc"}
             if unknown:
                 raise ValueError(f"unknown Keras callbacks {sorted(unknown)}")
             self.callbacks = tuple(callbacks)
-        self.reset()
+        super().__init__(stop_on_finding=stop_on_finding, verbose=verbose)
 
     def reset(self) -> None:
         super().reset()
@@ -76,6 +76,7 @@ class KerasCallbackDetector(Detector):
         self._done = False
 
     def start(self, meta: dict) -> None:
+        super().start(meta)
         self._directions = dict(meta.get("metric_directions", {}))
         self._attach()
 
@@ -104,8 +105,8 @@ class KerasCallbackDetector(Detector):
         if step.final:
             return []  # a stop at the budget's very last moment is not an early stop
         who = self._who_stopped(step)
-        return [self._finding(step, "STOP", f"{who} stopped training at epoch {step.epoch + 1}"
-                              + (f", batch {step.batch + 1}" if step.batch is not None else ""))]
+        where = f"epoch {step.epoch + 1}" + (f", batch {step.batch + 1}" if step.batch is not None else "")
+        return [self.report(step, "STOP", f"{who} stopped training at {where}", severity="error")]
 
     def _who_stopped(self, step) -> str:
         if step.kind == "batch":

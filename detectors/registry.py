@@ -21,15 +21,12 @@ BUILTINS: dict[str, str] = {
     "keras-es-acc": "detectors.keras_baseline:EarlyStoppingAccuracyDetector",
     "keras-union": "detectors.keras_baseline:KerasUnionDetector",
     "layer-trend": "detectors.layer_trend:LayerTrend",
-    "layer-trend-faithful": "detectors.layer_trend:LayerTrend",
+    "layer-trend-faithful": "detectors.layer_trend_faithful:LayerTrendFaithful",
     "symptoms": "detectors.symptoms:Symptoms",
     "training-problems": "detectors.training_problems:TrainingProblems",
     "structure": "detectors.structure:Structure",
     "diagnose": "detectors.diagnose:Diagnose",
 }
-
-# Constructor arguments of built-ins that share a class.
-PARAMS: dict[str, dict] = {"layer-trend-faithful": {"mode": "faithful"}}
 
 GROUPS: dict[str, tuple[str, ...]] = {
     "keras-baseline": ("keras-ton", "keras-es-loss", "keras-es-acc", "keras-union"),
@@ -78,7 +75,7 @@ def create(name: str, **params):
         expand([name])  # raises with suggestions
     module, _, attr = target.partition(":")
     cls = getattr(importlib.import_module(module), attr)
-    detector = cls(**{**PARAMS.get(name, {}), **params})
+    detector = cls(**params)
     detector.name = name
     return detector
 

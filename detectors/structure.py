@@ -20,236 +20,17 @@ unit, a probability loss on an output that is no probability, labels the
 output cannot reach, labels in an encoding the loss cannot read), ``warning``
 for the rest, which many programs that train well carry (raw inputs, MSE on
 class labels, a large learning rate). It needs no training: all findings are made at the first step, at 0 s. As a
-live Keras callback it sees the model; pass ``sample=(x, y)`` for the data checks.
+live Keras callback it sees the model; pass ``sample=(x, y)`` for the data checks. The rules themselves
+are in ``detectors.rules``, where the other detectors take their fixes from.
 """
 
 from __future__ import annotations
 
-import dataclasses
-
 from detectors.base import Detector
+from detectors.rules import Issue, issues, output_units
 
-# A feature whose standard deviation or mean exceeds this is "far outside a normalised range":
-# a z-scored or min-max feature has spread about 1 and mean within 1, while raw pixels (spread
-# ~100), prices, counts or years are far beyond.
-INPUT_LIMIT = 20.0
-# Learning rates at or beyond these bounds rarely train with these optimizers
-# (SGD-family tolerate larger steps than the adaptive ones, whose per-weight step
-# is about the learning rate itself: 0.1 is the size of a Glorot-initialised weight).
-LR_RANGE = {"SGD": (1e-5, 1.0), "Adagrad": (1e-5, 1.0), "Adadelta": (1e-5, 10.0), "Ftrl": (1e-5, 1.0)}
-ADAPTIVE_LR_RANGE = (1e-6, 0.1)  # Adam, RMSprop, Nadam, Adamax, AdamW, ...
-# Kernel initialiser variances outside [1e-5, 10] (DeepDiagnosis's "poor weight initialization").
-INIT_VARIANCE = (1e-5, 10.0)
-
-ACTIVATION_RANGE = {"sigmoid": (0.0, 1.0), "softmax": (0.0, 1.0), "tanh": (-1.0, 1.0), "relu": (0.0, None),
-                    "softplus": (0.0, None), "relu6": (0.0, 6.0), "hard_sigmoid": (0.0, 1.0),
-                    "exponential": (0.0, None)}
-CROSS_ENTROPIES = {"categorical_crossentropy", "sparse_categorical_crossentropy", "binary_crossentropy"}
-REGRESSION_LOSSES = {"mean_squared_error", "mean_absolute_error", "mean_squared_logarithmic_error",
-                     "mean_absolute_percentage_error", "huber", "log_cosh", "logcosh"}
-WEIGHT_LAYERS = {"Dense", "Conv1D", "Conv2D", "Conv3D", "SeparableConv2D", "DepthwiseConv2D", "Conv2DTranspose",
-                 "LocallyConnected2D", "Embedding", "SimpleRNN", "LSTM", "GRU"}
-# Layers that pass values through without adding a non-linearity.
-TRANSPARENT = {"Dropout", "Flatten", "Reshape", "BatchNormalization", "GaussianNoise", "ActivityRegularization"}
-CONSTANT_INITS = {"Zeros", "Ones", "Constant"}
-PROBABILITIES = {"sigmoid", "softmax", "hard_sigmoid"}
-# A learning rate arrives as float32 (0.1 reads back as 0.10000000149): compare with float32's rounding.
-F32 = 1e-6
-
-
-@dataclasses.dataclass(frozen=True)
-class Issue:
-    """One static problem: what, where, and the change that would remove it."""
-
-    code: str
-    message: str
-    layer: int | None
-    fix_code: str
-    fix: str
-    severity: str = "warning"
-
-
-def output_layer(layers: list[dict]) -> int | None:
-    """Index of the layer whose activation is the model's output activation."""
-    for i in range(len(layers) - 1, -1, -1):
-        if layers[i].get("activation") is not None:
-            return i
-    return None
-
-
-def output_activation(layers: list[dict]) -> str:
-    i = output_layer(layers)
-    return (layers[i].get("activation") or "linear") if i is not None else "linear"
-
-
-def activation_layer(layers: list[dict], k: int | None) -> int | None:
-    """The layer at or before ``k`` that has an activation to change (a Dropout or Flatten has none)."""
-    if k is None:
-        return None
-    for i in range(min(k, len(layers) - 1), -1, -1):
-        if layers[i].get("activation") is not None:
-            return i
-    return None
-
-
-def output_units(layers: list[dict]) -> int | None:
-    units = [layer.get("units") for layer in layers if layer.get("units")]
-    return units[-1] if units else None
-
-
-def issues(facts: dict) -> list[Issue]:
-    """Every static issue of a program, in a fixed order (output first: it decides most)."""
-    if not facts or "layers" not in facts:
-        return []
-    found: list[Issue] = []
-    for rule in (_output_vs_loss, _loss_vs_labels, _output_range, input_scale, _learning_rate,
-                 _initialisers, _linear_stacks):
-        found.extend(rule(facts))
-    return found
-
-
-def _output_vs_loss(facts: dict) -> list[Issue]:
-    layers, loss = facts["layers"], facts.get("loss") or ""
-    k, act, units = output_layer(layers), output_activation(layers), output_units(layers)
-    y = facts.get("y") or {}
-    if act == "softmax" and units == 1:
-        return [Issue("OUT_LOSS", "softmax over a single output unit always outputs 1", k, "ACH",
-                      f"use sigmoid at layer {k} (or two softmax units)", "error")]
-    if facts.get("from_logits"):
-        if act in PROBABILITIES:
-            return [Issue("OUT_LOSS", f"{loss} with from_logits=True on a {act} output: the activation is "
-                          "applied twice", k, "ACH", f"use a linear output at layer {k}")]
-        return []
-    if loss in ("categorical_crossentropy", "sparse_categorical_crossentropy") and act != "softmax":
-        # A sigmoid output is a probability per unit (Keras renormalises them): it trains, if oddly.
-        return [Issue("OUT_LOSS", f"{loss} expects class probabilities (softmax) but the output is {act}", k,
-                      "ACH", f"use softmax at layer {k}", "warning" if act in PROBABILITIES else "error")]
-    if loss == "binary_crossentropy" and act != "sigmoid":
-        if act == "softmax" and (y.get("classes") or 0) > 2:
-            return [Issue("OUT_LOSS", "binary cross-entropy on a softmax over several classes", None, "LCH",
-                          "use categorical_crossentropy")]
-        if act != "softmax":
-            return [Issue("OUT_LOSS", f"binary cross-entropy expects probabilities (sigmoid) but the output is "
-                          f"{act}", k, "ACH", f"use sigmoid at layer {k}",
-                          "warning" if act in PROBABILITIES else "error")]
-    return []
-
-
-def _loss_vs_labels(facts: dict) -> list[Issue]:
-    loss, y = facts.get("loss") or "", facts.get("y")
-    if not y:
-        return []
-    act = output_activation(facts["layers"])
-    if loss in REGRESSION_LOSSES and (y["one_hot"] or (y["binary"] and act in ("sigmoid", "softmax"))):
-        return [Issue("LOSS_LABELS", f"a regression loss ({loss}) on class labels", None, "LCH",
-                      "use a cross-entropy loss")]
-    if loss == "categorical_crossentropy" and not y["one_hot"] and y["integer"] and (y.get("classes") or 0) > 2:
-        return [Issue("LOSS_LABELS", "categorical cross-entropy on integer class labels", None, "CPP",
-                      "one-hot encode the labels (or use sparse_categorical_crossentropy)", "error")]
-    if loss == "sparse_categorical_crossentropy" and y.get("min") is not None:
-        if y["one_hot"] and y["shape"] and y["shape"][-1] > 1:
-            return [Issue("LOSS_LABELS", "sparse categorical cross-entropy on one-hot labels", None, "LCH",
-                          "use categorical_crossentropy (or integer labels)", "error")]
-        if not y["integer"] or y["min"] < 0:
-            return [Issue("LOSS_LABELS", f"sparse categorical cross-entropy needs class indices, but the labels "
-                          f"span [{y['min']:.4g}, {y['max']:.4g}] and are not whole numbers", None, "CPP",
-                          "give the labels as integer class indices (undo their scaling)", "error")]
-    return []
-
-
-def _output_range(facts: dict) -> list[Issue]:
-    y = facts.get("y")
-    if not y or y.get("min") is None or facts.get("from_logits"):
-        return []
-    if facts.get("loss") == "sparse_categorical_crossentropy":
-        return []  # the labels are class indices, not output values
-    k, act = output_layer(facts["layers"]), output_activation(facts["layers"])
-    lo, hi = ACTIVATION_RANGE.get(act, (None, None))
-    below = lo is not None and y["min"] < lo - 1e-6
-    above = hi is not None and y["max"] > hi + 1e-6
-    if below or above:
-        return [Issue("OUT_RANGE", f"labels span [{y['min']:.4g}, {y['max']:.4g}] but {act} outputs "
-                      f"[{lo:g}, {'inf' if hi is None else f'{hi:g}'}]", k, "ACH",
-                      f"use an output activation covering the labels at layer {k} (linear for regression)", "error")]
-    if act == "softmax" and y.get("multi_hot"):
-        return [Issue("OUT_RANGE", "softmax outputs sum to 1, but a label row has several 1s (independent "
-                      "labels)", k, "ACH", f"use sigmoid at layer {k} for independent labels", "error")]
-    return []
-
-
-def input_scale(facts: dict) -> list[Issue]:
-    """Features whose spread or offset is far beyond a normalised range (raw pixels, prices, years).
-
-    Judged per feature, not by the extreme value: a standardised feature that is
-    almost always zero has rare z-scores of 40, and is normalised all the same.
-    """
-    x = facts.get("x")
-    if not x or x.get("min") is None:
-        return []
-    spread, offset = x.get("feature_std_max"), x.get("feature_mean_absmax")
-    if spread is None or offset is None:  # facts of an older version: the extremes are all there is
-        spread = offset = max(abs(x["min"]), abs(x["max"]))
-    if max(spread, offset) > INPUT_LIMIT:
-        return [Issue("INPUT_SCALE", f"inputs are not normalised: a feature's spread reaches {spread:.4g} and its "
-                      f"mean {offset:.4g} (range [{x['min']:.4g}, {x['max']:.4g}])", None, "CPP",
-                      "normalize the inputs (scale or standardize)")]
-    return []
-
-
-def _learning_rate(facts: dict) -> list[Issue]:
-    opt = facts.get("optimizer") or {}
-    lr = opt.get("learning_rate")
-    if lr is None:
-        return []
-    lo, hi = LR_RANGE.get(opt.get("class"), ADAPTIVE_LR_RANGE)
-    if lr >= hi * (1 - F32):
-        return [Issue("LR_RANGE", f"learning rate {lr:.3g} is large for {opt.get('class')} (it usually trains below "
-                      f"{hi:g})", None, "HLR", "lower the learning rate")]
-    if lr <= lo * (1 + F32):
-        return [Issue("LR_RANGE", f"learning rate {lr:.3g} is tiny for {opt.get('class')} (it usually trains above "
-                      f"{lo:g})", None, "HLR", "raise the learning rate")]
-    return []
-
-
-def _initialisers(facts: dict) -> list[Issue]:
-    out = []
-    for i, layer in enumerate(facts["layers"]):
-        init = layer.get("kernel_initializer") or {}
-        name, config = init.get("class"), init.get("config") or {}
-        variance = _init_variance(name, config)
-        if name in CONSTANT_INITS:
-            out.append(Issue("INIT", f"kernel initialised with {name}: every unit starts identical", i, "WCI",
-                             f"use a random initialiser (glorot_uniform, he_normal) at layer {i}"))
-        elif variance is not None and not INIT_VARIANCE[0] <= variance <= INIT_VARIANCE[1]:
-            out.append(Issue("INIT", f"kernel initialiser {name} has variance {variance:.3g}", i, "WCI",
-                             f"use a scaled initialiser (glorot_uniform, he_normal) at layer {i}"))
-    return out
-
-
-def _init_variance(name: str | None, config: dict) -> float | None:
-    if name in ("RandomNormal", "TruncatedNormal") and "stddev" in config:
-        return float(config["stddev"]) ** 2
-    if name == "RandomUniform" and "minval" in config and "maxval" in config:
-        return (float(config["maxval"]) - float(config["minval"])) ** 2 / 12
-    return None
-
-
-def _linear_stacks(facts: dict) -> list[Issue]:
-    """A weight layer with a linear output feeding another weight layer through transparent layers only."""
-    if facts.get("sequential") is False:
-        return []  # branches of a functional model are listed in order, but do not feed each other
-    layers, out, previous = facts["layers"], [], None
-    for i, layer in enumerate(layers):
-        cls, act = layer.get("class"), layer.get("activation")
-        if cls in WEIGHT_LAYERS:
-            if previous is not None:
-                out.append(Issue("LINEAR", f"no activation between layer {previous} and layer {i}: together they "
-                                 "are one linear map", previous, "AAL", f"add an activation (e.g. relu) after "
-                                 f"layer {previous}"))
-            previous = i if act in (None, "linear") else None
-        elif cls not in TRANSPARENT and not (cls == "Activation" and act == "linear"):
-            previous = None
-    return out
+# Re-exported for callers that read the rules from the detector (harness.scoring reads output_units).
+__all__ = ["Structure", "Issue", "issues", "output_units"]
 
 
 class Structure(Detector):
@@ -258,41 +39,35 @@ class Structure(Detector):
     Args:
         sample: ``(x, y)`` to summarise when used as a live Keras callback
             (the harness passes the facts of the case's data instead).
+        stop_on_finding: as a live callback, stop at the first error (before the first batch ends).
+        verbose: as a live callback, print findings as they are made.
     """
 
     name = "structure"
     version = "2"
     localizes = True
     suggests = True
-    signals = ("facts",)
 
     def __init__(self, sample=None, stop_on_finding: bool = False, verbose: int = 1):
         self.sample = sample
-        self.stop_on_finding = stop_on_finding
-        self.verbose = verbose
-        self.reset()
+        super().__init__(stop_on_finding=stop_on_finding, verbose=verbose)
 
     def reset(self) -> None:
         super().reset()
-        self._facts: dict = {}
         self._done = False
 
     def start(self, meta: dict) -> None:
         from harness.facts import with_sample
 
-        self._facts = with_sample(dict(meta.get("facts") or {}), self.sample)
+        super().start(meta)
+        self._facts = with_sample(self._facts, self.sample)
+        self._layers = list(self._facts.get("layers") or [])  # the findings are about the layers the facts describe
 
     def observe(self, step):
         if self._done:
             return []
         self._done = True
-        names = [layer.get("name") for layer in self._facts.get("layers", [])]
-        found = []
-        for issue in issues(self._facts):
-            f = self._finding(step, issue.code, issue.message, layer=issue.layer,
-                              layer_name=names[issue.layer] if issue.layer is not None else None,
-                              diagnosis=issue.fix_code, fix=issue.fix, fix_code=issue.fix_code, fix_layer=issue.layer,
-                              severity=issue.severity, static=True)
-            found.append(f)
-        return found
-
+        found = [self.report(step, i.code, i.message, layer=i.layer, diagnosis=i.fix_code, fix=i.fix,
+                             fix_code=i.fix_code, fix_layer=i.layer, severity=i.severity, static=True)
+                 for i in issues(self._facts)]
+        return [f for f in found if f is not None]

@@ -26,7 +26,7 @@ The fix is chosen from the evidence in DeepDiagnosis's order: poor weight
 initialisation (kernel variance outside [1e-5, 10]) -> change initialisation;
 inputs far outside a normalised range -> normalize the data; the update/weight
 ratio outside [1e-5, 1e-1] -> change the learning rate; then, ours, a static
-output/loss/label mismatch (``detectors.structure``) -> its fix; else by
+output/loss/label mismatch (``detectors.rules``) -> its fix; else by
 symptom: change the activation at the layer, or change the optimizer.
 """
 
@@ -36,35 +36,19 @@ import math
 
 import numpy as np
 
-from detectors import structure
-from detectors.base import Detector, failing, persistence_window, severity_if
+from detectors import rules
+from detectors.base import Detector, failing, severity_if
+from detectors.rules import DEAD, SATURATED, saturated_fraction
+from detectors.steps import Persistence, nonfinite, rms
 
 WINDOW = 20  # batches a condition must persist (as layer-trend; shortened for small budgets)
 MIN_WINDOW = 5
 TOL = 1e-6  # relative change below which a statistic "does not move" (a few float32 ulps)
-SATURATED = 0.5  # DeepDiagnosis: more than half the inputs of a sigmoid/tanh beyond +-5
-DEAD = 0.7  # DeepDiagnosis: at least 70 % of a ReLU layer's outputs are zero
 VANISHING = 1e-7  # DeepDiagnosis: mean |weight gradient| below this
 SPREAD = 10.0  # a linear output spreading over 10x the label range
 MIN_GAIN = 0.01  # the loss must fall 1 % (or the accuracy rise 0.01) between the first and the last window
 ACC_CEILING = 0.99  # an accuracy this high cannot be expected to rise
 RATIO = (1e-5, 1e-1)  # DeepDiagnosis's sane band for lr * |dW| / |W| (here: the update the optimizer made)
-
-_E = 1.0 / (1.0 + math.exp(5.0))  # sigmoid(-5)
-_T = math.tanh(5.0)
-
-
-def saturated_fraction(activation: str, mean, std):
-    """A lower bound on the fraction of saturated outputs of a sigmoid or tanh, from mean and std."""
-    mean, var = np.asarray(mean, np.float64), np.asarray(std, np.float64) ** 2
-    if activation == "sigmoid":
-        inner = mean - var - mean**2  # E[x(1-x)]
-        return np.clip(1.0 - inner / (_E * (1 - _E)), 0.0, 1.0)
-    if activation == "tanh":
-        inner = 1.0 - var - mean**2  # E[1 - x^2]
-        return np.clip(1.0 - inner / (1 - _T**2), 0.0, 1.0)
-    return np.zeros_like(mean)
-
 
 class Symptoms(Detector):
     """Report training symptoms per layer, each with a suggested fix.
@@ -78,20 +62,10 @@ class Symptoms(Detector):
     version = "3"
     localizes = True
     suggests = True
-    signals = ("values", "facts", "stats:output", "stats:weights", "stats:weight_grad", "stats:update")
-
-    def __init__(self, stop_on_finding: bool = False, verbose: int = 1):
-        self.stop_on_finding = stop_on_finding
-        self.verbose = verbose
-        self.reset()
 
     def reset(self) -> None:
         super().reset()
-        self._layers: list[dict] = []
-        self._facts: dict = {}
-        self._window = WINDOW
-        self._runs: dict = {}
-        self._seen: set = set()
+        self._persist = Persistence(WINDOW)
         self._prev = None
         self._first_var = None
         self._ratio = (math.nan, math.nan)
@@ -101,15 +75,13 @@ class Symptoms(Detector):
         self._acts = None  # per-layer layout, read once at the first batch (see _layout)
 
     def start(self, meta: dict) -> None:
-        self._layers = list(meta.get("layers") or [])
-        self._facts = dict(meta.get("facts") or {})
-        self._window = persistence_window(meta, WINDOW, MIN_WINDOW)
+        super().start(meta)
+        self._persist = Persistence.for_run(meta, WINDOW, MIN_WINDOW)
 
     def observe(self, step):
         if step.kind != "batch" or step.stats is None:
             return []
-        if not self._layers:
-            self._layers = [{"name": f"layer{i}"} for i in range(step.stats.shape[0])]
+        self._describe_layers(step)
         if self._acts is None:
             self._layout(step.stats.shape[0])
         before = len(self.findings)
@@ -124,8 +96,7 @@ class Symptoms(Detector):
 
     def _evidence(self, step) -> None:
         applies = step.applies("weights")
-        w = np.hypot(step.stat("weights", "mean"), step.stat("weights", "std"))
-        u = np.hypot(step.stat("update", "mean"), step.stat("update", "std"))
+        w, u = rms(step, "weights"), rms(step, "update")
         if self._first_var is None:
             self._first_var = np.where(applies, step.stat("weights", "std").astype(np.float64) ** 2, np.nan)
         with np.errstate(invalid="ignore", divide="ignore"):
@@ -138,21 +109,21 @@ class Symptoms(Detector):
         """(fault code, fix in words, layer it applies to), in DeepDiagnosis's order."""
         var = self._first_var if self._first_var is not None else np.array([])
         with np.errstate(invalid="ignore"):
-            poor = np.flatnonzero((var < structure.INIT_VARIANCE[0]) | (var > structure.INIT_VARIANCE[1]))
+            poor = np.flatnonzero((var < rules.INIT_VARIANCE[0]) | (var > rules.INIT_VARIANCE[1]))
         if len(poor):
             k = int(poor[0])
             return "WCI", f"change the weight initialisation of layer {k} (kernel variance {var[k]:.3g})", k
-        if structure.input_scale(self._facts):
+        if rules.input_scale(self._facts):
             return "CPP", "normalize the input data", None
         lo, hi = self._ratio
         if hi > RATIO[1]:
             return "HLR", f"lower the learning rate (an update moved a layer's weights by {hi:.2g} of their size)", None
         if hi < RATIO[0]:
             return "HLR", f"raise the learning rate (updates move the weights by only {hi:.2g} of their size)", None
-        for issue in structure.issues(self._facts):
+        for issue in rules.issues(self._facts):
             if issue.code in ("OUT_LOSS", "LOSS_LABELS", "OUT_RANGE"):
                 return issue.fix_code, issue.fix, issue.layer
-        k = structure.activation_layer(self._layers, layer)
+        k = rules.activation_layer(self._layers, layer)
         if k is not None and symptom in ("SATURATED", "DEAD_RELU", "VANISHING", "UNCHANGED", "OUT_OF_RANGE"):
             return "ACH", f"change the activation of layer {k}", k
         return "OCH", "change the optimizer", None
@@ -166,7 +137,7 @@ class Symptoms(Detector):
         if code in self.ADVICE:
             return "warning"
         if code in self.GATED:
-            recent = [v for v in self._losses[-self._window:] if math.isfinite(v)] \
+            recent = [v for v in self._losses[-self._persist.window:] if math.isfinite(v)] \
                 or [step.values.get("loss", math.nan)]
             first = next((v for v in self._losses if math.isfinite(v)), None)
             return severity_if(failing(self._facts, float(np.mean(recent)), first))
@@ -174,14 +145,14 @@ class Symptoms(Detector):
 
     def _report(self, step, code: str, message: str, layer: int | None = None, stage: str | None = None,
                 kind: str | None = None) -> None:
-        if (code, layer) in self._seen:
-            return
-        self._seen.add((code, layer))
+        """A symptom, once per (code, layer), with the fix the evidence points to; a layer-less one names
+        the fix's layer."""
+        if self.reported((code, layer)):
+            return  # a symptom that persists: no fix to work out again
         fix_code, fix, fix_layer = self._suggest(code, layer)
-        where = layer if layer is not None else fix_layer
-        name = self._layers[where].get("name") if where is not None and where < len(self._layers) else None
-        self._finding(step, code, message, layer=where, layer_name=name, stage=stage, diagnosis=fix_code,
-                      fix=fix, fix_code=fix_code, fix_layer=fix_layer, severity=self._severity(step, kind or code))
+        self.report(step, code, message, layer=layer if layer is not None else fix_layer, stage=stage,
+                    diagnosis=fix_code, fix=fix, fix_code=fix_code, fix_layer=fix_layer,
+                    severity=self._severity(step, kind or code), key=(code, layer))
 
     # -- symptoms ------------------------------------------------------------------
 
@@ -189,12 +160,10 @@ class Symptoms(Detector):
         if self._nan_done:
             return True
         for stage in ("output", "weights", "weight_grad"):
-            bad = step.applies(stage) & ((step.stat(stage, "nan") > 0) | (step.stat(stage, "inf") > 0)
-                                         | ~np.isfinite(step.stat(stage, "mean")))
+            bad = nonfinite(step, stage)
             if bad.any():
                 self._report(step, "NUMERICAL", f"{stage.replace('_', ' ')} has NaN/Inf values",
-                             int(np.flatnonzero(bad)[0]),
-                             stage)
+                             int(np.flatnonzero(bad)[0]), stage)
                 self._nan_done = True
                 return True
         loss = step.values.get("loss", 0.0)
@@ -203,19 +172,13 @@ class Symptoms(Detector):
             self._nan_done = True
         return self._nan_done
 
-    def _persist(self, check: str, held: np.ndarray) -> np.ndarray:
-        runs = self._runs.get(check)
-        runs = np.where(held, (runs if runs is not None else 0) + 1, 0)
-        self._runs[check] = runs
-        return runs >= self._window
-
     def _layout(self, n: int) -> None:
         """Activations, hidden layers and the output layer: fixed for a run, so not recomputed per batch."""
         self._acts = [layer.get("activation") for layer in self._layers[:n]]
-        out = structure.output_layer(self._layers[:n])
+        out = rules.output_layer(self._layers[:n])
         self._hidden = np.arange(n) < (out if out is not None else n)
         self._relu = np.array([a == "relu" for a in self._acts], bool)
-        self._output = structure.output_layer(self._layers)
+        self._output = rules.output_layer(self._layers)
 
     def _layer_symptoms(self, step) -> None:
         n = step.stats.shape[0]
@@ -228,8 +191,7 @@ class Symptoms(Detector):
         sat = np.array([saturated_fraction(a, m, s) > SATURATED if a in ("sigmoid", "tanh") else False
                         for a, m, s in zip(acts, mean, std)])
         dead = self._relu & (step.stat("output", "zero_frac") >= DEAD)
-        grad = np.hypot(step.stat("weight_grad", "mean"), step.stat("weight_grad", "std"))
-        vanishing = step.applies("weight_grad") & (grad < VANISHING)
+        vanishing = step.applies("weight_grad") & (rms(step, "weight_grad") < VANISHING)
         checks = (("UNCHANGED", still, "output", "output does not move for {w} batches"),
                   ("SATURATED", sat & hidden, "output", "more than half of the outputs are saturated for {w} batches"),
                   ("DEAD_RELU", dead & hidden, "output",
@@ -238,7 +200,7 @@ class Symptoms(Detector):
         for code, held, stage, text in checks:
             hits = np.flatnonzero(self._persist(code, held))
             if len(hits):
-                self._report(step, code, text.format(w=self._window), int(hits[0]), stage)
+                self._report(step, code, text.format(w=self._persist.window), int(hits[0]), stage)
 
     def _output_range(self, step) -> None:
         y = self._facts.get("y") or {}
@@ -246,7 +208,7 @@ class Symptoms(Detector):
         if k is None or y.get("min") is None or k >= step.stats.shape[0]:
             return
         act = self._layers[k].get("activation") or "linear"
-        lo, hi = structure.ACTIVATION_RANGE.get(act, (None, None))
+        lo, hi = rules.ACTIVATION_RANGE.get(act, (None, None))
         if (lo is not None and y["min"] < lo - 1e-6) or (hi is not None and y["max"] > hi + 1e-6):
             self._report(step, "OUT_OF_RANGE", f"{act} output cannot reach labels in [{y['min']:.4g}, "
                          f"{y['max']:.4g}]", k, "output")
@@ -254,12 +216,12 @@ class Symptoms(Detector):
         spread = float(step.stat("output", "max")[k] - step.stat("output", "min")[k])
         label_range = y["max"] - y["min"]
         wide = act == "linear" and label_range > 0 and spread > SPREAD * label_range
-        if self._persist("SPREAD", np.array([wide]))[0]:
+        if self._persist("SPREAD", wide):
             self._report(step, "OUT_OF_RANGE", f"the linear output spreads over {spread:.4g}, more than {SPREAD:g}x "
                          f"the label range", k, "output", kind="SPREAD")
 
     def _progress(self, step) -> None:
-        w = self._window
+        w = self._persist.window
         self._losses.append(step.values.get("loss", math.nan))
         if "accuracy" in step.values:
             self._accs.append(step.values["accuracy"])

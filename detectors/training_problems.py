@@ -16,7 +16,7 @@ As in AUTOTRAINER, gradient problems are reported only while accuracy is poor
 (< 0.6; always for models without accuracy). Norms are estimated from each
 layer's gradient RMS times the square root of its parameter count. Findings
 name the problem and a repair; they point at no layer. A program that cannot be
-right (``detectors.structure``'s errors: softmax over one unit, ...) gets that
+right (the error issues of ``detectors.rules``: softmax over one unit, ...) gets that
 error's fix instead of a tuning repair.
 """
 
@@ -27,8 +27,9 @@ import warnings
 
 import numpy as np
 
-from detectors import structure
+from detectors import rules
 from detectors.base import Detector, failing, severity_if
+from detectors.steps import nonfinite, rms
 
 MIN_PERIODS = 5  # epochs needed to judge per epoch; otherwise the budget is cut into this many periods
 VANISH_RATIO, VANISH_NORM = 1e-3, 1e-4
@@ -53,29 +54,18 @@ class TrainingProblems(Detector):
     version = "3"
     localizes = True
     suggests = True  # findings name a fault kind (the repair), never a layer
-    signals = ("values", "stats:weight_grad")
-
-    def __init__(self, stop_on_finding: bool = False, verbose: int = 1):
-        self.stop_on_finding = stop_on_finding
-        self.verbose = verbose
-        self.reset()
 
     def reset(self) -> None:
         super().reset()
-        self._layers: list[dict] = []
         self._period = None
         self._acc: list[float] = []  # per period
         self._loss: list[float] = []
         self._batch: list[tuple] = []  # (grad rms per layer, zero_frac per layer, accuracy, loss) of this period
-        self._seen: set = set()
         self._count = 0
-        self._facts: dict = {}
 
     def start(self, meta: dict) -> None:
-        self._layers = list(meta.get("layers") or [])
-        self._facts = dict(meta.get("facts") or {})
-        budget = meta.get("budget") or {}
-        epochs, steps = budget.get("epochs") or 0, budget.get("steps_per_epoch") or 0
+        super().start(meta)
+        epochs, steps = self._budget.get("epochs") or 0, self._budget.get("steps_per_epoch") or 0
         self._period = steps if epochs >= MIN_PERIODS else max(1, (epochs * steps) // MIN_PERIODS)
 
     def observe(self, step):
@@ -83,9 +73,8 @@ class TrainingProblems(Detector):
             return []
         before = len(self.findings)
         applies = step.applies("weight_grad")
-        g = np.hypot(step.stat("weight_grad", "mean"), step.stat("weight_grad", "std"))
-        nonfinite = (step.stat("weight_grad", "nan") > 0) | (step.stat("weight_grad", "inf") > 0)
-        bad = applies & (nonfinite | ~np.isfinite(g))
+        g = rms(step, "weight_grad")
+        bad = nonfinite(step, "weight_grad") | (applies & ~np.isfinite(g))  # a spread that overflows counts too
         if bad.any() or not math.isfinite(step.values.get("loss", 0.0)):
             self._report(step, "EXPLODING_GRADIENT", "gradients (or the loss) became NaN/Inf", "error")
             return self.findings[before:]
@@ -99,13 +88,13 @@ class TrainingProblems(Detector):
         return self.findings[before:]
 
     def _report(self, step, code: str, message: str, severity: str | None = None) -> None:
-        """Severity: NaN/Inf is an error; the other problems are errors only while the loss is no better
-        than a constant predictor's (AUTOTRAINER's "only while accuracy is poor", judged against the data)."""
-        if code in self._seen:
-            return
-        self._seen.add(code)
+        """A problem, once, with its repair. Severity: NaN/Inf is an error; the other problems are errors only
+        while the loss is no better than a constant predictor's (AUTOTRAINER's "only while accuracy is poor",
+        judged against the data)."""
+        if self.reported(code):
+            return  # gradients that stay NaN: no repair to work out again
         fix_code, fix = REPAIRS[code]
-        broken = next((i for i in structure.issues(self._facts) if i.severity == "error"), None)
+        broken = next((i for i in rules.issues(self._facts) if i.severity == "error"), None)
         if broken is not None and code != "OSCILLATING":
             # No tuning repairs a program that cannot be right (softmax over one unit, ...): name its fix.
             fix_code, fix = broken.fix_code, broken.fix
@@ -113,8 +102,8 @@ class TrainingProblems(Detector):
             first = next((v for v in self._loss if math.isfinite(v)), None)
             now = self._loss[-1] if self._loss else math.nan
             severity = "warning" if code == "OSCILLATING" else severity_if(failing(self._facts, now, first))
-        self._finding(step, code, f"{message} (epoch {step.epoch + 1})", diagnosis=fix_code, fix=fix,
-                      fix_code=fix_code, severity=severity)
+        self.report(step, code, f"{message} (epoch {step.epoch + 1})", diagnosis=fix_code, fix=fix,
+                    fix_code=fix_code, severity=severity, key=code)
 
     def _period_end(self, step) -> None:
         with warnings.catch_warnings():  # layers without weights are all-NaN columns, by design

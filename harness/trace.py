@@ -146,10 +146,6 @@ class Trace:
     def value(self, name: str) -> np.ndarray:
         return self.arrays["values"][:, self.meta["value_names"].index(name)]
 
-    def epoch_log(self, name: str) -> np.ndarray:
-        names = self.meta["epoch_log_names"]
-        return self.arrays["epoch_logs"][:, names.index(name)] if name in names else np.full(len(names), np.nan)
-
     def steps(self) -> Iterator[Step]:
         """Batch and epoch-end steps in the order training produced them."""
         a, meta = self.arrays, self.meta

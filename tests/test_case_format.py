@@ -122,3 +122,32 @@ def test_a_learning_rate_schedule_of_the_case_changes_the_recorded_learning_rate
     assert record["status"] == "ok", record.get("error")
     lr = Trace.from_bytes(record["trace_npz"]).value("learning_rate")
     assert lr[0] == pytest.approx(0.1) and lr[-1] == pytest.approx(0.025)  # 0.1, then x0.5 per epoch
+
+
+HEALTHY = (GOOD.replace("id: t-good", "id: zoo-xor").replace("task: binary", "task: binary\nstatus: healthy")
+           .replace("activation: softmax", "activation: sigmoid")
+           .replace("patch:\n  - {set: model.layers.1.Dense.activation, to: sigmoid}\n", "")
+           .replace("faults: [{code: ACH, layer: 1}]", "faults: [{code: NONE}]")
+           .replace("symptom: {kind: accuracy_at_most, value: 0.6}", "symptom: {kind: none}"))
+
+
+def test_a_healthy_program_has_no_patch_and_is_trained_once_as_its_patched_variant(tmp_path):
+    from harness.running.runner import RunConfig, units_for
+
+    (tmp_path / "zoo.yaml").write_text(HEALTHY)
+    case = load_case(str(tmp_path / "zoo.yaml"))
+    assert case.variants == ("patched",) and case.spec("patched") == case.spec("buggy")
+    units = units_for([case], RunConfig(seeds=(0, 1)))
+    assert [(u["variant"], u["seed"]) for u in units] == [("patched", 0), ("patched", 1)]
+
+
+def test_a_healthy_program_with_a_patch_or_a_fault_is_refused(tmp_path):
+    for bad in (HEALTHY + "patch:\n  - {set: fit.epochs, to: 3}\n",
+                HEALTHY.replace("faults: [{code: NONE}]", "faults: [{code: HLR}]")):
+        (tmp_path / "zoo.yaml").write_text(bad)
+        with pytest.raises(CaseFileError, match="a healthy program has no patch"):
+            load_case(str(tmp_path / "zoo.yaml"))
+    no_patch = GOOD.replace("patch:\n  - {set: model.layers.1.Dense.activation, to: sigmoid}\n", "")
+    (tmp_path / "pair.yaml").write_text(no_patch)
+    with pytest.raises(CaseFileError, match="at least one edit"):
+        load_case(str(tmp_path / "pair.yaml"))

@@ -1,16 +1,27 @@
-"""Every registered detector passes check_detector; the suite itself catches bad detectors."""
+"""Every registered detector passes every conformance check; the suite itself catches bad detectors."""
 
 import pytest
 
 from detectors import registry
-from detectors.base import Detector
-from detectors.conformance import ConformanceError, check_detector
+from detectors.base import Detector, NullDetector
+from detectors.conformance import CHECKS, ConformanceError, check_detector, detector_checks, parametrize_with_checks
+
+REGISTERED = [registry.create(name) for name in sorted(registry.available())]
 
 
-@pytest.mark.parametrize("name", sorted(registry.available()))
-def test_registered_detector_conforms(name):
-    passed = check_detector(registry.create(name))
-    assert "check_no_lookahead" in passed and "check_pickle" in passed
+@parametrize_with_checks(REGISTERED)
+def test_registered_detector_conforms(detector, check):
+    check(detector)
+
+
+def test_every_registered_detector_meets_every_check():
+    pairs = list(detector_checks(REGISTERED))
+    assert len(pairs) == len(REGISTERED) * len(CHECKS)
+    assert {c.name for _, c in pairs} >= {"check_no_lookahead", "check_pickle"}
+
+
+def test_check_detector_runs_them_all():
+    assert check_detector(NullDetector()) == [c.name for c in CHECKS]
 
 
 class Peeking(Detector):
@@ -21,7 +32,7 @@ class Peeking(Detector):
     def observe(self, step):
         if step.index == 0:
             return []
-        f = self._finding(step, "X", "late")
+        f = self.report(step, "X", "late", severity="error", key=step.index)
         f = f.__class__(**{**f.to_dict(), "step": step.index + 1})
         self.findings[-1] = f
         return [f]
@@ -45,13 +56,11 @@ class Forgetful(Detector):
 
     def observe(self, step):
         type(self).seen += 1
-        return [self._finding(step, "X", "again")] if type(self).seen > 40 else []
+        return [self.report(step, "X", "again", severity="error", key=step.index)] if type(self).seen > 40 else []
 
 
 @pytest.mark.parametrize("bad, check", [(Peeking, "check_no_lookahead"), (Mutating, "check_no_mutation"),
                                         (Forgetful, "check_deterministic")])
 def test_suite_catches_bad_detectors(bad, check):
     with pytest.raises(ConformanceError, match=check):
-        d = bad()
-        d.reset()
-        check_detector(d)
+        check_detector(bad())

@@ -135,11 +135,11 @@ def test_the_verdict_comes_when_training_stops_early():
 
 
 def test_fixes_never_name_a_layer_without_an_activation():
-    from detectors import structure
+    from detectors import rules
 
     layers = [{"class": "Dense", "activation": "relu"}, {"class": "Dropout", "activation": None}]
-    assert structure.activation_layer(layers, 1) == 0
-    assert structure.activation_layer([{"class": "Dropout", "activation": None}], 0) is None
+    assert rules.activation_layer(layers, 1) == 0
+    assert rules.activation_layer([{"class": "Dropout", "activation": None}], 0) is None
 
 
 @pytest.mark.parametrize("loss, y, expected", [

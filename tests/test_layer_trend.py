@@ -7,6 +7,7 @@ import pytest
 
 from detectors import registry, replay
 from detectors.layer_trend import LayerTrend
+from detectors.layer_trend_faithful import LayerTrendFaithful
 from detectors.toy_traces import make_trace
 from harness.trace import STAGES, STATS
 
@@ -147,6 +148,15 @@ def test_faithful_unchanged_loss_is_mdl():
     assert (f.code, f.batch) == ("MDL", 0) and f.epoch == 1  # counter 5 = epoch 1, batch 0
 
 
-def test_unknown_mode_is_refused():
-    with pytest.raises(ValueError, match="faithful"):
-        LayerTrend(mode="fast")
+def test_faithful_is_its_own_detector_and_names_itself():
+    t = trace_with({("weight_grad", "mean", 2): 0.0})
+    assert isinstance(registry.create("layer-trend-faithful"), LayerTrendFaithful)
+    assert [f.detector for f in replay(LayerTrendFaithful(), t)] == ["layer-trend-faithful"]  # as printed live
+    assert replay(LayerTrendFaithful(), t) == replay(registry.create("layer-trend-faithful"), t)
+
+
+@pytest.mark.parametrize("mode", ["faithful", "fast"])
+def test_a_mode_other_than_default_is_refused(mode):
+    assert LayerTrend(mode="default", verbose=0).verbose == 0  # the old keyword still works
+    with pytest.raises(ValueError, match="LayerTrendFaithful"):
+        LayerTrend(mode=mode)

@@ -26,11 +26,10 @@ class LossAboveOne(Detector):
 
     name = "loss-above-one"
     version = "1"
-    signals = ("values",)
 
     def observe(self, step):
         if step.kind == "batch" and step.values.get("loss", 0) > 1 and not self.findings:
-            return [self._finding(step, "BIG", "loss above 1")]
+            return [self.report(step, "BIG", "loss above 1", severity="error")]
         return []
 '''
 
@@ -113,11 +112,12 @@ def test_stored_findings_are_reused_until_the_detector_changes(tmp_path, monkeyp
 
 
 def test_a_changed_parameter_is_a_new_fingerprint():
+    from detectors.keras_baseline import KerasCallbackDetector
     from detectors.layer_trend import LayerTrend
     from harness.running.findings import fingerprint
 
     assert fingerprint(LayerTrend()) == fingerprint(LayerTrend())
-    assert fingerprint(LayerTrend()) != fingerprint(LayerTrend(mode="faithful"))
+    assert fingerprint(KerasCallbackDetector()) != fingerprint(KerasCallbackDetector(callbacks=("ton",)))
 
 
 def test_retraining_a_unit_forgets_its_stored_findings(tmp_path):

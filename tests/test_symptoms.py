@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from detectors import replay
-from detectors.symptoms import Symptoms, saturated_fraction
+from detectors.rules import saturated_fraction
+from detectors.symptoms import Symptoms
 from detectors.toy_traces import make_trace
 from detectors.training_problems import TrainingProblems
 from harness.trace import STAGES, STATS

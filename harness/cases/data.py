@@ -536,6 +536,22 @@ def _binarize(x, y, threshold: float = 0.0, on: str = "x"):
     return _on(x, y, on, lambda a: (np.asarray(a, np.float64) > threshold).astype(np.float64))
 
 
+def _shuffle_labels(x, y, fraction: float = 1.0, seed: int = 0):
+    """A ``fraction`` of the labels permuted among their rows (label noise; ``seed`` picks which)."""
+    rng = np.random.default_rng(seed)
+    y = np.array(y, copy=True)
+    rows = rng.choice(len(y), size=int(round(fraction * len(y))), replace=False)
+    y[rows] = y[rng.permutation(rows)]
+    return x, y
+
+
+def _subsample(x, y, fraction: float, seed: int = 0):
+    """Only a ``fraction`` of the rows kept (training data deleted; ``seed`` picks which)."""
+    keep = np.sort(np.random.default_rng(seed).choice(len(x), size=max(1, int(round(fraction * len(x)))),
+                                                      replace=False))
+    return np.asarray(x)[keep], np.asarray(y)[keep]
+
+
 PREPROCESS = {
     "standardize": _standardize,
     "minmax": _minmax,
@@ -544,4 +560,6 @@ PREPROCESS = {
     "reshape": _reshape,
     "cast": _cast,
     "binarize": _binarize,
+    "shuffle_labels": _shuffle_labels,
+    "subsample": _subsample,
 }

@@ -31,6 +31,11 @@ class LoadedCase:
     def id(self) -> str:
         return self.case.id
 
+    @property
+    def variants(self) -> tuple[str, ...]:
+        """What is trained: both variants of a pair; a healthy program once, as its patched (healthy) variant."""
+        return ("patched",) if self.case.status == "healthy" else VARIANTS
+
     def spec(self, variant: str) -> schema.Spec:
         return self.specs[variant]
 
@@ -107,6 +112,8 @@ def select(cases: list[LoadedCase], ids: list[str] | None) -> list[LoadedCase]:
 def _variant_specs(path: str, raw: dict, lines: dict) -> dict[str, schema.Spec]:
     base = {k: raw[k] for k in schema.SPEC_KEYS if k in raw}
     specs = {"buggy": schema.Spec.model_validate(base)}
+    if raw.get("status") == "healthy":
+        return {"buggy": specs["buggy"], "patched": specs["buggy"]}  # one program: no patch
     try:
         patched = apply_patch(base, raw["patch"])
     except PatchError as exc:

@@ -40,9 +40,14 @@ SYMPTOMS = (
     "none",  # the case has no symptom (negative control)
 )
 
-PREPROCESS_STEPS = ("standardize", "minmax", "scale", "one_hot", "reshape", "cast", "binarize")
+PREPROCESS_STEPS = ("standardize", "minmax", "scale", "one_hot", "reshape", "cast", "binarize", "shuffle_labels",
+                    "subsample")
 TASKS = ("binary", "multiclass", "multilabel", "regression")
-STATUSES = ("valid", "no_bug", "mislabelled", "questionable")
+# valid: a buggy/patched pair that reproduces; no_bug: the original was no bug (a negative control); mislabelled,
+# questionable: kept with a measured reason; healthy: a single healthy program (the zoo), no patch, trained once
+# as its patched variant, on which any error is a false alarm; equivalent: a generated mutant its base did not
+# measurably beat (kept out of detection rates).
+STATUSES = ("valid", "no_bug", "mislabelled", "questionable", "healthy", "equivalent")
 
 MAX_EPOCHS = 5_000  # a reduced budget; raising it needs `allow_large_budget`
 MAX_BATCH = 1_000_000  # rows per batch: beyond any data set a CPU case trains on
@@ -281,18 +286,25 @@ class Case(Spec):
     task: Literal[TASKS]  # type: ignore[valid-type]
     status: Literal[STATUSES] = "valid"  # type: ignore[valid-type]
     status_reason: str | None = None
-    patch: list[Edit] = Field(min_length=1)
+    patch: list[Edit] = []
     truth: Truth
     symptom: Symptom
     original: Original = Original()
     allow_large_budget: bool = False
     paper: dict[str, Any] | None = None
+    generated: dict[str, Any] | None = None  # a mutant's operator, base program and kill decision
     notes: list[str] = []
 
     @model_validator(mode="after")
     def _consistent(self) -> Case:
-        if self.status != "valid" and not self.status_reason:
+        if self.status not in ("valid", "healthy") and not self.status_reason:
             raise ValueError(f"status '{self.status}' needs a one-line 'status_reason'")
+        if self.status == "healthy":
+            if self.patch or [f.code for f in self.truth.faults] != ["NONE"] or self.symptom.kind != "none":
+                raise ValueError("a healthy program has no patch, truth faults [{code: NONE}] and symptom "
+                                 "{kind: none}")
+        elif not self.patch:
+            raise ValueError("patch: at least one edit (only a 'healthy' program has none)")
         if self.fit.epochs > MAX_EPOCHS and not self.allow_large_budget:
             raise ValueError(
                 f"fit.epochs={self.fit.epochs} exceeds {MAX_EPOCHS}; set 'allow_large_budget: true' if you mean it"

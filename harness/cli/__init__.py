@@ -1,4 +1,4 @@
-"""The ``bugbench`` command: list | validate | new | spec | run | fidelity | report | show | prune.
+"""The ``bugbench`` command: list | validate | new | spec | run | fidelity | report | show | prune | mutate | kill.
 
 One module per group of commands; each adds its parsers (sharing the parent
 parsers of ``options``) and calls plain functions. TensorFlow is imported only
@@ -11,7 +11,7 @@ import argparse
 import os
 import sys
 
-from harness.cli import cases, prune, report, run
+from harness.cli import cases, mutate, prune, report, run
 
 
 def program() -> None:
@@ -45,6 +45,6 @@ def parser_() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="bugbench", description="Benchmark detectors of faults in DNN training.")
     p.add_argument("--version", action="version", version=f"bugbench {__version__}")
     sub = p.add_subparsers(dest="command")
-    for group in (cases, run, report, prune):
+    for group in (cases, run, report, prune, mutate):
         group.add(sub)
     return p

@@ -23,10 +23,12 @@ def counts(row, column: str) -> tuple[int, int] | None:
     return int(k), int(n)
 
 
-def points(summary: pd.DataFrame, subset: str = "valid") -> list[dict]:
-    """(detector, detection rate and interval, false-alarm rate and interval) for every detector of ``subset``."""
+def points(summary: pd.DataFrame, subset: str | None = "valid") -> list[dict]:
+    """(detector, detection rate and interval, false-alarm rate and interval) for every detector of ``subset``
+    (None: every row, for a summary without subsets)."""
     out = []
-    for _, row in summary[summary["subset"] == subset].iterrows():
+    rows = summary if subset is None else summary[summary["subset"] == subset]
+    for _, row in rows.iterrows():
         det, fa = counts(row, "detected"), counts(row, "false_alarms")
         if det is None or fa is None:
             continue
@@ -35,14 +37,15 @@ def points(summary: pd.DataFrame, subset: str = "valid") -> list[dict]:
     return out
 
 
-def draw_detector_map(results_dir: str, subset: str = "valid") -> str | None:
-    """Write ``<results>/plots/detectors.png`` from ``<results>/summary.csv``; return its path (None: no rows)."""
-    path = os.path.join(results_dir, "summary.csv")
+def draw_detector_map(results_dir: str, subset: str | None = "valid", summary_file: str = "summary.csv",
+                      out: str = "detectors.png", title: str | None = None) -> str | None:
+    """Write ``<results>/plots/<out>`` from a summary table; return its path (None: no rows)."""
+    path = os.path.join(results_dir, summary_file)
     try:
         summary = pd.read_csv(path)
     except (OSError, pd.errors.EmptyDataError):  # no summary yet, or one without rows
         return None
-    if "subset" not in summary:
+    if subset is not None and "subset" not in summary:
         return None
     pts = points(summary, subset)
     if not pts:
@@ -64,12 +67,12 @@ def draw_detector_map(results_dir: str, subset: str = "valid") -> str | None:
     ax.set_xlim(-0.03, 1.03)
     ax.set_ylim(-0.03, 1.03)
     ax.set_xlabel(f"false-alarm rate: an error on a healthy run (of {pts[0]['healthy']})")
-    ax.set_ylabel(f"detection rate: an error on the buggy run (of {pts[0]['n']} {subset} cases)")
-    ax.set_title("Detectors: detection against false alarms (95 % Wilson intervals; "
-                 "up and left is better)", fontsize=9)
+    ax.set_ylabel(f"detection rate: an error on the buggy run (of {pts[0]['n']} {subset or 'killed'} cases)")
+    ax.set_title((title + ": " if title else "Detectors: ") + "detection against false alarms (95 % Wilson "
+                 "intervals; up and left is better)", fontsize=9)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="lower right")
-    out = os.path.join(results_dir, "plots", "detectors.png")
+    out = os.path.join(results_dir, "plots", out)
     os.makedirs(os.path.dirname(out), exist_ok=True)
     fig.savefig(out)
     return out

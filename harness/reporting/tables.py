@@ -11,6 +11,7 @@ import os
 import pandas as pd
 
 from harness.reporting import paper_tables
+from harness.reporting.generated import write_generated
 from harness.reporting.glossary import (
     CASE_LEGEND,
     COMPARISON_LEGEND,
@@ -55,6 +56,7 @@ def report(results_dir: str = "results") -> list[str]:
                      machine_note(records)],
                     latex=True),
         *paper_tables.write_all(per_case, records, results_dir),
+        *write_generated(per_case, records, results_dir),
     ]
     outcome.to_csv(os.path.join(results_dir, "outcomes.csv"), index=False)
     from harness.reporting.detector_map import draw_detector_map
@@ -64,7 +66,9 @@ def report(results_dir: str = "results") -> list[str]:
 
 
 def _cell(row) -> str:
-    if row is None or not row["ok"]:
+    if row is None:
+        return "–"  # not trained: a healthy program has no buggy variant
+    if not row["ok"]:
         return "ERR"
     flaky = "~" if row["flaky"] else ""
     if row["variant"] == "patched":

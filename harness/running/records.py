@@ -48,6 +48,7 @@ class CaseSnapshot(_Open):
     source: dict | None = None
     original: dict | None = None
     paper: dict | None = None
+    generated: dict | None = None
 
 
 class FindingsEntry(_Open):

@@ -47,7 +47,7 @@ def units_for(cases: list[LoadedCase], config: RunConfig, stats: str | None = No
     units = [
         {"case": c.id, "variant": v, "seed": s, "spec": c.spec_dict(v), "semantics": config.semantics,
          "stats": stats}
-        for c in cases for v in config.variants for s in config.seeds
+        for c in cases for v in config.variants if v in c.variants for s in config.seeds
     ]
     for unit in units:
         unit["key"] = unit_key(unit)
@@ -131,7 +131,11 @@ def _run_locked(cases: list[LoadedCase], config: RunConfig, names: list[str]) ->
     by_id = {c.id: c for c in cases}
     units = units_for(cases, config)
     cached = [None if config.force else store.get(u) for u in units]
-    todo = [u for u, hit in zip(units, cached) if not hit]
+    waiting: dict[str, list[dict]] = {}  # key -> the units that train as one (a mutant's patched is its program)
+    for unit, hit in zip(units, cached):
+        if not hit:
+            waiting.setdefault(unit["key"], []).append(unit)
+    todo = [same[0] for same in waiting.values()]
     backfill_facts(store, units, cached)
     records = []
     for unit, hit in zip(units, cached):
@@ -142,7 +146,8 @@ def _run_locked(cases: list[LoadedCase], config: RunConfig, names: list[str]) ->
     stream = run_units(todo, config.jobs, config.backend, config.scheduler, config.timeout)
     for unit, record in _progress(stream, len(todo), config):
         record = store.put(unit, record)
-        records.append(_finish(by_id[unit["case"]], unit, dict(record, cached=False), names, config))
+        for same in waiting[unit["key"]]:
+            records.append(_finish(by_id[same["case"]], same, dict(record, cached=same is not unit), names, config))
     return units, records
 
 
@@ -262,4 +267,4 @@ def case_snapshot(case: LoadedCase) -> dict:
     return {"id": c.id, "version": c.version, "path": case.path, "title": c.title, "task": c.task,
             "status": c.status, "status_reason": c.status_reason, "source": c.source.model_dump(),
             "truth": c.truth.model_dump(), "symptom": c.symptom.model_dump(),
-            "original": c.original.model_dump(), "paper": c.paper}
+            "original": c.original.model_dump(), "paper": c.paper, "generated": c.generated}

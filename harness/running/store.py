@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import glob
 import hashlib
 import json
 import os
@@ -74,15 +75,27 @@ class UnitStore:
         return self._stem(unit) + ".npz"
 
     def get(self, unit: dict) -> dict | None:
-        """The stored training record of ``unit``, or None (also when half-written)."""
-        path = self._stem(unit) + ".json"
+        """The stored training record of ``unit``, or None (also when half-written).
+
+        A unit of another case with the same key is the same training (a mutant's patched variant is its
+        healthy program): it is found too, and its trace and remembered findings are shared.
+        """
+        stem = self._stem(unit)
+        found = self._read(stem)
+        if found is None:
+            pattern = os.path.join(glob.escape(os.path.join(self.root, "units")), "*",
+                                   f"*-seed{unit['seed']}-{unit['key']}.json")
+            found = next((r for r in map(self._read, (p[:-5] for p in sorted(glob.glob(pattern)))) if r), None)
+        return found
+
+    def _read(self, stem: str) -> dict | None:
         try:
-            with open(path) as fh:
+            with open(stem + ".json") as fh:
                 record = json.load(fh)
         except (OSError, ValueError):
             return None
         # The trace lies beside the record, wherever the store has been moved or mounted.
-        record["trace"] = self.trace_path(unit)
+        record["trace"] = stem + ".npz"
         if record.get("status") == "ok" and not zipfile.is_zipfile(record["trace"]):
             return None  # missing, truncated or not a trace at all: train the unit again
         return record

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from detectors.structure import output_units
+from detectors.rules import output_units
 from harness.facts import accuracy_reference, learns
 from harness.scoring import reproduced as symptoms
 

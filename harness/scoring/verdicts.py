@@ -37,9 +37,10 @@ def majority(outcome: pd.DataFrame) -> pd.DataFrame:
 
 
 def healthy_controls(part: pd.DataFrame) -> pd.DataFrame:
-    """The runs on which any error is a false alarm: patched variants of valid cases and both variants of
-    ``no_bug`` cases, that learn (beat the no-learning reference in most seeds)."""
-    control = ((part.variant == "patched") & (part.case_status == "valid")) | (part.case_status == "no_bug")
+    """The runs on which any error is a false alarm: patched variants of valid cases, both variants of
+    ``no_bug`` cases and healthy programs, that learn (beat the no-learning reference in most seeds)."""
+    control = (((part.variant == "patched") & (part.case_status == "valid")) | (part.case_status == "no_bug")
+               | (part.case_status == "healthy"))
     return part[control & (part["learns"] == True)]  # noqa: E712  (None: not judged)
 
 

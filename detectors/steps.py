@@ -1,0 +1,67 @@
+"""What detectors compute from the steps they observe: NaN/Inf masks, RMS, conditions that persist.
+
+Here rather than on ``harness.trace.Step``: the trace module shapes the stored
+traces (and their cache key), these are the detectors' own reading of them.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def nonfinite(step, stage: str) -> np.ndarray:
+    """[layer] booleans: ``stage`` has NaN/Inf elements, or values so large that their float32 mean overflows.
+
+    The elements are counted in-graph, so one NaN among a million values shows;
+    layers without the stage (a Flatten's weights) are never flagged.
+    """
+    with np.errstate(invalid="ignore"):
+        bad = (step.stat(stage, "nan") > 0) | (step.stat(stage, "inf") > 0) | ~np.isfinite(step.stat(stage, "mean"))
+    return np.asarray(step.applies(stage) & bad)
+
+
+def rms(step, stage: str) -> np.ndarray:
+    """[layer] root mean square of ``stage``'s elements, sqrt(mean^2 + std^2); NaN where the stage does not apply.
+
+    ``hypot`` so that float32 statistics near 1e19 do not overflow when squared.
+    """
+    return np.hypot(step.stat(stage, "mean"), step.stat(stage, "std"))
+
+
+def persistence_window(meta: dict, window: int, minimum: int) -> int:
+    """Batches a condition must persist: ``window``, shortened to a third of a small budget but not below
+    ``minimum``."""
+    budget = meta.get("budget") or {}
+    total = (budget.get("epochs") or 0) * (budget.get("steps_per_epoch") or 0)
+    return int(min(window, max(minimum, total // 3))) if total else window
+
+
+class Persistence:
+    """Consecutive steps a condition held, per key; the condition *persists* once it held ``window`` steps in a row.
+
+    A key counts either one condition (``holds`` a bool) or one per layer
+    (``holds`` a boolean array, the same length at every step)::
+
+        persist = Persistence(20)
+        if persist(("frozen", layer), update_is_zero):   # True from the 20th step in a row on
+            ...
+    """
+
+    def __init__(self, window: int):
+        self.window = window
+        self._runs: dict = {}
+
+    @classmethod
+    def for_run(cls, meta: dict, window: int, minimum: int) -> Persistence:
+        """A counter whose window fits the run's budget (see ``persistence_window``)."""
+        return cls(persistence_window(meta, window, minimum))
+
+    def __call__(self, key, holds):
+        """Count this step for ``key``; True (per layer, for an array) where the condition persists."""
+        runs = self._runs.get(key, 0)
+        if isinstance(holds, np.ndarray):
+            runs = np.where(holds, runs + 1, 0)
+        else:
+            runs = runs + 1 if holds else 0
+        self._runs[key] = runs
+        return runs >= self.window

@@ -1,0 +1,89 @@
+"""Train the zoo's programs and their mutants over seeds, and write each mutant's kill decision into its file.
+
+A killed mutant becomes a ``valid`` case (its symptom: the gap the test found,
+halved, so that a rerun on another CPU still shows it); an equivalent one
+becomes ``equivalent``, with the numbers, and stays out of detection rates.
+Training goes through the normal runner and its content-addressed store, so the
+seeds trained here are the seeds the suite's run finds in the cache.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import tempfile
+
+from harness.cases.load import LoadedCase
+from harness.running.runner import RunConfig, run
+from harness.scoring.killing import decide, final_value, metric_for
+
+
+def judge_mutants(cases: list[LoadedCase], seeds: int, jobs: int, cache: str, timeout: float | None) -> dict:
+    """{mutant id: decision}; every mutant's case file is rewritten with its decision."""
+    programs = {c.id: c for c in cases if c.case.status == "healthy"}
+    mutants = [c for c in cases if (c.case.generated or {}).get("base") in programs]
+    with tempfile.TemporaryDirectory(prefix="bugbench-kill-") as results:
+        config = RunConfig(results_dir=results, cache_dir=cache, jobs=jobs, seeds=tuple(range(seeds)),
+                           detectors=(), timeout=timeout)
+        # A program trains as its patched variant (its only one); a mutant as its buggy variant: the mutant's
+        # patched variant is its program, trained already.
+        records = run(list(programs.values()), config) + run(mutants, dataclasses.replace(config, variants=("buggy",)))
+    finals = {(r["case"]["id"], r["variant"], r["seed"]): r for r in records}
+    decisions = {}
+    for mutant in mutants:
+        base = programs[mutant.case.generated["base"]]
+        name, higher = metric_for(base.spec("patched").model_dump(mode="json"))
+        b = [_value(finals.get((base.id, "patched", s)), name) for s in range(seeds)]
+        m = [_value(finals.get((mutant.id, "buggy", s)), name) for s in range(seeds)]
+        decision = dict(decide(b, m, higher), metric=name, seeds=seeds)
+        decisions[mutant.id] = decision
+        record_decision(mutant.path, decision, higher)
+    return decisions
+
+
+def _value(record: dict | None, name: str) -> float:
+    if not record or record.get("status") != "ok":
+        return math.nan  # a run that failed counts as the worst
+    return final_value(record.get("summary") or {}, name)
+
+
+def record_decision(path: str, decision: dict, higher_is_better: bool) -> None:
+    """Rewrite a mutant's case file: its status, symptom and ``generated.kill``."""
+    import yaml
+
+    with open(path) as fh:
+        header = "".join(line for line in fh if line.startswith("#"))
+    with open(path) as fh:
+        case = yaml.safe_load(fh)
+    case["generated"]["kill"] = decision
+    if decision["killed"]:
+        case["status"], case["status_reason"] = "valid", None
+        case["symptom"] = _symptom(decision, higher_is_better)
+    else:
+        case["status"] = "equivalent"
+        case["status_reason"] = (f"not killed: {decision['metric']} {decision['mutant']} against the program's "
+                                 f"{decision['base']} (p = {decision['p_value']}, d = {decision['effect_size']})")
+        case["symptom"] = {"kind": "none"}
+    case = {k: v for k, v in case.items() if v is not None}
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "w") as fh:
+        fh.write(header + yaml.safe_dump(case, sort_keys=False, default_flow_style=None, width=110))
+    os.replace(tmp, path)
+
+
+def _symptom(decision: dict, higher_is_better: bool) -> dict:
+    """What the buggy variant shows against its fix: half the gap measured, or a NaN loss."""
+    def finite(values):
+        return [float(v) for v in values if isinstance(v, (int, float)) and math.isfinite(v)]
+
+    mutant, base = finite(decision["mutant"]), finite(decision["base"])
+    if len(mutant) * 2 <= len(decision["mutant"]):
+        return {"kind": "nan_loss"} if decision["metric"] == "loss" else {"kind": "none"}
+    gap = abs(sum(mutant) / len(mutant) - sum(base) / len(base))
+    if higher_is_better:
+        return {"kind": "accuracy_gap_at_least", "value": float(f"{max(gap / 2, 1e-3):.3g}")}
+    if decision["metric"] != "loss":
+        return {"kind": "none"}  # symptoms judge the loss; a mutant judged by its mae has a loss of its own
+    ratio = (sum(mutant) / len(mutant)) / max(sum(base) / len(base), 1e-12)
+    return {"kind": "loss_ratio_at_least", "value": float(f"{max(1 + (ratio - 1) / 2, 1.0001):.4g}")}
