@@ -118,6 +118,24 @@ class LiveHooks:
         if self._started:
             final = epoch == (self.params.get("epochs") or 0) - 1
             self._emit(self.observe(self._probe.recorder.last_epoch_step(self._index, final)))
+        if logs is not None:
+            logs.update(self.log_values())
+
+    def log_values(self) -> dict[str, float]:
+        """What this detector adds to the epoch's ``logs`` (so History, CSVLogger, TensorBoard or W&B record it):
+        ``<name>_errors`` and ``<name>_warnings``, the findings so far, and ``<name>_first_error_epoch``, the
+        1-based epoch of the first error (0: none yet). Numbers only: TensorBoard writes every log as a scalar.
+        The first error's code and fix are in ``first_error`` and the printed line."""
+        found = getattr(self, "findings", [])
+        errors = [f for f in found if f.severity == "error"]
+        key = getattr(self, "name", type(self).__name__).replace("-", "_")
+        return {f"{key}_errors": float(len(errors)), f"{key}_warnings": float(len(found) - len(errors)),
+                f"{key}_first_error_epoch": float(errors[0].epoch + 1) if errors else 0.0}
+
+    @property
+    def first_error(self):
+        """The first error finding of this fit (None: none yet)."""
+        return next((f for f in getattr(self, "findings", []) if f.severity == "error"), None)
 
     def on_train_end(self, logs=None) -> None:
         if getattr(self, "_started", False):
