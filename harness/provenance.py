@@ -15,7 +15,7 @@ import os
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # What shapes a trace besides the spec: the data sources, and how a unit is built, fed, trained and probed.
-TRACE_SOURCES = ("harness/cases/data.py", "harness/cases/data_files.py", "harness/training", "harness/trace.py")
+TRACE_SOURCES = ("harness/data", "harness/training", "harness/trace.py")
 # What every detector reads its steps through, and the detectors' shared code.
 DETECTOR_SOURCES = ("detectors", "harness/trace.py", "harness/facts.py")
 

@@ -5,8 +5,10 @@ import os
 import numpy as np
 import pytest
 
-from harness.cases import data, data_files, schema
+from harness.cases import schema
 from harness.cases.load import CaseFileError, load_case
+from harness.data import files as data_files
+from harness.data import sources as data
 from harness.running.store import unit_key
 from tests.test_validation import GOOD
 
@@ -100,11 +102,11 @@ def test_diabetes_in_raw_units():
 
 
 def test_the_data_source_table_in_the_docs_is_current():
-    from harness.cases import sources_doc
+    from harness.data import doc as sources_doc
 
     with open(sources_doc.DOC) as fh:
         text = fh.read()
-    assert sources_doc.render(text) == text, "run: python -m harness.cases.sources_doc"
+    assert sources_doc.render(text) == text, "run: python -m harness.data.doc"
     assert "`file.py`" in text and "`binarize`" in text and os.path.exists(sources_doc.DOC)
 
 

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from harness.cases import data
+from harness.data import sources as data
 
 
 def test_digits_upsampled_like_mnist():

@@ -1,4 +1,4 @@
-"""The house keeps its data flow: cases -> training -> running -> scoring -> reporting.
+"""The house keeps its data flow: data -> cases -> training -> running -> scoring -> reporting.
 
 Imports are read with ``ast`` (every import, also those inside functions), so
 a module that reaches back up the pipeline, an import circle, or a detector
@@ -11,7 +11,7 @@ import os
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-STAGES = ("cases", "training", "running", "scoring", "reporting")
+STAGES = ("data", "cases", "training", "running", "scoring", "reporting")
 # The contract every stage and every detector may read: no stage of its own.
 CONTRACT = {"harness.trace", "harness.facts", "harness.errors", "harness.provenance", "harness"}
 ENTRY = {"harness.__main__"}  # with harness.cli.*: the command line sees every stage

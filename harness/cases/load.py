@@ -10,9 +10,10 @@ import os
 
 import pydantic
 
-from harness.cases import data_files, schema
+from harness.cases import schema
 from harness.cases.patch import PatchError, apply_patch
 from harness.cases.yamlfile import line_of, load_yaml
+from harness.data import files as data_files
 from harness.errors import CaseError, CaseFileError
 
 VARIANTS = ("buggy", "patched")

@@ -86,7 +86,7 @@ def write_case(case: dict, program, out_dir: str) -> str:
     """Write a mutant's case file (and a copy of its program's data file, which must lie beside it)."""
     import yaml
 
-    from harness.cases import data_files
+    from harness.data import files as data_files
 
     os.makedirs(out_dir, exist_ok=True)
     data = case["data"]

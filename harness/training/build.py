@@ -11,8 +11,8 @@ import re
 
 import keras
 
-from harness.cases import data_files  # noqa: F401  (registers file.csv and debug.fault)
-from harness.cases.data import Dataset, load_data
+from harness.data import files  # noqa: F401  (registers file.csv, file.py and debug.fault)
+from harness.data.sources import Dataset, load_data
 
 LEGACY_ACCURACY = ("accuracy", "acc")
 

@@ -9,12 +9,10 @@ from __future__ import annotations
 import inspect
 import warnings
 
-from harness.cases import (
-    data,
-    data_files,  # noqa: F401  (registers file.csv and debug.fault)
-)
 from harness.cases.load import LoadedCase
 from harness.cases.yamlfile import line_of
+from harness.data import files as data_files
+from harness.data import sources as data
 from harness.errors import CaseError
 
 

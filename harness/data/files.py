@@ -19,7 +19,7 @@ import time
 
 import numpy as np
 
-from harness.cases.data import source
+from harness.data.sources import source
 
 MAX_FILE_BYTES = 10_000_000
 FILE_SOURCES = ("file.csv", "file.py")
