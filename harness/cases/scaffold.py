@@ -109,5 +109,5 @@ def next_steps(case_id: str, path: str, cases_dir: str = "cases", prog: str = "b
     return [
         f"{prog} validate {path}",
         f"{prog} run --case {case_id} --seeds 3{where}",
-        f"{prog} show {case_id}",
+        f"{prog} show {case_id}{where}",
     ]

@@ -24,7 +24,7 @@ def write_all(per_case: pd.DataFrame, records: list[dict], results_dir: str) -> 
     paper = {r["case"]["id"]: (r["case"].get("paper") or {}) for r in records}
     versus, agreement = paper_vs_ours(per_case, paper)
     return [
-        write_table(layout(per_case), results_dir, "paper_layout", "Tables VI/VII layout, regenerated",
+        write_table(layout(per_case, paper), results_dir, "paper_layout", "Tables VI/VII layout, regenerated",
                     [LAYOUT_LEGEND], latex=True),
         write_table(versus, results_dir, "paper_vs_ours", "The paper's cells beside ours", [VERSUS_LEGEND], latex=True),
         write_table(agreement, results_dir, "paper_agreement", "Agreement with the paper, per method",
@@ -54,13 +54,15 @@ def _cell(row: dict | None) -> str:
     return f"Y {_yn(row['localized'])} {where} {row['first_seconds']:.2f}s"
 
 
-def layout(per_case: pd.DataFrame) -> pd.DataFrame:
+def layout(per_case: pd.DataFrame, paper: dict | None = None) -> pd.DataFrame:
+    """The paper's layout; a case the paper has no row for is listed under "–" (not the paper's Table VI)."""
     if per_case.empty:
         return pd.DataFrame()
     rows, index = [], _buggy(per_case)
     detectors = set(per_case["detector"])
     for case in sorted(per_case["case"].unique(), key=_paper_order):
-        row = {"table": "VII" if case.startswith("gh-") else "VI", "case": case}
+        in_paper = paper is None or bool((paper.get(case) or {}).get("row"))
+        row = {"table": ("VII" if case.startswith("gh-") else "VI") if in_paper else "–", "case": case}
         for m in METHODS:
             if m.heading and m.detector in detectors:
                 row[m.heading] = _cell(index.get((case, m.detector)))
