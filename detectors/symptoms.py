@@ -205,8 +205,10 @@ class Symptoms(Detector):
     def _output_range(self, step) -> None:
         y = self._facts.get("y") or {}
         k = self._output
-        if k is None or y.get("min") is None or k >= step.stats.shape[0]:
+        if k is None or y.get("min") is None or k >= step.stats.shape[0] or self._facts.get("from_logits"):
             return
+        if self._facts.get("loss") == "sparse_categorical_crossentropy":
+            return  # the labels are class indices, not values the output must reach
         act = self._layers[k].get("activation") or "linear"
         lo, hi = rules.ACTIVATION_RANGE.get(act, (None, None))
         if (lo is not None and y["min"] < lo - 1e-6) or (hi is not None and y["max"] > hi + 1e-6):

@@ -164,3 +164,12 @@ def test_a_program_that_cannot_be_right_gets_its_fix_from_training_problems():
     flat = trace_with(losses=[7.7] * 60, accuracy=[0.5] * 60, facts=facts)
     found = [f for f in replay(TrainingProblems(), flat) if f.code == "SLOW_CONVERGENCE"]
     assert found and found[0].fix_code == "ACH" and "sigmoid" in found[0].fix and found[0].severity == "error"
+
+
+def test_sparse_class_indices_are_no_output_range():
+    """Found on the zoo: a softmax over 10 classes with sparse labels 0..9 was called out of range."""
+    layers = LAYERS[:2] + [dict(LAYERS[2], activation="softmax")]
+    facts = {"y": {"min": 0.0, "max": 9.0}, "loss": "sparse_categorical_crossentropy"}
+    assert "OUT_OF_RANGE" not in [f.code for f in replay(Symptoms(), trace_with(layers=layers, facts=facts))]
+    logits = {"y": {"min": -1.0, "max": 1.0}, "loss": "mean_squared_error", "from_logits": True}
+    assert "OUT_OF_RANGE" not in [f.code for f in replay(Symptoms(), trace_with(layers=layers, facts=logits))]
