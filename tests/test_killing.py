@@ -34,3 +34,21 @@ def test_the_metric_follows_the_task():
     assert metric_for(spec) == ("accuracy", True)
     assert metric_for({"compile": {"loss": "mse", "metrics": ["mae"]}}) == ("mae", False)
     assert metric_for({"compile": {"loss": "mse"}}) == ("loss", False)
+
+
+def test_a_mutant_that_does_not_run_is_no_killed_bug(tmp_path):
+    import yaml
+
+    from harness.scoring.judge import record_decision
+
+    path = tmp_path / "m.yaml"
+    path.write_text("# generated\n" + yaml.safe_dump({"id": "m", "status": "questionable", "status_reason": "x",
+                                                      "symptom": {"kind": "none"}, "generated": {"kill": None}}))
+    record_decision(str(path), dict(decide([0.9, 0.9], [float("nan")] * 2, True), killed=False,
+                                    crashed="ValueError: shapes", metric="accuracy"), True)
+    case = yaml.safe_load(path.read_text())
+    assert case["status"] == "questionable" and "does not train" in case["status_reason"]
+    assert path.read_text().startswith("# generated\n")
+    record_decision(str(path), dict(decide([0.9, 0.9], [0.5, 0.5], True), metric="accuracy"), True)
+    case = yaml.safe_load(path.read_text())
+    assert case["status"] == "valid" and case["symptom"] == {"kind": "accuracy_gap_at_least", "value": 0.2}

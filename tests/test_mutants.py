@@ -16,7 +16,7 @@ RICH = {  # a program every operator has something to mutate in
     "model": {"input_shape": [64], "layers": [
         {"Dense": {"units": 32, "activation": "relu"}}, {"Dropout": {"rate": 0.2}},
         {"Dense": {"units": 16, "activation": "tanh"}}, {"Dense": {"units": 10, "activation": "softmax"}}]},
-    "compile": {"loss": "sparse_categorical_crossentropy", "optimizer": {"Adam": {"learning_rate": 0.001}},
+    "compile": {"loss": "categorical_crossentropy", "optimizer": {"Adam": {"learning_rate": 0.001}},
                 "metrics": ["accuracy"]},
     "fit": {"epochs": 5, "batch_size": 32, "shuffle": True}, "semantics": "keras2"}
 
@@ -30,6 +30,16 @@ def test_every_operator_applies_to_a_rich_program_and_its_inverse_restores_it():
         assert apply_patch(mutant, mutants.inverse(RICH, m.edits)) == RICH, m
         schema.Spec.model_validate(mutant)  # a mutant is a spec the schema accepts
         assert m.fault["code"] in schema.FAULT_CODES
+
+
+def test_no_mutant_that_would_not_run():
+    """Found by the first generated suite: such mutants crashed, and a crash is no training bug."""
+    sparse = dict(RICH, compile=dict(RICH["compile"], loss="sparse_categorical_crossentropy"))
+    assert "loss" not in {m.operator for m in mutants.mutations(sparse)}  # every other loss needs one-hot targets
+    tokens = dict(RICH, model={"input_shape": [20], "layers": [{"Embedding": {"input_dim": 100, "output_dim": 8}},
+                                                                 {"GlobalAveragePooling1D": {}},
+                                                                 {"Dense": {"units": 1, "activation": "sigmoid"}}]})
+    assert "unscale-inputs" not in {m.operator for m in mutants.mutations(tokens)}  # ids x1000 leave the vocabulary
 
 
 def test_a_changed_loss_is_not_judged_by_the_loss():
@@ -94,3 +104,10 @@ def test_units_with_one_key_train_once(tmp_path, capsys):
                      str(tmp_path / "c"), "--detector", "keras-ton"]) == 0
     assert "2 unit(s): 1 trained, 1 from the cache" in capsys.readouterr().err
     assert (tmp_path / "r" / "runs" / "zoo-xor-again" / "patched-seed0.json").exists()
+
+
+def test_every_operator_is_in_the_docs():
+    import os
+
+    doc = open(os.path.join(os.path.dirname(os.path.dirname(__file__)), "docs", "generated_suite.md")).read()
+    assert all(f"| `{op}` |" in doc for op in mutants.OPERATORS)

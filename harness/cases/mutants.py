@@ -121,8 +121,9 @@ def output_activation(spec):
             for new in OUTPUT_SWAPS.get(act, ())]
 
 
+# Sparse class indices have no swap: every other loss needs targets of the output's shape, so the program would
+# not run at all (a crash, no training bug).
 LOSS_SWAPS = {"categorical_crossentropy": ("mean_squared_error", "hinge"),
-              "sparse_categorical_crossentropy": ("mean_squared_error", "poisson"),
               "binary_crossentropy": ("mean_squared_error", "hinge"),
               "mean_squared_error": ("mean_absolute_percentage_error", "binary_crossentropy"),
               "mse": ("mean_absolute_percentage_error", "binary_crossentropy"),
@@ -224,6 +225,8 @@ def epochs(spec):
 @operator("unscale-inputs")
 def unscale_inputs(spec):
     """The inputs' scaling removed, or inputs multiplied by 1000 when there was none."""
+    if layer_items(spec)[0][1] == "Embedding":
+        return []  # token ids are no scale: multiplied, they leave the vocabulary and the program crashes
     steps = spec["data"].get("preprocess") or []
     scaling = [k for k, s in enumerate(steps) if next(iter(s)) in ("scale", "standardize", "minmax")
                and next(iter(s.values())).get("on", "x") == "x"]

@@ -80,9 +80,9 @@ def _operators(per_case: pd.DataFrame, killed: pd.DataFrame, mutants: dict) -> p
         cases = {c for c in generated.case.unique() if op_of[c] == op}
         k = killed[killed.case.isin(cases)]
         row = {"operator": op, "killed": f"{k.case.nunique()}/{len(cases)}"}
-        for det in sorted(k.detector.unique(), key=detector_order):
+        for det in sorted(killed.detector.unique(), key=detector_order):
             d = k[k.detector == det]
-            row[det] = f"{int(d.detected.fillna(False).astype(bool).sum())}/{d.case.nunique()}"
+            row[det] = f"{int(d.detected.fillna(False).astype(bool).sum())}/{d.case.nunique()}" if len(d) else "–"
         rows.append(row)
     return pd.DataFrame(rows)
 

@@ -36,7 +36,11 @@ def judge_mutants(cases: list[LoadedCase], seeds: int, jobs: int, cache: str, ti
         name, higher = metric_for(base.spec("patched").model_dump(mode="json"))
         b = [_value(finals.get((base.id, "patched", s)), name) for s in range(seeds)]
         m = [_value(finals.get((mutant.id, "buggy", s)), name) for s in range(seeds)]
+        failed = [finals.get((mutant.id, "buggy", s)) for s in range(seeds)]
+        crash = next((r.get("error") for r in failed if r and r.get("status") != "ok"), None)
         decision = dict(decide(b, m, higher), metric=name, seeds=seeds)
+        if crash and all(r is None or r.get("status") != "ok" for r in failed):
+            decision.update(killed=False, crashed=crash)  # a program that does not run is no training bug
         decisions[mutant.id] = decision
         record_decision(mutant.path, decision, higher)
     return decisions
@@ -57,7 +61,11 @@ def record_decision(path: str, decision: dict, higher_is_better: bool) -> None:
     with open(path) as fh:
         case = yaml.safe_load(fh)
     case["generated"]["kill"] = decision
-    if decision["killed"]:
+    if decision.get("crashed"):
+        case["status"] = "questionable"
+        case["status_reason"] = f"the mutant does not train, in any seed: {decision['crashed'][:200]}"
+        case["symptom"] = {"kind": "none"}
+    elif decision["killed"]:
         case["status"], case["status_reason"] = "valid", None
         case["symptom"] = _symptom(decision, higher_is_better)
     else:
