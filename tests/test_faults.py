@@ -97,7 +97,7 @@ import subprocess  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 
-from tests.test_reliability import FAULT, make_cases  # noqa: E402
+from tests.test_reliability import FAULT, OTHER, make_cases  # noqa: E402
 from tests.test_validation import GOOD  # noqa: E402
 
 
@@ -152,7 +152,7 @@ def test_workers_die_with_a_killed_run(tmp_path):
 
 def test_two_runs_on_one_cache_train_each_unit_once(tmp_path):
     """Was: 36 trainings for 18 units. The second run waits for the first, then reads its units."""
-    cases = make_cases(tmp_path / "cases", a=GOOD, b=GOOD)
+    cases = make_cases(tmp_path / "cases", a=GOOD, b=OTHER)
     first = subprocess.Popen(run_cmd(tmp_path, cases), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     time.sleep(0.5)
     second = subprocess.run(run_cmd(tmp_path, cases), capture_output=True, text=True, timeout=300)

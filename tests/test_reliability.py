@@ -40,13 +40,17 @@ def records(tmp_path):
     return out
 
 
+# Two cases that train different units (identical specs would share one training: tests/test_mutants.py).
+OTHER = GOOD.replace("params: {repeat: 2}", "params: {repeat: 3}")
+
+
 def test_rerun_uses_the_cache_and_an_edit_retrains_only_that_case(tmp_path, capsys):
-    cases = make_cases(tmp_path / "cases", a=GOOD, b=GOOD)
+    cases = make_cases(tmp_path / "cases", a=GOOD, b=OTHER)
     assert run(tmp_path, cases) == 0
     assert "4 trained, 0 from the cache" in capsys.readouterr().err
     assert run(tmp_path, cases) == 0
     assert "0 trained, 4 from the cache" in capsys.readouterr().err
-    (cases / "b.yaml").write_text(GOOD.replace("id: t-good", "id: b").replace("epochs: 2", "epochs: 3"))
+    (cases / "b.yaml").write_text(OTHER.replace("id: t-good", "id: b").replace("epochs: 2", "epochs: 3"))
     assert run(tmp_path, cases) == 0
     assert "2 trained, 2 from the cache" in capsys.readouterr().err
     assert records(tmp_path)[("a", "buggy-seed0.json")]["cached"] is not False
