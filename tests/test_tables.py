@@ -162,3 +162,19 @@ def test_the_first_suggestion_is_scored_against_the_patch():
     assert _score([], truth, "buggy", True, None, True)["suggested"] is False  # nothing found: nothing suggested
     assert _score([_finding("Y", "LCH")], truth, "buggy", True, None, False)["suggested"] is None  # no fixes offered
     assert _score([_finding("Y", "LCH")], truth, "patched", True, None, True)["suggested"] is None
+
+
+def test_the_readme_headline_table_is_the_committed_summary():
+    """The README's first screen quotes results/summary.csv; regenerating the results must update it."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    summary = pd.read_csv(os.path.join(root, "results", "summary.csv"))
+    valid = summary[summary.subset == "valid"].set_index("detector")
+    readme = open(os.path.join(root, "README.md")).read()
+    rows = [line for line in readme.splitlines() if line.startswith("| `")]
+    assert len(rows) >= 5
+    for line in rows[:7]:
+        name, *cells = [c.strip() for c in line.strip("|").split("|")]
+        row = valid.loc[name.strip("`")]
+        for column, cell in zip(["separates", "detected", "localized", "suggested_fix", "false_alarms"], cells):
+            want = "–" if pd.isna(row[column]) else f"{int(row[column])}/{int(row[column + '_of'])}"
+            assert cell == want, (name, column)
