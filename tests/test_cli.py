@@ -174,3 +174,8 @@ def test_validate_reports_every_stage_of_a_file_in_one_run(tmp_path, capsys):
     assert "layer 0 (Dens)" in err and "did you mean 'Dense'" in err
     assert "loss:" in err and "did you mean 'binary_crossentropy'" in err
     assert "optimizer:" in err and "did you mean 'SGD'" in err
+
+
+def test_kill_takes_the_dask_backend_like_run():
+    args = cli.parser_().parse_args(["kill", "--backend", "dask", "--scheduler", "tcp://127.0.0.1:1", "--seeds", "2"])
+    assert (args.backend, args.scheduler, args.seeds) == ("dask", "tcp://127.0.0.1:1", 2)

@@ -39,6 +39,9 @@ def add(sub) -> None:
     ki.add_argument("--seeds", type=int, default=3, help="trainings per program and mutant (default: 3)")
     ki.add_argument("--jobs", type=int, default=1, help="parallel training processes (default: 1; make uses 2)")
     ki.add_argument("--timeout", type=float, default=120, help="seconds one fit may take (default: 120)")
+    ki.add_argument("--backend", choices=["loky", "dask"], default="loky",
+                    help="loky: local worker processes (default); dask: an existing dask.distributed cluster")
+    ki.add_argument("--scheduler", metavar="tcp://HOST:PORT", help="the dask scheduler (with --backend dask)")
     ki.set_defaults(func=cmd_kill)
 
 
@@ -110,7 +113,8 @@ def cmd_kill(args) -> int:
     mutants = [c for c in cases if (c.case.generated or {}).get("base")]
     if not mutants:
         return options.fail(f"no mutants in {args.mutants} (bugbench mutate --all writes them)")
-    decisions = judge_mutants(cases, seeds=args.seeds, jobs=args.jobs, cache=args.cache, timeout=args.timeout)
+    decisions = judge_mutants(cases, seeds=args.seeds, jobs=args.jobs, cache=args.cache, timeout=args.timeout,
+                              backend=args.backend, scheduler=args.scheduler)
     killed = sum(d["killed"] for d in decisions.values())
     print(f"{killed} of {len(decisions)} mutant(s) killed, {len(decisions) - killed} equivalent", file=sys.stderr)
     return 1 if errors else 0

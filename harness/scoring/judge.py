@@ -19,13 +19,14 @@ from harness.running.runner import RunConfig, run
 from harness.scoring.killing import decide, final_value, metric_for
 
 
-def judge_mutants(cases: list[LoadedCase], seeds: int, jobs: int, cache: str, timeout: float | None) -> dict:
+def judge_mutants(cases: list[LoadedCase], seeds: int, jobs: int, cache: str, timeout: float | None,
+                  backend: str = "loky", scheduler: str | None = None) -> dict:
     """{mutant id: decision}; every mutant's case file is rewritten with its decision."""
     programs = {c.id: c for c in cases if c.case.status == "healthy"}
     mutants = [c for c in cases if (c.case.generated or {}).get("base") in programs]
     with tempfile.TemporaryDirectory(prefix="bugbench-kill-") as results:
         config = RunConfig(results_dir=results, cache_dir=cache, jobs=jobs, seeds=tuple(range(seeds)),
-                           detectors=(), timeout=timeout)
+                           detectors=(), timeout=timeout, backend=backend, scheduler=scheduler)
         # A program trains as its patched variant (its only one); a mutant as its buggy variant: the mutant's
         # patched variant is its program, trained already.
         records = run(list(programs.values()), config) + run(mutants, dataclasses.replace(config, variants=("buggy",)))
