@@ -53,5 +53,8 @@ def test_generated_summary_counts_killed_mutants_and_zoo_false_alarms(tmp_path):
     assert (ops.loc["loss", "killed"], ops.loc["loss", "killed_of"]) == (0, 1)
     eq = pd.read_csv(tmp_path / "generated_equivalent.csv")
     assert eq["mutant"].tolist() == ["mut-a--eq"]
+    loc = pd.read_csv(tmp_path / "generated_operators_localized.csv").set_index("operator")
+    assert loc.loc["learning-rate", "diagnose"] == 1  # the first error's diagnosis is HLR, the mutation's kind
+    assert os.path.exists(tmp_path / "generated_operators_fix.csv")
     assert os.path.exists(tmp_path / "generated_summary.tex")
     assert os.path.exists(tmp_path / "plots" / "detectors_generated.png")

@@ -38,12 +38,12 @@ def write_generated(per_case: pd.DataFrame, records: list[dict], results_dir: st
     killed = per_case[(per_case.variant == "buggy") & per_case.case.isin(mutants) & (per_case.case_status == "valid")]
     zoo = healthy_controls(per_case[per_case.case_status == "healthy"])
     summary = _summary(killed, zoo)
-    operators = _operators(per_case, killed, mutants)
     written = [
         write_table(summary, results_dir, "generated_summary", "Generated suite: every detector", [LEGEND],
                     latex=True),
-        write_table(operators, results_dir, "generated_operators", "Generated suite: detection per operator",
-                    [LEGEND, "Cells: killed mutants with an error / killed mutants of the operator."], latex=True),
+        *(write_table(_operators(per_case, killed, mutants, column), results_dir, name, title,
+                      [LEGEND, f"Cells: killed mutants whose {what} / killed mutants of the operator."], latex=True)
+          for column, name, title, what in OPERATOR_TABLES),
         write_table(_equivalents(records), results_dir, "generated_equivalent",
                     "Generated suite: mutants not killed (equivalent), left out of the rates", [LEGEND]),
     ]
@@ -72,7 +72,16 @@ def _count(part: pd.DataFrame, column: str, n: int) -> str:
     return f"{int(values.astype(bool).sum())}/{n}" if len(values) else "–"
 
 
-def _operators(per_case: pd.DataFrame, killed: pd.DataFrame, mutants: dict) -> pd.DataFrame:
+OPERATOR_TABLES = (  # (outcome column, file, title, what a cell counts)
+    ("detected", "generated_operators", "Generated suite: detection per operator", "buggy run has an error"),
+    ("localized", "generated_operators_localized", "Generated suite: localization per operator",
+     "first error names the mutated layer or the fault kind"),
+    ("suggested", "generated_operators_fix", "Generated suite: suggested fix per operator",
+     "first error suggests a fix of the mutation's kind"),
+)
+
+
+def _operators(per_case: pd.DataFrame, killed: pd.DataFrame, mutants: dict, column: str = "detected") -> pd.DataFrame:
     generated = per_case[(per_case.variant == "buggy") & per_case.case.isin(mutants)]
     op_of = {case: g["operator"] for case, g in mutants.items()}
     rows = []
@@ -82,7 +91,8 @@ def _operators(per_case: pd.DataFrame, killed: pd.DataFrame, mutants: dict) -> p
         row = {"operator": op, "killed": f"{k.case.nunique()}/{len(cases)}"}
         for det in sorted(killed.detector.unique(), key=detector_order):
             d = k[k.detector == det]
-            row[det] = f"{int(d.detected.fillna(False).astype(bool).sum())}/{d.case.nunique()}" if len(d) else "–"
+            values = d[column].dropna()
+            row[det] = f"{int(values.astype(bool).sum())}/{d.case.nunique()}" if len(values) else "–"
         rows.append(row)
     return pd.DataFrame(rows)
 
