@@ -2,7 +2,8 @@
 
 import math
 
-from harness.scoring.killing import decide, metric_for
+from harness.cases.mutants import metric_for
+from harness.scoring.killing import decide
 
 
 def test_a_clearly_worse_mutant_is_killed_and_a_noisy_equal_one_is_not():

@@ -83,7 +83,7 @@ def test_the_store_finds_a_unit_trained_under_another_case(tmp_path):
     with zipfile.ZipFile(f"{stem}.npz", "w") as z:
         z.writestr("x", "y")
     (tmp_path / "units" / "zoo-x" / "patched-seed0-abcdef0123456789.json").write_text(json.dumps({"status": "ok"}))
-    hit = store.get(dict(program, case="mut-x--lr"))
+    hit = UnitStore(str(tmp_path)).get(dict(program, case="mut-x--lr"))  # a later run: files written meanwhile
     assert hit and hit["trace"] == f"{stem}.npz"
 
 

@@ -45,16 +45,22 @@ def load(paths: list[str], keras_checks: bool):
         for path in dict.fromkeys(e.path for e in errors if e.path in files):
             errors.extend(check_spec_of_file(path))
     if keras_checks and cases:
-        from harness.training.preflight import check_case
-
-        good = []
-        for case in cases:
-            problems = check_case(case)
-            errors.extend(problems)
-            if not problems:
-                good.append(case)
-        cases = good
+        cases = keras_checked(cases, errors)
     return cases, errors
+
+
+def keras_checked(cases: list, errors: list, only: set[str] | None = None) -> list:
+    """The cases whose Keras names resolve and models build (only those in ``only`` are checked); the
+    problems of the others are added to ``errors``."""
+    from harness.training.preflight import check_case
+
+    good = []
+    for case in cases:
+        problems = check_case(case) if only is None or case.id in only else []
+        errors.extend(problems)
+        if not problems:
+            good.append(case)
+    return good
 
 
 def no_cases(path: str) -> bool:

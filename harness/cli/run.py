@@ -100,18 +100,7 @@ def _preflight(selected, config, errors: list) -> list:
     from harness.running.runner import needs_training
 
     to_check = needs_training(selected, config)
-    if not to_check:
-        return selected
-    from harness.training.preflight import check_case
-
-    bad = set()
-    for case in selected:
-        if case.id in to_check:
-            problems = check_case(case)
-            errors.extend(problems)
-            if problems:
-                bad.add(case.id)
-    return [c for c in selected if c.id not in bad]
+    return options.keras_checked(selected, errors, only=to_check) if to_check else selected
 
 
 def _summarise(records: list[dict]) -> list[dict]:

@@ -62,13 +62,9 @@ class Panel:
 # -- loading -------------------------------------------------------------------
 
 
-def record_path(results_dir: str, case: str, variant: str, seed: int) -> str:
-    return ResultsDir(results_dir).path(case, variant, seed)
-
-
 def load_unit(results_dir: str, case: str, variant: str, seed: int, cache: str | None = None) -> tuple[dict, Trace]:
     """The stored record of one unit and its trace; MissingRun when either is absent or unreadable."""
-    path = record_path(results_dir, case, variant, seed)
+    path = ResultsDir(results_dir).path(case, variant, seed)
     if not os.path.exists(path):
         raise MissingRun(f"no stored run {path}")
     try:
@@ -103,12 +99,8 @@ def resolve_trace(path: str, results_dir: str, cache: str | None = None, case: s
     return next((p for p in candidates if os.path.exists(p)), None)
 
 
-def stored_cases(results_dir: str) -> list[str]:
-    return ResultsDir(results_dir).cases()
-
-
 def _suggest_case(results_dir: str, case: str) -> str:
-    close = difflib.get_close_matches(case, stored_cases(results_dir), n=1, cutoff=0.7)
+    close = difflib.get_close_matches(case, ResultsDir(results_dir).cases(), n=1, cutoff=0.7)
     return f" (did you mean '{close[0]}'?)" if close else ""
 
 
@@ -314,7 +306,7 @@ def inputs_key(results_dir: str, case: str, seed: int, stage: str, stat: str) ->
     digest = hashlib.sha256(f"{case} {seed} {stage} {stat}".encode())
     digest.update(source_hash(os.path.abspath(__file__)).encode())
     for variant in VARIANTS:
-        path = record_path(results_dir, case, variant, seed)
+        path = ResultsDir(results_dir).path(case, variant, seed)
         if os.path.exists(path):
             with open(path, "rb") as fh:
                 digest.update(fh.read())
@@ -342,7 +334,7 @@ def plot_all(results_dir: str, seed: int = 0, jobs: int | None = None, cache: st
     """
     from joblib import Parallel, delayed
 
-    cases = stored_cases(results_dir)
+    cases = ResultsDir(results_dir).cases()
     jobs = max(1, min(jobs or os.cpu_count() or 1, len(cases) or 1))
     outcomes = Parallel(n_jobs=jobs)(delayed(_plot_or_skip)(results_dir, case, seed, cache) for case in cases)
     for case, (_path, skipped, no_trace) in zip(cases, outcomes):

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import glob
 import hashlib
 import json
 import os
@@ -67,6 +66,7 @@ class UnitStore:
 
     def __init__(self, root: str):
         self.root = root
+        self._by_key: dict[tuple[int, str], list[str]] | None = None  # (seed, key) -> stems, read on first need
 
     def _stem(self, unit: dict) -> str:
         return os.path.join(self.root, "units", unit["case"], f"{unit['variant']}-seed{unit['seed']}-{unit['key']}")
@@ -80,13 +80,21 @@ class UnitStore:
         A unit of another case with the same key is the same training (a mutant's patched variant is its
         healthy program): it is found too, and its trace and remembered findings are shared.
         """
-        stem = self._stem(unit)
-        found = self._read(stem)
+        found = self._read(self._stem(unit))
         if found is None:
-            pattern = os.path.join(glob.escape(os.path.join(self.root, "units")), "*",
-                                   f"*-seed{unit['seed']}-{unit['key']}.json")
-            found = next((r for r in map(self._read, (p[:-5] for p in sorted(glob.glob(pattern)))) if r), None)
+            found = next(filter(None, map(self._read, self._same_key(unit))), None)
         return found
+
+    def _same_key(self, unit: dict) -> list[str]:
+        """Stems of the records stored under ``unit``'s seed and key, in any case: the store is listed once
+        (a cold run misses every unit), then kept current by ``put``; files written by other means are
+        seen by the next ``UnitStore`` (a run holds the cache lock, so nothing else writes meanwhile)."""
+        if self._by_key is None:
+            self._by_key = {}
+            for path, *_, seed, key in self.files():
+                if path.endswith(".json") and not path.endswith(".findings.json"):
+                    self._by_key.setdefault((seed, key), []).append(path[: -len(".json")])
+        return self._by_key.get((unit["seed"], unit["key"]), [])
 
     def _read(self, stem: str) -> dict | None:
         try:
@@ -111,6 +119,8 @@ class UnitStore:
                 os.remove(self._stem(unit) + ".findings.json")
         if record.get("status") == "ok":
             write_atomic(self._stem(unit) + ".json", json.dumps(record, default=str).encode())
+            if self._by_key is not None:
+                self._by_key.setdefault((unit["seed"], unit["key"]), []).append(self._stem(unit))
         return record
 
     def files(self):

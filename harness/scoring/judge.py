@@ -15,8 +15,9 @@ import os
 import tempfile
 
 from harness.cases.load import LoadedCase
+from harness.cases.mutants import metric_for
 from harness.running.runner import RunConfig, run
-from harness.scoring.killing import decide, final_value, metric_for
+from harness.scoring.killing import decide, final_value
 
 
 def judge_mutants(cases: list[LoadedCase], seeds: int, jobs: int, cache: str, timeout: float | None,

@@ -17,8 +17,6 @@ import math
 
 import numpy as np
 
-from harness.cases.mutants import metric_for  # noqa: F401  (the metric a program is judged by)
-
 ALPHA = 0.05  # the usual significance level, DeepCrime's
 MIN_EFFECT = 0.5  # Cohen's d: a "medium" effect; below it a difference is too small to call a bug
 
