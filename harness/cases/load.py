@@ -136,11 +136,26 @@ def _variant_specs(path: str, raw: dict, lines: dict) -> dict[str, schema.Spec]:
         data = spec.data
         if data.source in data_files.FILE_SOURCES:
             try:
-                data_files.resolve(path, str(data.params.get("path", "")))
+                resolved = data_files.resolve(path, str(data.params.get("path", "")))
             except ValueError as exc:
                 where = ("data", "params", "path") if variant == "buggy" else ("patch",)
                 raise CaseFileError([CaseError(path, line_of(lines, where), str(exc))]) from None
+            if data.source == "file.py":
+                _check_generator(path, lines, resolved, data.params, variant)
     return specs
+
+
+def _check_generator(path: str, lines: dict, code: str, params: dict, variant: str) -> None:
+    """A generator's problems, found by reading it (it is never run to load or validate a case)."""
+    from harness.data.generator_check import generator_problems
+
+    where = ("data", "params") if variant == "buggy" else ("patch",)
+    problems = generator_problems(code, str(params.get("function", "make")), params.get("args") or {})
+    errors = [CaseError(code, line, message) if in_file else
+              CaseError(path, line_of(lines, where), f"{os.path.basename(code)}: {message}")
+              for line, message, in_file in problems]
+    if errors:
+        raise CaseFileError(errors)
 
 
 def _pydantic_errors(path: str, exc: pydantic.ValidationError, lines: dict, prefix: str = "") -> list[CaseError]:

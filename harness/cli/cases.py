@@ -1,4 +1,4 @@
-"""Commands about case files: list, validate, new, spec. None of them trains."""
+"""Commands about case files: list, validate, new, spec, trust. None of them trains or runs a case's code."""
 
 from __future__ import annotations
 
@@ -31,6 +31,11 @@ def add(sub) -> None:
     sp.add_argument("case", metavar="CASE", help="case id, e.g. so-48385830")
     sp.add_argument("--variant", choices=["buggy", "patched"], default="buggy", help="which variant (default: buggy)")
     sp.set_defaults(func=cmd_spec)
+
+    tr = sub.add_parser("trust", help="record the data generators (.py files) under folders as trusted, by "
+                                      "their content hash: run uses them without --trust-case-code")
+    tr.add_argument("paths", nargs="+", help="case folders or .py files (read them first: they are code)")
+    tr.set_defaults(func=cmd_trust)
 
 
 def cmd_list(args) -> int:
@@ -88,3 +93,17 @@ def cmd_spec(args) -> int:
     print(f"# {case.path}: {args.variant} variant, as it is trained")
     print(yaml.safe_dump(case.spec_dict(args.variant), sort_keys=False, default_flow_style=None, width=110), end="")
     return 0
+
+
+def cmd_trust(args) -> int:
+    from harness.cases.trust import trust, trust_file
+
+    missing = [p for p in args.paths if not os.path.exists(p)]
+    if missing:
+        return options.fail(f"no such file or folder: {', '.join(missing)}")
+    recorded = trust(args.paths)
+    for path, digest in recorded:
+        print(f"{digest[:16]}  {path}")
+    print(f"{len(recorded)} file(s) trusted in {trust_file()} (an edited file is trusted again only by "
+          "another `bugbench trust`)", file=sys.stderr)
+    return 0 if recorded else options.fail("no .py file under " + ", ".join(args.paths), code=1)

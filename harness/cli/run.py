@@ -36,6 +36,9 @@ def run_options(default_seeds: int) -> argparse.ArgumentParser:
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="a progress bar (default: only on a terminal, never in CI)")
     p.add_argument("--strict", action="store_true", help="exit 1 if any unit failed")
+    p.add_argument("--trust-case-code", action="store_true",
+                   help="run the cases' own Python data generators (file.py) in this run; without it only the "
+                        "project's own and those recorded by `bugbench trust` run, and the others are error rows")
     return p
 
 
@@ -90,6 +93,7 @@ def _config(args, prune: bool):
                      detectors=tuple(args.detectors or registry.DEFAULT), semantics=args.semantics,
                      backend=args.backend, scheduler=args.scheduler, timeout=args.timeout, force=args.force,
                      replay=args.replay, more_seeds=args.more_seeds, progress=args.progress,
+                     trust_case_code=args.trust_case_code,
                      # A case file that does not load has no id: its results cannot be told from a deleted
                      # case's, so a run with load errors keeps every result file.
                      prune=prune and not args.cases and not args.variants)
@@ -107,7 +111,8 @@ def _summarise(records: list[dict]) -> list[dict]:
     failed = [r for r in records if r.get("status") != "ok"]
     for r in failed:
         print(f"error: {r['case']['id']} {r['variant']} seed {r['seed']}: {r.get('error')}", file=sys.stderr)
-    trained = sum(1 for r in records if not r.get("cached"))
-    print(f"{len(records)} unit(s): {trained} trained, {len(records) - trained} from the cache, "
-          f"{len(failed)} failed", file=sys.stderr)
+    trained = sum(1 for r in records if not r.get("cached") and r.get("status") == "ok")
+    cached = sum(1 for r in records if r.get("cached"))
+    print(f"{len(records)} unit(s): {trained} trained, {cached} from the cache, {len(failed)} failed",
+          file=sys.stderr)
     return failed

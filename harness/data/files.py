@@ -5,8 +5,9 @@ data generator written in a Python file next to the case file. Their paths are
 resolved and checked by the case loader (no absolute paths, nothing outside the
 case's folder, at most MAX_FILE_BYTES), and the file's content hash is part of
 the unit's cache key, so editing the file retrains what it feeds. A ``file.py``
-generator is code that runs, with the rights of whoever runs the benchmark:
-read it before running a case from someone else. ``debug.fault`` makes a unit
+generator is code: it runs only with the user's consent, only in a training
+worker, confined (``harness.data.sandbox``); validation reads it without
+running it (``harness.data.generator_check``). ``debug.fault`` makes a unit
 fail on purpose (raise, kill its worker, hang, or produce NaN) to test the
 harness's isolation.
 """
@@ -23,6 +24,11 @@ from harness.data.sources import source
 
 MAX_FILE_BYTES = 10_000_000
 FILE_SOURCES = ("file.csv", "file.py")
+
+
+def runs_code(spec: dict) -> bool:
+    """True when building this spec's data runs a case's own Python code."""
+    return ((spec or {}).get("data") or {}).get("source") == "file.py"
 
 
 def resolve(case_path: str, relative: str) -> str:
@@ -66,16 +72,13 @@ def python_file(rng, path: str, function: str = "make", args: dict | None = None
     """``function(rng, **args) -> (x, y)`` from a Python file next to the case file: a data-generating rule
     (labels = value mod 7, say) stated as code rather than as thousands of inlined rows. ``rng`` is a
     seeded ``numpy.random.Generator`` (the data section's ``seed``)."""
-    import importlib.util
+    from harness.data.sandbox import run_generator
 
     _unchanged(path, sha256)
-    spec = importlib.util.spec_from_file_location(f"bugbench_case_data_{digest(path)[:12]}", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    fn = getattr(module, function, None)
-    if not callable(fn):
-        raise ValueError(f"{os.path.basename(path)} defines no function '{function}'")
-    return fn(rng, **(args or {}))
+    return run_generator(path, function, args or {}, rng)
+
+
+python_file.no_preload = True  # code runs only in a training worker, with consent: never to check shapes
 
 
 def _unchanged(path: str, sha256: str | None) -> None:

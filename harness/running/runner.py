@@ -16,10 +16,12 @@ import sys
 
 from detectors.registry import DEFAULT as DEFAULT_DETECTORS
 from harness.cases.load import VARIANTS, LoadedCase
+from harness.data import files as data_files
 from harness.running.records import Unit
 from harness.running.results import ResultsDir
 from harness.running.store import UnitStore, unit_key
 from harness.training import stats_op
+from harness.training.train import unit_identity
 
 
 @dataclasses.dataclass
@@ -40,6 +42,7 @@ class RunConfig:
     more_seeds: int = 0  # extra seeds for cases whose seeds split on `split_detector`'s verdict
     split_detector: str = "diagnose"
     progress: bool | None = None  # None: only on a terminal, never in CI
+    trust_case_code: bool = False  # the user's consent to run every case's own code (file.py) in this run
 
 
 def units_for(cases: list[LoadedCase], config: RunConfig, stats: str | None = None) -> list[dict]:
@@ -141,6 +144,11 @@ def _run_locked(cases: list[LoadedCase], config: RunConfig, names: list[str]) ->
     for unit, hit in zip(units, cached):
         if hit:
             records.append(_finish(by_id[unit["case"]], unit, dict(hit, cached=True), names, config))
+    todo, refused = _with_consent(todo, config)
+    for unit, reason in refused:
+        for same in waiting[unit["key"]]:
+            records.append(_finish(by_id[same["case"]], same, dict(unit_identity(same), status="error",
+                                                                  error=reason), names, config))
     from harness.running.engine import run_units
 
     stream = run_units(todo, config.jobs, config.backend, config.scheduler, config.timeout)
@@ -151,6 +159,24 @@ def _run_locked(cases: list[LoadedCase], config: RunConfig, names: list[str]) ->
     return units, records
 
 
+def _with_consent(todo: list[dict], config: RunConfig) -> tuple[list[dict], list[tuple[dict, str]]]:
+    """The units that may train, each marked with the consent it carries, and the refused ones with why."""
+    from harness.cases.trust import refusal
+
+    allowed, refused = [], []
+    for unit in todo:
+        if not data_files.runs_code(unit["spec"]):
+            allowed.append(unit)
+            continue
+        params = unit["spec"]["data"]["params"]
+        why = refusal(params["path"], params.get("sha256"), config.trust_case_code)
+        if why:
+            refused.append((unit, why))
+        else:
+            allowed.append(dict(unit, trust_code=True))
+    return allowed, refused
+
+
 def backfill_facts(store: UnitStore, units: list[dict], cached: list) -> None:
     """Give stored units whose static facts are missing or of an older facts version today's facts.
 
@@ -159,8 +185,10 @@ def backfill_facts(store: UnitStore, units: list[dict], cached: list) -> None:
     """
     from harness.facts import FACTS_VERSION
 
+    # A unit whose data comes from case code is not rebuilt here: that code runs only in a worker.
     missing = [(u, hit) for u, hit in zip(units, cached) if hit and hit.get("status") == "ok"
-               and (hit.get("facts") or {}).get("version") != FACTS_VERSION and "error" not in (hit.get("facts") or {})]
+               and not data_files.runs_code(u["spec"]) and (hit.get("facts") or {}).get("version") != FACTS_VERSION
+               and "error" not in (hit.get("facts") or {})]
     if not missing:
         return
     from harness.training.train import static_facts
