@@ -58,3 +58,26 @@ def test_generated_summary_counts_killed_mutants_and_zoo_false_alarms(tmp_path):
     assert os.path.exists(tmp_path / "generated_operators_fix.csv")
     assert os.path.exists(tmp_path / "generated_summary.tex")
     assert os.path.exists(tmp_path / "plots" / "detectors_generated.png")
+    kills = pd.read_csv(tmp_path / "generated_kill.csv").set_index("operator")
+    assert kills.loc["all", "mutants"] == 3 and kills.loc["loss", "killed_on_test"] == 0
+
+
+def test_the_kill_table_tells_test_kills_from_training_kills_and_programs_show_their_test_score(tmp_path):
+    results = ResultsDir(str(tmp_path))
+    over = {"operator": "remove-dropout", "base": "zoo-a",
+            "kill": {"killed": True, "on": "test", "train": {"killed": False}}}
+    under = {"operator": "epochs", "base": "zoo-a", "kill": {"killed": True, "on": "test", "train": {"killed": True}}}
+    program = record("zoo-a", "patched", "healthy", [])
+    program["summary"]["test"] = {"n": 40, "loss": 0.2, "accuracy": 0.9, "reference": {"majority_accuracy": 0.6}}
+    units = [("zoo-a", "patched", program),
+             ("mut-a--rd", "buggy", record("mut-a--rd", "buggy", "valid", [], over, {"faults": [{"code": "REG"}]})),
+             ("mut-a--ep", "buggy", record("mut-a--ep", "buggy", "valid", [], under, {"faults": [{"code": "HNE"}]}))]
+    for case, variant, rec in units:
+        results.write({"case": case, "variant": variant, "seed": 0}, rec)
+    tables.report(str(tmp_path))
+    kills = pd.read_csv(tmp_path / "generated_kill.csv").set_index("operator")
+    assert kills.loc["remove-dropout", "test_only"] == 1 and kills.loc["epochs", "test_only"] == 0
+    assert kills.loc["all", "killed_on_test"] == 2 and kills.loc["all", "killed_on_train"] == 1
+    programs = pd.read_csv(tmp_path / "generated_programs.csv").set_index("program")
+    assert (programs.loc["zoo-a", "learns"], programs.loc["zoo-a", "learns_of"]) == (1, 1)
+    assert programs.loc["zoo-a", "constant_guess"] == 0.6

@@ -1,6 +1,10 @@
 """DeepCrime's kill criterion on final metrics over seeds."""
 
 import math
+import os
+
+import numpy as np
+import pytest
 
 from harness.cases.mutants import metric_for
 from harness.scoring.killing import decide
@@ -53,3 +57,107 @@ def test_a_mutant_that_does_not_run_is_no_killed_bug(tmp_path):
     record_decision(str(path), dict(decide([0.9, 0.9], [0.5, 0.5], True), metric="accuracy"), True)
     case = yaml.safe_load(path.read_text())
     assert case["status"] == "valid" and case["symptom"] == {"kind": "accuracy_gap_at_least", "value": 0.2}
+
+
+# -- killed on held-out test data, by the metric's logged name ----------------------------------
+
+def test_a_metric_is_read_under_the_name_keras_logs_it_and_a_missing_one_fails_loudly():
+    from harness.scoring.killing import MetricMissing, logged
+
+    assert logged({"loss": 1.0, "mean_absolute_error": 0.5}, "mae") == 0.5
+    assert logged({"binary_accuracy": 0.75}, "accuracy") == 0.75
+    assert math.isnan(logged({"loss": "nan"}, "loss"))
+    with pytest.raises(MetricMissing, match="logged: loss"):
+        logged({"loss": 1.0}, "mae")
+
+
+def test_test_rows_are_held_out_before_training_only_faults_and_shared_by_a_program_and_its_mutants():
+    from harness.data.sources import load_data
+
+    spec = {"source": "sklearn.breast_cancer", "preprocess": [{"standardize": {}}], "test": {"split": 0.25, "seed": 1},
+            "validation": {"split": 0.2, "n": None}}
+    program = load_data(spec)
+    noisy = load_data(dict(spec, preprocess=spec["preprocess"] + [{"shuffle_labels": {"fraction": 1.0}},
+                                                                 {"subsample": {"fraction": 0.2}}]))
+    assert len(program.x_test) == 142 and len(program.x) + len(program.x_val) == 569 - 142
+    assert np.array_equal(program.x_test, noisy.x_test) and np.array_equal(program.y_test, noisy.y_test)
+    assert len(noisy.x) + len(noisy.x_val) == round(0.2 * (569 - 142))
+    train_rows = {r.tobytes() for r in np.concatenate([program.x, program.x_val])}
+    assert not any(r.tobytes() in train_rows for r in program.x_test)
+    assert program.description["n_test"] == 142 and load_data({"source": "sklearn.iris"}).x_test is None
+
+
+def test_a_mutant_is_killed_on_test_data_with_the_training_decision_beside_it():
+    from harness.scoring.judge import _decide
+
+    class Case:
+        def __init__(self, case_id, spec):
+            self.id, self._spec = case_id, spec
+
+        def spec(self, variant):
+            return type("S", (), {"model_dump": lambda _, mode=None: self._spec})()
+
+    spec = {"data": {"test": {"split": 0.25}}, "compile": {"loss": "mse", "metrics": ["mae"]}}
+    finals = {}
+    for s in range(3):
+        finals["p", "patched", s] = {"status": "ok", "seed": s, "summary": {
+            "final": {"mean_absolute_error": 0.50 + s / 100}, "test": {"mean_absolute_error": 0.6 + s / 100}}}
+        finals["m", "buggy", s] = {"status": "ok", "seed": s, "summary": {  # overfits: better on train, worse on test
+            "final": {"mean_absolute_error": 0.30 + s / 100}, "test": {"mean_absolute_error": 0.9 + s / 100}}}
+    decision = _decide(Case("p", spec), Case("m", spec), finals, 3)
+    assert decision["on"] == "test" and decision["metric"] == "mae" and decision["killed"]
+    assert decision["train"]["killed"] is False and decision["base"] == [0.6, 0.61, 0.62]
+
+
+@pytest.mark.fit
+def test_kill_trains_a_tiny_regression_program_and_reads_its_mae_from_the_real_log(tmp_path):
+    """Was: 'mae' looked up where Keras logs 'mean_absolute_error': NaN against NaN, every mutant equivalent."""
+    import shutil
+    import subprocess
+    import sys
+
+    import yaml
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    zoo = tmp_path / "zoo"
+    zoo.mkdir()
+    (zoo / "reg.yaml").write_text(REGRESSION)
+    cmd = [sys.executable, "-m", "harness"]
+    out = subprocess.run(cmd + ["mutate", "zoo-reg", "--operator", "epochs", "--zoo", str(zoo), "--out",
+                                str(tmp_path / "mutants")], capture_output=True, text=True, cwd=root, timeout=120)
+    assert out.returncode == 0, out.stderr
+    out = subprocess.run(cmd + ["kill", "--seeds", "3", "--zoo", str(zoo), "--mutants", str(tmp_path / "mutants"),
+                                "--cache", str(tmp_path / "cache")], capture_output=True, text=True, cwd=root,
+                         timeout=400)
+    assert out.returncode == 0, out.stderr[-2000:]
+    (path,) = (tmp_path / "mutants").glob("*.yaml")
+    kill = yaml.safe_load(path.read_text())["generated"]["kill"]
+    assert kill["metric"] == "mae" and kill["on"] == "test"
+    assert all(isinstance(v, float) and math.isfinite(v) for v in kill["base"] + kill["mutant"])
+    assert kill["killed"], kill
+    assert kill["train"]["base"] != kill["base"]
+    shutil.rmtree(tmp_path / "cache")
+
+
+REGRESSION = """\
+id: zoo-reg
+title: linear regression, MSE, mae metric (healthy)
+source: {kind: synthetic, ref: zoo}
+task: regression
+status: healthy
+data:
+  source: synthetic.linear
+  test: {split: 0.25}
+  params: {n: 400, features: 3, noise: 0.1}
+  preprocess: [{standardize: {on: y}}]
+model:
+  input_shape: [3]
+  layers:
+    - Dense: {units: 8, activation: relu}
+    - Dense: {units: 1}
+compile: {loss: mse, optimizer: {Adam: {learning_rate: 0.01}}, metrics: [mae]}
+fit: {epochs: 20, batch_size: 32}
+truth:
+  faults: [{code: NONE}]
+symptom: {kind: none}
+"""

@@ -15,7 +15,8 @@ RICH = {  # a program every operator has something to mutate in
              "preprocess": [{"scale": {"by": 0.0625}}], "validation": {"split": 0.2, "n": None}},
     "model": {"input_shape": [64], "layers": [
         {"Dense": {"units": 32, "activation": "relu"}}, {"Dropout": {"rate": 0.2}},
-        {"Dense": {"units": 16, "activation": "tanh"}}, {"Dense": {"units": 10, "activation": "softmax"}}]},
+        {"Dense": {"units": 16, "activation": "tanh", "kernel_regularizer": {"L2": {"l2": 0.001}}}},
+        {"Dense": {"units": 10, "activation": "softmax"}}]},
     "compile": {"loss": "categorical_crossentropy", "optimizer": {"Adam": {"learning_rate": 0.001}},
                 "metrics": ["accuracy"]},
     "fit": {"epochs": 5, "batch_size": 32, "shuffle": True}, "semantics": "keras2"}
@@ -111,3 +112,15 @@ def test_every_operator_is_in_the_docs():
 
     doc = open(os.path.join(os.path.dirname(os.path.dirname(__file__)), "docs", "generated_suite.md")).read()
     assert all(f"| `{op}` |" in doc for op in mutants.OPERATORS)
+
+
+def test_at_most_keeps_rare_operators_and_rotates_the_common_ones_over_programs():
+    found = mutants.one_per_operator(mutants.mutations(RICH), 0)
+    applies_to = {m.operator: 10 for m in found} | {"remove-dropout": 2, "remove-regulariser": 1}
+    seen = set()
+    for turn in range(len(found)):
+        chosen = mutants.at_most(found, 6, turn, applies_to, programs=10)
+        assert len(chosen) == 6 and {"remove-dropout", "remove-regulariser"} <= {m.operator for m in chosen}
+        seen |= {m.operator for m in chosen}
+    assert seen == {m.operator for m in found}
+    assert mutants.at_most(found, 100, 0, applies_to, 10) == found

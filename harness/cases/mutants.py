@@ -194,6 +194,24 @@ def remove_dropout(spec):
                      f"Dropout at layer {i} removed") for i, cls, _ in layer_items(spec) if cls == "Dropout"]
 
 
+@operator("remove-regulariser")
+def remove_regulariser(spec):
+    """A layer's kernel regulariser removed (the program may then overfit: visible on held-out data only)."""
+    return [Mutation("remove-regulariser", f"l{i}", ({"delete": _path(i, cls, "kernel_regularizer")},),
+                     {"code": "REG", "layer": i}, f"layer {i}: kernel_regularizer removed")
+            for i, cls, kw in layer_items(spec) if kw.get("kernel_regularizer")][:1]
+
+
+@operator("overtrain")
+def overtrain(spec):
+    """A fifth of the training rows, trained five times as long: the network memorises what is left."""
+    n = spec["fit"]["epochs"]
+    steps = spec["data"].get("preprocess") or []
+    edits = (_append_step(steps, {"subsample": {"fraction": 0.2}}), {"set": "fit.epochs", "to": n * 5})
+    return [Mutation("overtrain", "20pc-x5", edits, {"code": "HNE"},
+                     f"80 % of the rows deleted and epochs {n} -> {n * 5}")]
+
+
 @operator("add-dropout")
 def add_dropout(spec):
     """A Dropout(0.95) inserted after the first hidden layer: almost nothing reaches the next layer."""
@@ -310,6 +328,19 @@ def applicable(spec: dict, operators=None) -> list[Mutation]:
     if metric_for(spec)[0] == "loss":
         out = [m for m in out if m.operator != "loss"]
     return out
+
+
+def at_most(chosen: list[Mutation], cap: int, turn: int, applies_to: dict[str, int], programs: int) -> list[Mutation]:
+    """At most ``cap`` of a program's mutants: operators that apply to few programs (a third or fewer: dropout and
+    regulariser removal, say) always, the common ones in a window that turns with the program, so that over the
+    zoo every operator keeps a share and the suite's cost grows with the number of programs, not operators."""
+    if len(chosen) <= cap:
+        return chosen
+    rare = [m for m in chosen if applies_to.get(m.operator, 0) * 3 <= programs]
+    common = sorted((m for m in chosen if m not in rare), key=lambda m: m.operator)
+    room = max(0, cap - len(rare))
+    start = (turn * room) % len(common) if common else 0
+    return rare + (common[start:] + common[:start])[:room]
 
 
 def one_per_operator(found: list[Mutation], turn: int) -> list[Mutation]:

@@ -105,12 +105,27 @@ class Validation(Strict):
         return self
 
 
+class Test(Validation):
+    """Rows held out before any preprocessing that only the training data gets (label noise, deleted rows):
+    neither training nor validation sees them; drawn by their own seed, so a program and its mutants share them."""
+
+    seed: int = 1
+
+
 class Data(Strict):
     source: str
     params: dict[str, Any] = {}
     seed: int = 0
     preprocess: list[dict[str, Any]] = []
     validation: Validation | None = None
+    test: Test | None = None
+
+    @model_serializer(mode="wrap")
+    def _omit_no_test(self, handler):
+        out = handler(self)  # left out when absent: a case without a test split keeps its spec as it was
+        if out.get("test") is None:
+            out.pop("test", None)
+        return out
 
     @field_validator("preprocess")
     @classmethod
@@ -249,6 +264,14 @@ class Truth(Strict):
 class Symptom(Strict):
     kind: Literal[SYMPTOMS]  # type: ignore[valid-type]
     value: float | None = None
+    on: Literal["train", "test"] = "train"  # test: judged on the held-out rows (data.test), as mutants are killed
+
+    @model_serializer(mode="wrap")
+    def _omit_train(self, handler):
+        out = handler(self)
+        if out.get("on") == "train":
+            del out["on"]
+        return out
 
     @model_validator(mode="after")
     def _value(self) -> Symptom:

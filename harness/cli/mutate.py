@@ -14,6 +14,8 @@ import sys
 from harness.cli import options
 
 ZOO, MUTANTS = os.path.join("zoo", "programs"), os.path.join("zoo", "mutants")
+# Mutants per program in the suite: with 3 kill seeds, ~80 programs x 10 mutants train in about an hour on 2 cores.
+PER_PROGRAM = 10
 
 
 def add(sub) -> None:
@@ -27,6 +29,9 @@ def add(sub) -> None:
     mu.add_argument("--every-instance", action="store_true",
                     help="every instance of each operator (default: one per operator and program, rotating over "
                          "the programs, so that the suite stays trainable)")
+    mu.add_argument("--per-program", type=int, default=PER_PROGRAM, metavar="N",
+                    help=f"with --all: at most N mutants per program (default: {PER_PROGRAM}; operators that apply "
+                         "to few programs first, the others rotating over the programs)")
     mu.add_argument("--zoo", default=ZOO, help=f"the folder of healthy programs (default: {ZOO})")
     mu.add_argument("--out", default=MUTANTS, help=f"where the mutants' case files go (default: {MUTANTS})")
     mu.set_defaults(func=cmd_mutate)
@@ -42,11 +47,15 @@ def add(sub) -> None:
     ki.add_argument("--backend", choices=["loky", "dask"], default="loky",
                     help="loky: local worker processes (default); dask: an existing dask.distributed cluster")
     ki.add_argument("--scheduler", metavar="tcp://HOST:PORT", help="the dask scheduler (with --backend dask)")
+    ki.add_argument("--trust-case-code", action="store_true",
+                    help="run the programs' own Python data generators (file.py), as `run --trust-case-code`")
     ki.set_defaults(func=cmd_kill)
 
 
 def cmd_mutate(args) -> int:
-    from harness.cases.mutants import applicable, mutant_case, one_per_operator
+    from collections import Counter
+
+    from harness.cases.mutants import applicable, at_most, mutant_case, one_per_operator
 
     if not args.all and not args.program:
         return options.fail("name a healthy program, or pass --all")
@@ -58,11 +67,17 @@ def cmd_mutate(args) -> int:
     if args.all:
         _remove_generated(args.out)  # the suite is what today's programs and operators make, nothing stale
     written = 0
-    for turn, program in enumerate(sorted(programs, key=lambda p: p.id)):
-        found = applicable(program.spec("patched").model_dump(mode="json"), [args.operator] if args.operator else None)
+    programs = sorted(programs, key=lambda p: p.id)
+    found_of = {p.id: applicable(p.spec("patched").model_dump(mode="json"), [args.operator] if args.operator else None)
+                for p in programs}
+    applies_to = Counter(op for found in found_of.values() for op in {m.operator for m in found})
+    for turn, program in enumerate(programs):
+        found = found_of[program.id]
         if args.param is not None:
             found = [m for m in found if m.param == args.param]
         chosen = found if args.every_instance or args.param or not args.all else one_per_operator(found, turn)
+        if args.all and not args.every_instance:
+            chosen = at_most(chosen, args.per_program, turn, applies_to, len(programs))
         for mutation in chosen:
             print(write_case(mutant_case(program, mutation), program, args.out))
             written += 1
@@ -113,8 +128,13 @@ def cmd_kill(args) -> int:
     mutants = [c for c in cases if (c.case.generated or {}).get("base")]
     if not mutants:
         return options.fail(f"no mutants in {args.mutants} (bugbench mutate --all writes them)")
-    decisions = judge_mutants(cases, seeds=args.seeds, jobs=args.jobs, cache=args.cache, timeout=args.timeout,
-                              backend=args.backend, scheduler=args.scheduler)
+    from harness.scoring.killing import MetricMissing
+
+    try:
+        decisions = judge_mutants(cases, seeds=args.seeds, jobs=args.jobs, cache=args.cache, timeout=args.timeout,
+                                  backend=args.backend, scheduler=args.scheduler, trust_case_code=args.trust_case_code)
+    except MetricMissing as exc:
+        return options.fail(f"cannot decide: {exc.args[0]}")
     killed = sum(d["killed"] for d in decisions.values())
     print(f"{killed} of {len(decisions)} mutant(s) killed, {len(decisions) - killed} equivalent", file=sys.stderr)
     return 1 if errors else 0

@@ -31,6 +31,12 @@ class Dataset:
     x_val: np.ndarray | None
     y_val: np.ndarray | None
     description: dict
+    x_test: np.ndarray | None = None  # held out: never trained on, never in a trace; read only to kill mutants
+    y_test: np.ndarray | None = None
+
+
+# Steps that are faults in the *training* data (label noise, deleted rows): held-out test rows never get them.
+TRAINING_ONLY = ("shuffle_labels", "subsample")
 
 
 def load_data(spec: dict) -> Dataset:
@@ -38,12 +44,34 @@ def load_data(spec: dict) -> Dataset:
     fn = SOURCES[spec["source"]]
     rng = np.random.default_rng(spec.get("seed", 0))
     x, y = fn(rng, **spec.get("params", {}))
+    n_test = 0
+    if spec.get("test"):
+        x, y, n_test = _test_rows_last(np.asarray(x), np.asarray(y), spec["test"])
     for step in spec.get("preprocess", []):
         (name, args), = step.items()
-        x, y = PREPROCESS[name](x, y, **(args or {}))
+        if n_test and name in TRAINING_ONLY:
+            xt, yt = PREPROCESS[name](x[:-n_test], y[:-n_test], **(args or {}))
+            x, y = np.concatenate([xt, x[-n_test:]]), np.concatenate([yt, y[-n_test:]])
+        else:  # the program's own pipeline: the test rows go through it as its users' data would
+            x, y = PREPROCESS[name](x, y, **(args or {}))
     x, y = np.asarray(x, np.float32), np.asarray(y, np.float32)
+    x_test = y_test = None
+    if n_test:
+        x, y, x_test, y_test = x[:-n_test], y[:-n_test], x[-n_test:], y[-n_test:]
     x, y, x_val, y_val = _split(x, y, spec.get("validation"), rng)
-    return Dataset(x, y, x_val, y_val, _describe(spec, x, y, x_val))
+    return Dataset(x, y, x_val, y_val, _describe(spec, x, y, x_val, x_test), x_test, y_test)
+
+
+def _test_rows_last(x: np.ndarray, y: np.ndarray, test: dict):
+    """The rows with the held-out ones moved to the end (drawn by the test's own seed; the others keep their
+    order, so that data sorted on purpose stays sorted)."""
+    n = test.get("n") or int(round(len(x) * test["split"]))
+    if not 0 < n < len(x):
+        raise ValueError(f"the test split takes {n} of {len(x)} rows")
+    held = np.zeros(len(x), bool)
+    held[np.random.default_rng(test.get("seed", 1)).choice(len(x), size=n, replace=False)] = True
+    order = np.concatenate([np.flatnonzero(~held), np.flatnonzero(held)])
+    return x[order], y[order], n
 
 
 def check_params(name: str, params: dict) -> str | None:
@@ -69,8 +97,9 @@ def _split(x, y, validation: dict | None, rng):
     return x[train], y[train], x[val], y[val]
 
 
-def _describe(spec: dict, x, y, x_val) -> dict:
+def _describe(spec: dict, x, y, x_val, x_test=None) -> dict:
     return {
+        **({"n_test": int(len(x_test))} if x_test is not None else {}),
         "source": spec["source"],
         "params": spec.get("params", {}),
         "seed": spec.get("seed", 0),

@@ -19,10 +19,10 @@ from harness.scoring.verdicts import healthy_controls
 LEGEND = (
     "The generated suite: each mutant is a healthy program of the zoo with one fault put in by a mutation "
     "operator (its ground truth by construction); it counts only if it was *killed*: measurably worse than its "
-    "program over the kill seeds (Welch's one-sided t-test on the final accuracy, or mae/loss for regression, "
-    "p < 0.05, and Cohen's d >= 0.5; DeepCrime's criterion). `detected`: an error on a killed mutant (majority "
-    "over the suite's seeds); `localized`, `suggested_fix` as in summary.md; `false_alarms`: an error on a "
-    "healthy program of the zoo that learns. Rates with 95 % Wilson intervals."
+    "program over the kill seeds on its held-out test rows (Welch's one-sided t-test on the test accuracy, or "
+    "mae/loss for regression, p < 0.05, and Cohen's d >= 0.5; DeepCrime's criterion). `detected`: an error on "
+    "a killed mutant (majority over the suite's seeds); `localized`, `suggested_fix` as in summary.md; "
+    "`false_alarms`: an error on a healthy program of the zoo that learns. Rates with 95 % Wilson intervals."
 )
 
 
@@ -46,6 +46,11 @@ def write_generated(per_case: pd.DataFrame, records: list[dict], results_dir: st
           for column, name, title, what in OPERATOR_TABLES),
         write_table(_equivalents(records), results_dir, "generated_equivalent",
                     "Generated suite: mutants not killed (equivalent), left out of the rates", [LEGEND]),
+        write_table(_kills(mutants), results_dir, "generated_kill",
+                    "Generated suite: killed on held-out test data (the criterion) and on training data",
+                    [KILL_LEGEND]),
+        write_table(_programs(records), results_dir, "generated_programs",
+                    "Generated suite: the zoo's healthy programs on their held-out test rows", [PROGRAM_LEGEND]),
     ]
     from harness.reporting.detector_map import draw_detector_map
 
@@ -109,3 +114,69 @@ def _equivalents(records: list[dict]) -> pd.DataFrame:
                          "d": kill.get("effect_size")})
     return pd.DataFrame(sorted(rows, key=lambda row: row["mutant"]))
 
+
+
+KILL_LEGEND = ("Per operator: mutants written; killed on the held-out test rows (the criterion); killed by the same "
+               "test on the final training epoch (the criterion before test splits); killed on test only (they "
+               "fit their training rows as well or better: over-fitting) and on training only.")
+
+
+def _kills(mutants: dict) -> pd.DataFrame:
+    rows = {}
+    for g in mutants.values():
+        kill = g.get("kill") or {}
+        on_test = bool(kill.get("killed")) and kill.get("on") == "test"
+        train = kill.get("train") if kill.get("on") == "test" else kill
+        on_train = bool((train or {}).get("killed"))
+        row = rows.setdefault(g["operator"], {"operator": g["operator"], "mutants": 0, "killed_on_test": 0,
+                                              "killed_on_train": 0, "test_only": 0, "train_only": 0})
+        row["mutants"] += 1
+        row["killed_on_test"] += on_test
+        row["killed_on_train"] += on_train
+        row["test_only"] += on_test and not on_train
+        row["train_only"] += on_train and not on_test
+    table = pd.DataFrame(sorted(rows.values(), key=lambda r: r["operator"]))
+    if not table.empty:
+        total = table.drop(columns="operator").sum()
+        table = pd.concat([table, pd.DataFrame([{"operator": "all", **total.to_dict()}])], ignore_index=True)
+    return table
+
+
+PROGRAM_LEGEND = ("Per healthy program, mean over its seeds of the test metric (accuracy, else mae, else loss) "
+                  "beside what a constant guess scores on the same rows (the majority class's share; the median's "
+                  "mean absolute error). `learns`: seeds that beat it by 5 points of accuracy, or by 5 % of the "
+                  "error (mae only: a loss has no constant reference here).")
+
+
+def _programs(records: list[dict]) -> pd.DataFrame:
+    by_case: dict[str, list[dict]] = {}
+    for r in records:
+        if r["case"].get("status") == "healthy" and r.get("status") == "ok" and (r.get("summary") or {}).get("test"):
+            by_case.setdefault(r["case"]["id"], []).append(r["summary"]["test"])
+    rows = []
+    for case, tests in sorted(by_case.items()):
+        metric, value, ref, learns = _test_learns(tests)
+        rows.append({"program": case, "test_rows": tests[0].get("n"), "metric": metric, "test": value,
+                     "constant_guess": ref, "learns": "–" if ref is None else f"{learns}/{len(tests)}"})
+    return pd.DataFrame(rows)
+
+
+def _test_learns(tests: list[dict]) -> tuple[str, float, float | None, int]:
+    from harness.scoring.killing import MetricMissing, logged
+
+    for metric in ("accuracy", "mae", "loss"):
+        try:
+            values = [logged(t, metric) for t in tests]
+        except MetricMissing:
+            continue
+        refs = [(t.get("reference") or {}).get("majority_accuracy" if metric == "accuracy" else "constant_mae")
+                for t in tests]
+        if metric == "accuracy":
+            learns = sum(v >= r + 0.05 for v, r in zip(values, refs) if r is not None)
+        elif metric == "mae":
+            learns = sum(v <= 0.95 * r for v, r in zip(values, refs) if r is not None)
+        else:
+            learns, refs = 0, [None]
+        ref = refs[0] if refs and refs[0] is not None else None
+        return metric, round(sum(values) / len(values), 4), None if ref is None else round(ref, 4), learns
+    return "–", float("nan"), None, 0

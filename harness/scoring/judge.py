@@ -17,17 +17,18 @@ import tempfile
 from harness.cases.load import LoadedCase
 from harness.cases.mutants import metric_for
 from harness.running.runner import RunConfig, run
-from harness.scoring.killing import decide, final_value
+from harness.scoring.killing import decide, logged
 
 
 def judge_mutants(cases: list[LoadedCase], seeds: int, jobs: int, cache: str, timeout: float | None,
-                  backend: str = "loky", scheduler: str | None = None) -> dict:
+                  backend: str = "loky", scheduler: str | None = None, trust_case_code: bool = False) -> dict:
     """{mutant id: decision}; every mutant's case file is rewritten with its decision."""
     programs = {c.id: c for c in cases if c.case.status == "healthy"}
     mutants = [c for c in cases if (c.case.generated or {}).get("base") in programs]
     with tempfile.TemporaryDirectory(prefix="bugbench-kill-") as results:
         config = RunConfig(results_dir=results, cache_dir=cache, jobs=jobs, seeds=tuple(range(seeds)),
-                           detectors=(), timeout=timeout, backend=backend, scheduler=scheduler)
+                           detectors=(), timeout=timeout, backend=backend, scheduler=scheduler,
+                           trust_case_code=trust_case_code)
         # A program trains as its patched variant (its only one); a mutant as its buggy variant: the mutant's
         # patched variant is its program, trained already.
         records = run(list(programs.values()), config) + run(mutants, dataclasses.replace(config, variants=("buggy",)))
@@ -35,23 +36,38 @@ def judge_mutants(cases: list[LoadedCase], seeds: int, jobs: int, cache: str, ti
     decisions = {}
     for mutant in mutants:
         base = programs[mutant.case.generated["base"]]
-        name, higher = metric_for(base.spec("patched").model_dump(mode="json"))
-        b = [_value(finals.get((base.id, "patched", s)), name) for s in range(seeds)]
-        m = [_value(finals.get((mutant.id, "buggy", s)), name) for s in range(seeds)]
-        failed = [finals.get((mutant.id, "buggy", s)) for s in range(seeds)]
-        crash = next((r.get("error") for r in failed if r and r.get("status") != "ok"), None)
-        decision = dict(decide(b, m, higher), metric=name, seeds=seeds)
-        if crash and all(r is None or r.get("status") != "ok" for r in failed):
-            decision.update(killed=False, crashed=crash)  # a program that does not run is no training bug
+        decision = _decide(base, mutant, finals, seeds)
         decisions[mutant.id] = decision
-        record_decision(mutant.path, decision, higher)
+        record_decision(mutant.path, decision, decision.pop("higher_is_better"))
     return decisions
 
 
-def _value(record: dict | None, name: str) -> float:
+def _decide(base: LoadedCase, mutant: LoadedCase, finals: dict, seeds: int) -> dict:
+    """Killed on the held-out test rows when the program has them (DeepCrime's criterion), else on the final
+    training epoch; the training-data decision is kept beside the test one."""
+    spec = base.spec("patched").model_dump(mode="json")
+    name, higher = metric_for(spec)
+    on = "test" if spec["data"].get("test") else "train"
+    runs = {who: [finals.get((case.id, variant, s)) for s in range(seeds)]
+            for who, case, variant in (("base", base, "patched"), ("mutant", mutant, "buggy"))}
+    values = {(who, where): [_value(r, name, where, case_id) for r in runs[who]]
+              for who, case_id in (("base", base.id), ("mutant", mutant.id)) for where in ("test", "train")}
+    decision = dict(decide(values["base", on], values["mutant", on], higher), metric=name, on=on, seeds=seeds)
+    if on == "test":
+        train = decide(values["base", "train"], values["mutant", "train"], higher)
+        decision["train"] = {k: train[k] for k in ("killed", "p_value", "effect_size", "base", "mutant")}
+    crash = next((r.get("error") for r in runs["mutant"] if r and r.get("status") != "ok"), None)
+    if crash and all(r is None or r.get("status") != "ok" for r in runs["mutant"]):
+        decision.update(killed=False, crashed=crash)  # a program that does not run is no training bug
+    return dict(decision, higher_is_better=higher)
+
+
+def _value(record: dict | None, name: str, where: str, case_id: str) -> float:
     if not record or record.get("status") != "ok":
         return math.nan  # a run that failed counts as the worst
-    return final_value(record.get("summary") or {}, name)
+    summary = record.get("summary") or {}
+    logs = summary.get("test") if where == "test" else summary.get("final")
+    return logged(logs or {}, name, where=f"{case_id} seed {record.get('seed')} ({where}): ")
 
 
 def record_decision(path: str, decision: dict, higher_is_better: bool) -> None:
@@ -70,9 +86,12 @@ def record_decision(path: str, decision: dict, higher_is_better: bool) -> None:
     elif decision["killed"]:
         case["status"], case["status_reason"] = "valid", None
         case["symptom"] = _symptom(decision, higher_is_better)
+        if decision.get("on") == "test" and case["symptom"]["kind"] in ("accuracy_gap_at_least", "loss_ratio_at_least"):
+            case["symptom"]["on"] = "test"
     else:
         case["status"] = "equivalent"
-        case["status_reason"] = (f"not killed: {decision['metric']} {decision['mutant']} against the program's "
+        case["status_reason"] = (f"not killed: {decision.get('on', 'train')} {decision['metric']} "
+                                 f"{decision['mutant']} against the program's "
                                  f"{decision['base']} (p = {decision['p_value']}, d = {decision['effect_size']})")
         case["symptom"] = {"kind": "none"}
     case = {k: v for k, v in case.items() if v is not None}

@@ -5,10 +5,11 @@ mutant: no detector should be blamed for missing a bug that does not show, so
 it is kept out of the detection rates and listed instead. "Measurably worse"
 is the criterion of DeepCrime (Humbatova et al., ISSTA 2021): a statistical
 test on the final metric over repeated trainings, and an effect size that is
-not negligible. Here: Welch's one-sided t-test at ALPHA on the final training
-accuracy (classification) or the final mean absolute error, else loss
-(regression), and Cohen's d of at least MIN_EFFECT. A run whose metric is NaN
-or Inf counts as worse than any finite run.
+not negligible. Here: Welch's one-sided t-test at ALPHA on the accuracy
+(classification) or the mean absolute error, else loss (regression), measured
+on the program's held-out test rows as DeepCrime does (the final training
+value is decided the same way and kept beside it), and Cohen's d of at least
+MIN_EFFECT. A run whose metric is NaN or Inf counts as worse than any finite run.
 """
 
 from __future__ import annotations
@@ -21,10 +22,32 @@ ALPHA = 0.05  # the usual significance level, DeepCrime's
 MIN_EFFECT = 0.5  # Cohen's d: a "medium" effect; below it a difference is too small to call a bug
 
 
-def final_value(summary: dict, name: str) -> float:
-    from harness.scoring.reproduced import final, final_accuracy
+# The names under which Keras logs a metric a program compiles: "mae" resolves to the function
+# mean_absolute_error and is logged under that name; accuracy under the name of the class chosen for it.
+LOGGED_AS = {"accuracy": ("accuracy", "binary_accuracy", "categorical_accuracy", "sparse_categorical_accuracy"),
+             "mae": ("mae", "mean_absolute_error"), "mean_absolute_error": ("mean_absolute_error", "mae"),
+             "loss": ("loss",)}
 
-    return final_accuracy(summary) if name == "accuracy" else final(summary, name)
+
+class MetricMissing(KeyError):
+    pass
+
+
+def logged(logs: dict, wanted: str, where: str = "") -> float:
+    """The value of metric ``wanted`` in one run's logs, under whichever name Keras gave it.
+
+    Raises MetricMissing, naming the logged names, rather than read a NaN that
+    would compare equal to the program's NaN and hide every mutant.
+    """
+    for name in LOGGED_AS.get(wanted, (wanted,)):
+        if name in (logs or {}):
+            value = logs[name]
+            try:
+                return float(value)
+            except (TypeError, ValueError):
+                return math.nan  # a logged "nan"/"inf" string: a diverged run
+    raise MetricMissing(f"{where}metric '{wanted}' is not in the run's logs (logged: "
+                        f"{', '.join(sorted(logs or {})) or 'nothing'})")
 
 
 def decide(base: list[float], mutant: list[float], higher_is_better: bool) -> dict:

@@ -32,6 +32,9 @@ def shows(symptom: dict, summary: dict, patched_summary: dict | None = None) -> 
     ``patched_summary`` is the patched run of the same seed, needed by the
     symptoms that compare against it.
     """
+    if symptom.get("on") == "test":  # the held-out rows' numbers stand in for the final epoch's
+        summary = {"final": (summary or {}).get("test") or {}}
+        patched_summary = None if patched_summary is None else {"final": patched_summary.get("test") or {}}
     kind, value = symptom["kind"], symptom.get("value")
     loss, acc = final(summary, "loss"), final_accuracy(summary)
     if kind == "none":
