@@ -11,7 +11,9 @@ subclass (imported on first use, so ``import bugbench`` does not start
 TensorFlow): ``Diagnose``, ``LayerTrend``, ``LayerTrendFaithful``, ``Symptoms``,
 ``TrainingProblems``, ``Structure``, and the Keras baselines
 ``TerminateOnNaNDetector``, ``EarlyStoppingLossDetector``,
-``EarlyStoppingAccuracyDetector``, ``KerasUnionDetector``. ``replay`` runs a
+``EarlyStoppingAccuracyDetector``, ``KerasUnionDetector``, and other tools as
+their authors released them: ``AutoTrainer``, ``DeepDiagnosis``, ``Umlaut``
+(``LayerTrendFaithful`` is DeepLocalize's). ``replay`` runs a
 detector over a stored trace; ``main`` is the ``bugbench`` command.
 """
 
@@ -33,6 +35,9 @@ DETECTORS = {
     "EarlyStoppingLossDetector": "detectors.keras_baseline:EarlyStoppingLossDetector",
     "EarlyStoppingAccuracyDetector": "detectors.keras_baseline:EarlyStoppingAccuracyDetector",
     "KerasUnionDetector": "detectors.keras_baseline:KerasUnionDetector",
+    "AutoTrainer": "detectors.autotrainer:AutoTrainer",
+    "DeepDiagnosis": "detectors.deepdiagnosis:DeepDiagnosis",
+    "Umlaut": "detectors.umlaut:Umlaut",
 }
 OTHERS = {"replay": "detectors.base:replay", "Finding": "detectors.base:Finding", "Detector": "detectors.base:Detector",
           "main": "harness.cli:main"}

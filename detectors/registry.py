@@ -26,14 +26,19 @@ BUILTINS: dict[str, str] = {
     "training-problems": "detectors.training_problems:TrainingProblems",
     "structure": "detectors.structure:Structure",
     "diagnose": "detectors.diagnose:Diagnose",
+    "autotrainer": "detectors.autotrainer:AutoTrainer",
+    "deepdiagnosis": "detectors.deepdiagnosis:DeepDiagnosis",
+    "umlaut": "detectors.umlaut:Umlaut",
 }
 
 GROUPS: dict[str, tuple[str, ...]] = {
     "keras-baseline": ("keras-ton", "keras-es-loss", "keras-es-acc", "keras-union"),
+    # Other tools as their authors released them, replayed on the same traces.
+    "peers": ("layer-trend-faithful", "autotrainer", "deepdiagnosis", "umlaut"),
 }
 
 DEFAULT = ("keras-baseline", "layer-trend-faithful", "layer-trend", "symptoms", "training-problems", "structure",
-           "diagnose")
+           "diagnose", "autotrainer", "deepdiagnosis", "umlaut")
 
 _extra: dict[str, str] = {}
 

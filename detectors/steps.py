@@ -65,3 +65,21 @@ class Persistence:
             runs = runs + 1 if holds else 0
         self._runs[key] = runs
         return runs >= self.window
+
+
+def kernel_sizes(layers: list[dict], n: int) -> np.ndarray:
+    """[layer] element count of each layer's first weight (its kernel), estimated from the trace's layer list.
+
+    The trace keeps a layer's parameter count, not its kernel's size: the count
+    less one bias per unit stands in (exact for a Dense or Conv layer with bias).
+    """
+    sizes = np.ones(n, np.float64)
+    for i, layer in enumerate(layers[:n]):
+        params, units = layer.get("params") or 0, layer.get("units") or 0
+        sizes[i] = max(1, params - units if params > units else params)
+    return sizes
+
+
+def l2_norm(step, stage: str, layers: list[dict]) -> np.ndarray:
+    """[layer] estimated L2 norm of ``stage``'s tensor: its RMS times the square root of its element count."""
+    return rms(step, stage) * np.sqrt(kernel_sizes(layers, len(step.stats)))

@@ -1,4 +1,8 @@
-"""A symptom detector with fix suggestions (DeepDiagnosis-style, Wardat et al., ICSE 2022).
+"""Our symptom detector with fix suggestions, after DeepDiagnosis (Wardat et al., ICSE 2022).
+
+Ours, not the released tool (that is ``detectors.deepdiagnosis``): it borrows
+DeepDiagnosis's symptoms and several thresholds but changes the rules
+(docs/detectors.md says what and why).
 
 Watches every training batch and reports eight symptoms, each with the layer
 and stage where it shows:

@@ -1,4 +1,8 @@
-"""Training problems (AUTOTRAINER-style, Zhang et al., ICSE 2021), reported with the epoch.
+"""Our training-problem detector, after AUTOTRAINER (Zhang et al., ICSE 2021), reported with the epoch.
+
+Ours, not the released tool (that is ``detectors.autotrainer``): it borrows
+AUTOTRAINER's problems and thresholds but changes the schedule and the rules
+(docs/detectors.md says what and why).
 
 AUTOTRAINER checks gradients on one batch every few epochs. Here a *period*
 is an epoch when the budget has at least MIN_PERIODS epochs, else an equal

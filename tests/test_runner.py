@@ -28,7 +28,7 @@ def test_broken_files_are_reported_and_the_good_case_still_runs(tmp_path, capsys
     assert record["status"] == "ok" and record["semantics"] == "keras2"
     assert set(record["findings"]) == {"keras-ton", "keras-es-loss", "keras-es-acc", "keras-union",
                                        "layer-trend-faithful", "layer-trend", "symptoms", "training-problems",
-                                       "structure", "diagnose"}
+                                       "structure", "diagnose", "autotrainer", "deepdiagnosis", "umlaut"}
     assert record["facts"]["loss"] and record["facts"]["x"]["max"] is not None
     assert record["versions"]["keras"].startswith("3.")
     assert os.path.exists(record["trace"])

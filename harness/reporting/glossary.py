@@ -29,6 +29,9 @@ METHODS = (
     Method("training-problems", None, None),
     Method("structure", None, None),
     Method("diagnose", None, None),
+    Method("autotrainer", None, None),
+    Method("deepdiagnosis", None, None),
+    Method("umlaut", None, None),
 )
 PAPER_COLUMN = {m.detector: m.paper_column for m in METHODS if m.paper_column}
 
@@ -147,6 +150,18 @@ CODE_WORDS = {
     "EXPLODING_GRADIENT": "exploding gradient", "OSCILLATING": "oscillating accuracy",
     "SLOW_CONVERGENCE": "slow convergence", "LOSS_FLAT": "the loss did not fall",
     "ACC_FLAT": "the accuracy did not rise", "OUT_OF_RANGE": "output cannot reach the labels",
+    # autotrainer (AUTOTRAINER's problem names)
+    "ABNORMAL_DATA": "abnormally large layer outputs", "ACTIVATION_ISSUE": "improper output activation",
+    "LOSS_ISSUE": "improper loss", "VANISH": "vanishing gradient", "EXPLODE": "exploding gradient",
+    "RELU": "dying ReLU", "NOT_CONVERGE": "slow convergence", "UNSTABLE": "oscillating loss",
+    # deepdiagnosis
+    "DEAD_NODE": "dead ReLU outputs", "INVALID_LOSS": "NaN/Inf loss", "INVALID_ACCURACY": "NaN/Inf or zero accuracy",
+    "LOSS_NOT_DECREASING": "the loss is exactly flat", "ACCURACY_NOT_INCREASING": "the accuracy is exactly flat",
+    # umlaut
+    "NO_SOFTMAX": "no softmax layer before the loss", "MISSING_ACTIVATION": "a layer with a linear activation",
+    "FINAL_ACTIVATION": "a non-linear last layer", "INPUT_NOT_NORMALIZED": "inputs beyond [-1, 1]",
+    "LR_HIGH": "learning rate above 0.01", "LR_LOW": "learning rate below 1e-7",
+    "HIGH_VAL_ACCURACY": "validation accuracy suspiciously high",
 }
 
 
