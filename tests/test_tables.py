@@ -164,17 +164,29 @@ def test_the_first_suggestion_is_scored_against_the_patch():
     assert _score([_finding("Y", "LCH")], truth, "patched", True, None, True)["suggested"] is None
 
 
-def test_the_readme_headline_table_is_the_committed_summary():
-    """The README's first screen quotes results/summary.csv; regenerating the results must update it."""
+def test_the_readme_headline_table_is_current_with_the_summary_in_the_tree():
+    """The README's first screen is written by `report` from results/summary.csv; whichever CPU regenerated the
+    results, the block must say what that summary says (was: compared with the summary committed elsewhere)."""
+    from harness.reporting.readme import END, START, headline
+
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    summary = pd.read_csv(os.path.join(root, "results", "summary.csv"))
-    valid = summary[summary.subset == "valid"].set_index("detector")
     readme = open(os.path.join(root, "README.md")).read()
-    rows = [line for line in readme.splitlines() if line.startswith("| `")]
-    assert len(rows) >= 5
-    for line in rows[:7]:
-        name, *cells = [c.strip() for c in line.strip("|").split("|")]
-        row = valid.loc[name.strip("`")]
-        for column, cell in zip(["separates", "detected", "localized", "suggested_fix", "false_alarms"], cells):
-            want = "–" if pd.isna(row[column]) else f"{int(row[column])}/{int(row[column + '_of'])}"
-            assert cell == want, (name, column)
+    block = readme.split(START, 1)[1].split(END, 1)[0].strip()
+    assert block == headline(pd.read_csv(os.path.join(root, "results", "summary.csv")))
+    assert block.count("\n| `") >= 5 and "| `diagnose` |" in block.splitlines()[2]
+
+
+def test_report_rewrites_only_the_headline_block_of_the_readme_beside_its_results(tmp_path):
+    from harness.reporting.readme import END, START, update_readme
+
+    results = tmp_path / "results"
+    results.mkdir()
+    pd.DataFrame([{"detector": "diagnose", "subset": "valid", "separates": 3, "separates_of": 4, "detected": 4,
+                   "detected_of": 5, "localized": 2, "localized_of": 5, "suggested_fix": None,
+                   "suggested_fix_of": 5, "false_alarms": 0, "false_alarms_of": 4}]).to_csv(results / "summary.csv")
+    (tmp_path / "README.md").write_text(f"intro\n{START}\nold\n{END}\nrest\n")
+    assert update_readme(str(results)) == str(tmp_path / "README.md")
+    text = (tmp_path / "README.md").read_text()
+    assert text.startswith("intro\n") and text.endswith(f"{END}\nrest\n") and "old" not in text
+    assert "| `diagnose` | 3/4 | 4/5 | 2/5 | – | 0/4 |" in text
+    assert update_readme(str(results)) is None  # current: nothing written

@@ -62,7 +62,11 @@ def report(results_dir: str = "results") -> list[str]:
     from harness.reporting.detector_map import draw_detector_map
 
     figure = draw_detector_map(results_dir)
-    return written + [os.path.join(results_dir, "outcomes.csv")] + ([figure] if figure else [])
+    from harness.reporting.readme import update_readme
+
+    readme = update_readme(results_dir)
+    return written + [os.path.join(results_dir, "outcomes.csv")] + ([figure] if figure else []) + \
+        ([readme] if readme else [])
 
 
 def _cell(row) -> str:
