@@ -480,9 +480,10 @@ def _palette(name: str, n: int) -> list:
 
 
 LINESTYLES = ("-", "--", ":", "-.")
-# tab10: ten colours apart enough to tell at a glance, one per built-in detector (in METHODS order).
+# tab10's ten colours apart enough to tell at a glance, then three dark ones of tab20b (the peers), one per built-in
+# detector (in METHODS order).
 DETECTOR_COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
-                   "#bcbd22", "#17becf")
+                   "#bcbd22", "#17becf", "#393b79", "#637939", "#843c39")
 # Black like the batch loss it is read against, but dashed, with open diamonds at the epoch ends it was taken at.
 VALIDATION_STYLE = dict(color="black", lw=1.0, ls="--", marker="D", ms=4, mfc="white", mew=1.0)
 
