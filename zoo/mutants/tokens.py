@@ -54,3 +54,20 @@ def topics(rng, n=1200, vocab=300, length=20, classes=4, keywords=15, share=0.3)
         doc[topical] = rng.choice(words[label], int(topical.sum()))
         docs.append(doc)
     return _pad(rng, docs, length, min_len=length // 2), y
+
+
+def tags(rng, n=1200, vocab=400, length=25, classes=5, keywords=12, share=0.35, max_tags=3):
+    """Multi-label tagging: each document carries 1..``max_tags`` of ``classes`` tags; its words are
+    keywords of its tags with probability ``share``, background words otherwise. Targets multi-hot."""
+    words = rng.permutation(np.arange(1, vocab))[: classes * keywords].reshape(classes, keywords)
+    y = np.zeros((n, classes), dtype=np.float32)
+    docs = []
+    for i in range(n):
+        k = int(rng.integers(1, max_tags + 1))
+        own = rng.choice(classes, size=k, replace=False)
+        y[i, own] = 1.0
+        doc = _background(rng, vocab, length)
+        topical = rng.random(length) < share
+        doc[topical] = rng.choice(words[own].ravel(), int(topical.sum()))
+        docs.append(doc)
+    return _pad(rng, docs, length, min_len=length // 2), y
