@@ -21,6 +21,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import pandas as pd  # noqa: E402
 
 from detectors import diagnose, rules  # noqa: E402
+from detectors import learning_gaps as gaps  # noqa: E402
 from harness import facts  # noqa: E402
 from harness.reporting import tables
 from harness.running.results import ResultsDir
@@ -40,6 +41,14 @@ CONSTANTS = [
     (facts, "ACC_MARGIN", "accuracy margin above the majority class"),
     (rules, "INPUT_LIMIT", "feature spread/offset of unscaled inputs"),
     (rules, "ADAPTIVE_LR_RANGE", "usual learning rates of Adam & co. (both ends)"),
+    (gaps, "RECOVER", "share of the learned reference's gain the network must recover"),
+    (gaps, "REMAINING", "fall still ahead (of the fall so far) that says 'still falling'"),
+    (gaps, "TAIL", "share of the run the trend is read over"),
+    (gaps, "SEGMENTS", "medians the batch losses are read as"),
+    (gaps, "NOISY_LABELS", "share of suspect labels that says 'noisy'"),
+    (gaps, "EVEN", "evenness of the suspects over class pairs"),
+    (gaps, "HEAVY_DROPOUT", "dropout rate named as a cause"),
+    (gaps, "PENALTY_SHARE", "penalty share of the loss named as a cause"),
 ]
 
 
@@ -71,6 +80,29 @@ def score(units, learns: dict) -> dict:
     return {k: row[k] for k in ("separates", "detected", "localized", "suggested_fix", "false_alarms")}
 
 
+def score_generated(units, learns: dict) -> dict:
+    """Replay diagnose on the generated suite's units: killed mutants with an error, healthy programs with one."""
+    from detectors.base import replay
+    from harness.scoring.verdicts import healthy_controls
+
+    if not units:
+        return {}
+    records = []
+    for rec, trace in units:
+        found = [f.to_dict() for f in replay(diagnose.Diagnose(), trace)]
+        records.append(dict(rec, findings={"diagnose": found}, localizes={"diagnose": True},
+                            suggests={"diagnose": True}))
+    outcome = scoring.outcomes(records)
+    outcome["learns"] = [learns[(r.case, r.variant, r.seed)] for r in outcome.itertuples()]
+    per_case = verdicts.majority(outcome)
+    mutants = {r["case"]["id"] for r in records if (r["case"].get("generated") or {}).get("base")}
+    killed = per_case[(per_case.variant == "buggy") & per_case.case.isin(mutants) & (per_case.case_status == "valid")]
+    zoo = healthy_controls(per_case[per_case.case_status == "healthy"])
+    flagged = int(killed["detected"].fillna(False).astype(bool).sum())
+    alarms = int(zoo["detected"].fillna(False).astype(bool).sum())
+    return {"killed_flagged": f"{flagged}/{len(killed)}", "zoo_false_alarms": f"{alarms}/{len(zoo)}"}
+
+
 def scale(value, factor: float):
     if isinstance(value, tuple):
         return tuple(scale(v, factor) for v in value)
@@ -92,20 +124,27 @@ def scaled(module, name: str, factor: float):
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--results", default="results")
+    ap.add_argument("--generated", default="results/zoo", help="the generated suite's results (skipped if absent)")
     ap.add_argument("--out", default=None, help="Markdown file to write (default: print)")
     args = ap.parse_args(argv)
     units = load_units(args.results)
-    learns = {(r["case"]["id"], r["variant"], r["seed"]): scoring.unit_learns(r) for r, _ in units}
-    rows = [{"constant": "(defaults)", "value": "", **score(units, learns)}]
+    generated = load_units(args.generated) if os.path.isdir(args.generated) else []
+    learns = {(r["case"]["id"], r["variant"], r["seed"]): scoring.unit_learns(r) for r, _ in units + generated}
+
+    def both():
+        return {**score(units, learns), **score_generated(generated, learns)}
+    rows = [{"constant": "(defaults)", "value": "", **both()}]
     for module, name, what in CONSTANTS:
         for factor in (0.5, 2.0):
             with scaled(module, name, factor) as value:
-                rows.append({"constant": f"{name} ×{factor:g}", "value": value, "what": what,
-                             **score(units, learns)})
+                rows.append({"constant": f"{name} ×{factor:g}", "value": value, "what": what, **both()})
     table = pd.DataFrame(rows).fillna("")
     text = ("# Sensitivity of `diagnose` to its constants\n\nEach constant halved and doubled, one at a time, "
             f"replayed on the stored traces of {len(units)} units (valid cases, majority over seeds; healthy runs "
-            "fixed by the defaults). Written by bench/sensitivity.py.\n\n" + table.to_markdown(index=False) + "\n")
+            f"fixed by the defaults) and {len(generated)} of the generated suite (`killed_flagged`: killed mutants "
+            "with an error; `zoo_false_alarms`: healthy zoo programs with one). The learned reference's own "
+            "constants (rows, folds, k, width) shape the stored facts, so they are not replayed here. Written by "
+            "bench/sensitivity.py.\n\n" + table.to_markdown(index=False) + "\n")
     if args.out:
         with open(args.out, "w") as fh:
             fh.write(text)

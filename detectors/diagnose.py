@@ -13,9 +13,18 @@
   than the reference);
 * at the end of training, NOT_LEARNING (the final training loss no better
   than the best constant predictor's for these labels, and the accuracy no
-  better than the majority class: ``harness.facts.learns``) and OVERFITTING
-  (validation loss not improved for PATIENCE epochs while the training loss
-  fell, ending GAP times the no-learning loss above it).
+  better than the majority class: ``harness.facts.learns``); then, for a run
+  that learns, worse than its data allow (``detectors.learning_gaps``):
+  NOT_GENERALISING (validation never beats the constant predictor),
+  UNDERFITTING (after the loss levelled off, less than half of a simple
+  learner's out-of-fold gain on the same training data), LABEL_NOISE (many
+  labels the reference confidently disagrees with, spread like random
+  relabelling); and OVERFITTING (validation loss not improved for PATIENCE
+  epochs while the training loss fell, ending GAP times the no-learning loss
+  above it; an error only when it rose materially above its best and above
+  the reference's out-of-fold loss). A loss still falling when the budget ends
+  is a warning, UNDERTRAINED, with the budget that would bring it near its
+  floor: the reference's fully fitted gain is no fair bar for it yet.
 
 Each error names one root cause with its layer and one fix, the most likely
 first, the others as ``alternatives``. Static red flags (unscaled inputs, a
@@ -43,11 +52,12 @@ import math
 
 import numpy as np
 
+from detectors import learning_gaps as gaps
 from detectors import rules
 from detectors.base import Detector
 from detectors.rules import DEAD, SATURATED, Issue, saturated_fraction
 from detectors.steps import Persistence, nonfinite, rms
-from harness.facts import accuracy_reference, learns, with_sample
+from harness.facts import LOSS_MARGIN, accuracy_reference, learns, with_sample
 from harness.trace import STAGES, STATS
 
 WINDOW = 20  # batches a definite failure must persist (as layer-trend and symptoms)
@@ -82,7 +92,7 @@ class Diagnose(Detector):
     """
 
     name = "diagnose"
-    version = "1"
+    version = "2"  # 2: learns-but-worse verdicts (a learned reference), OVERFITTING an error only when material
     localizes = True
     suggests = True
 
@@ -102,13 +112,17 @@ class Diagnose(Detector):
         self._at = None  # where each watched statistic sits in a step, found at the first batch (see _layout)
         self._first_loss = None
         self._epochs: list[dict] = []
-        self._last = None
+        self._last = self._last_batch = None
+        self._losses: list[float] = []  # every batch's own loss: the under-training evidence reads its trend
 
     def start(self, meta: dict) -> None:
         super().start(meta)
         self._facts = with_sample(self._facts, self.sample)
         self._layers = self._layers or list(self._facts.get("layers") or [])
         self._persist = Persistence.for_run(meta, WINDOW, MIN_WINDOW)
+        skipped = (self._facts.get("baseline") or {}).get("skipped")
+        if self.sample is not None and skipped and self.verbose:  # live, with data the reference cannot use
+            print(f"[diagnose] no learned reference for this fit ({skipped}); the other checks go on")
 
     def observe(self, step):
         before = len(self.findings)
@@ -129,12 +143,13 @@ class Diagnose(Detector):
 
     # -- reporting -----------------------------------------------------------------
 
-    def _report(self, step, code, message, *, severity, cause=None, layer=None, static=False):
-        """One finding with its root cause (``cause``, or the most likely one) and up to three alternatives;
-        it names the cause's layer, else ``layer``."""
+    def _report(self, step, code, message, *, severity, cause=None, layer=None, static=False, alternatives=None):
+        """One finding with its root cause (``cause``, or the most likely one) and up to three alternatives
+        (``alternatives``, or the next likeliest); it names the cause's layer, else ``layer``."""
         causes = [cause] if cause else self._causes()
         first = causes[0]  # never empty: a change of optimizer is always left
-        alternatives = tuple(f"{c.fix_code}: {c.fix}" for c in causes[1:4] if c is not first)
+        others = causes[1:4] if alternatives is None else alternatives
+        alternatives = tuple(f"{c.fix_code}: {c.fix}" for c in others if c is not first)
         found = self.report(step, code, message, layer=first.layer if first.layer is not None else layer,
                             diagnosis=first.fix_code, fix=first.fix, fix_code=first.fix_code, fix_layer=first.layer,
                             severity=severity, static=static, alternatives=alternatives)
@@ -188,6 +203,8 @@ class Diagnose(Detector):
 
     def _batch(self, step) -> None:
         loss = step.values.get("loss", math.nan)
+        self._losses.append(loss)
+        self._last_batch = step
         if self._first_loss is None and math.isfinite(loss):
             self._first_loss = loss
         if self._numerical:
@@ -304,8 +321,10 @@ class Diagnose(Detector):
         logs = step.logs
         acc = next((logs[k] for k in ACCURACY_LOGS if k in logs and math.isfinite(logs[k])), None)
         metric = next((k for k in ACCURACY_LOGS if k in logs), "accuracy")
+        val_acc = logs.get(f"val_{metric}")
         self._epochs.append({"loss": logs.get("loss", math.nan), "acc": acc, "metric": metric,
-                             "val_loss": logs.get("val_loss", math.nan)})
+                             "val_loss": logs.get("val_loss", math.nan),
+                             "val_acc": val_acc if val_acc is not None and math.isfinite(val_acc) else None})
         if step.final and not self._judged:
             self._verdict(step)
 
@@ -313,10 +332,51 @@ class Diagnose(Detector):
         self._judged = True
         if self._errors or not self._epochs:
             return
-        if not self._learning_verdict(step):
+        if not self._learning_verdict(step) and not self._learns_worse(step):
             self._overfitting(step)
         if not self._errors:
             self._warnings(step)
+
+    def _learns_worse(self, step) -> bool:
+        """A run that learns, judged against references that do not depend on any fix (detectors.learning_gaps):
+        validation no better than a constant, training behind a simple learner's, a budget cut mid-descent,
+        labels that look randomly relabelled. One error, with the most likely cause."""
+        last, facts = self._epochs[-1], self._facts
+        noise = gaps.label_noise(facts)
+        falling = gaps.still_falling(self._losses, self._budget)
+        noisy = [Issue("LABELS", noise["message"], None, "CPP", "check that each label belongs to its input row "
+                       "(labels shuffled or misaligned apart from the inputs)")] if noise else []
+        budget = [Issue("BUDGET", falling["message"], None, "HNE", falling["fix"])] if falling else []
+        weights = rms(self._last_batch, "weights").tolist() if self._last_batch is not None else None
+        program = gaps.program_causes(facts, last["loss"], weights)
+        chance = accuracy_reference(facts.get("reference"), last["metric"], facts.get("loss"),
+                                    rules.output_units(self._layers))
+        found = gaps.not_generalising(facts, self._epochs, chance)
+        if found:
+            cause = (noisy or [Issue("SPLIT", "", None, "CPP", "check that the validation rows come from the "
+                                     "training rows' distribution, with their own labels")])[0]
+            self._report(step, "NOT_GENERALISING", found["message"], severity="error", cause=cause)
+            return True
+        behind = gaps.behind_reference(facts, last["acc"], last["loss"])
+        if falling:
+            # Still descending: the reference's fully fitted gain is not yet a fair bar. Train longer, then judge.
+            also = f"; at the end: {behind['message']}" if behind else ""
+            cause = program[0] if behind and program else budget[0]  # far behind: what the program states first
+            self._report(step, "UNDERTRAINED", falling["message"] + also, severity="warning", cause=cause,
+                         alternatives=[c for c in (*program, *budget) if c is not cause][:3])
+        elif behind and not gaps.trend_known(self._losses):
+            self._report(step, "UNDERFITTING", behind["message"] + f"; {len(self._losses)} batches are too few to tell "
+                         "whether its loss had levelled off", severity="warning", cause=Issue(
+                             "BUDGET", "", None, "HNE", "train longer, then compare again"))
+        elif behind:
+            causes = [*program, *noisy, *self._causes()]
+            self._report(step, "UNDERFITTING", behind["message"] + " after its loss levelled off", severity="error",
+                         cause=causes[0], alternatives=causes[1:4])
+            return True
+        if noise:
+            self._report(step, "LABEL_NOISE", noise["message"], severity="error", cause=noisy[0])
+            return True
+        return False
 
     def _learning_verdict(self, step) -> bool:
         last = self._epochs[-1]
@@ -348,9 +408,13 @@ class Diagnose(Detector):
         if val[-1] - last["loss"] >= GAP * scale:
             cause = Issue("OVERFIT", "", None, "REG", f"add regularisation (dropout) or stop at "
                           f"epoch {best + 1}")
+            reference = (self._facts.get("baseline") or {}).get("loss")
+            # An error only when new rows fare materially worse than at the best epoch (by the margin that says
+            # "learns") and worse than a simple learner's out-of-fold loss: a flat validation curve is no fault.
+            worse = val[-1] - val[best] >= LOSS_MARGIN * scale and (reference is None or val[-1] > reference)
             self._report(step, "OVERFITTING", f"validation loss {val[-1]:.4g} has not improved on epoch {best + 1}'s "
                          f"{val[best]:.4g} for {len(val) - 1 - best} epochs while the training loss fell to "
-                         f"{last['loss']:.4g}", severity="error", cause=cause)
+                         f"{last['loss']:.4g}", severity="error" if worse else "warning", cause=cause)
 
     def _warnings(self, step) -> None:
         """A run that learns: its red flags did no harm, so they are advice."""

@@ -13,7 +13,8 @@ import warnings
 
 import numpy as np
 
-FACTS_VERSION = 3
+# 5: the learned reference (harness.baseline), dropout rates and regularisers; 6: token ids and sequences read as such
+FACTS_VERSION = 6
 SAMPLE = 4096  # rows summarised: enough for ranges and label kinds, cheap on any case
 # Keras 2 clipped probabilities to [EPS, 1 - EPS] inside its cross-entropies; the best constant
 # predictor's loss is computed with the same clip, so a stuck output is compared like with like.
@@ -34,8 +35,13 @@ def describe(model, x=None, y=None) -> dict:
              "optimizer": optimizer_facts(getattr(model, "optimizer", None)),
              "layers": [layer_facts(layer) for layer in probed_layers(model)]}
     if x is not None and y is not None:
-        facts.update(data_facts(x, y), reference=reference(facts["loss"], y))
+        facts.update(sample_facts(facts["loss"], x, y, reads_tokens(facts["layers"])))
     return facts
+
+
+def reads_tokens(layers: list[dict]) -> bool:
+    """Whether the model's first layer is an Embedding: its inputs are token ids, not quantities."""
+    return bool(layers) and layers[0].get("class") == "Embedding"
 
 
 def probed_layers(model) -> list:
@@ -83,7 +89,22 @@ def layer_facts(layer) -> dict:
         config = init.get_config() if hasattr(init, "get_config") else {}
         out["kernel_initializer"] = {"class": type(init).__name__,
                                      "config": {k: v for k, v in config.items() if isinstance(v, (int, float, str))}}
+    rate = getattr(layer, "rate", None)
+    if isinstance(rate, (int, float)):
+        out["rate"] = float(rate)  # Dropout and its kin: the share of units dropped
+    penalties = {kind: _penalty(getattr(layer, f"{kind}_regularizer", None)) for kind in ("kernel", "bias", "activity")}
+    if any(penalties.values()):
+        out["regularizers"] = {k: v for k, v in penalties.items() if v}
     return out
+
+
+def _penalty(regularizer) -> dict | None:
+    """An L1/L2 regulariser's factors (``{"l1": .., "l2": ..}``), None when there is none or it is not L1/L2."""
+    if regularizer is None:
+        return None
+    config = regularizer.get_config() if hasattr(regularizer, "get_config") else {}
+    found = {k: float(v) for k, v in config.items() if k in ("l1", "l2") and isinstance(v, (int, float)) and v}
+    return found or None
 
 
 def data_facts(x, y) -> dict:
@@ -120,7 +141,19 @@ def with_sample(facts: dict, sample) -> dict:
     if sample is None or "reference" in facts:
         return facts
     x, y = sample
-    return dict(facts, **data_facts(x, y), reference=reference(facts.get("loss"), y))
+    return dict(facts, **sample_facts(facts.get("loss"), x, y, reads_tokens(facts.get("layers") or [])))
+
+
+def sample_facts(loss: str | None, x, y, tokens: bool = False) -> dict:
+    """What the training data say before any training: their ranges, the best constant predictor (``reference``)
+    and a cheap learner's out-of-fold fit (``baseline``, see ``harness.baseline``)."""
+    from harness.baseline import learned_reference
+
+    try:
+        baseline = learned_reference(single_array(x), single_array(y), loss, tokens=tokens)
+    except Exception as exc:  # a reference is evidence, never a reason to lose the facts
+        baseline = {"skipped": f"the reference learner failed ({type(exc).__name__}: {exc})"}
+    return dict(data_facts(x, y), reference=reference(loss, y), baseline=baseline)
 
 
 def single_array(value) -> np.ndarray | None:

@@ -107,7 +107,7 @@ def test_large_updates_name_the_learning_rate():
 
 
 def test_overfitting_needs_patience_a_falling_training_loss_and_a_gap():
-    val = [0.55, 0.53, 0.55, 0.56]
+    val = [0.55, 0.50, 0.58, 0.62]  # rising well above its best (a flat curve is a warning: test_learning_gaps)
     found = errors(replay(Diagnose(), trace([0.62, 0.49, 0.43, 0.37], accuracy=[0.7, 0.8, 0.85, 0.9], val=val)))
     assert [(x.code, x.fix_code) for x in found] == [("OVERFITTING", "REG")]
     # One epoch past the best is noise, not overfitting.

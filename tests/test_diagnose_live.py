@@ -122,3 +122,40 @@ def test_softmax_on_one_unit_is_an_error_before_training():
     first = detector.findings[0]
     assert (first.code, first.severity, first.fix_code, first.layer) == ("OUT_LOSS", "error", "ACH", 3)
     assert len(history.epoch) == 1  # stopped at the first batch's end
+
+
+def test_a_bottleneck_that_levels_off_behind_a_linear_model_is_an_underfitting_error():
+    x, y = digits()
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((64,)), keras.layers.Dense(1, activation="relu"),
+                              keras.layers.Dense(10, activation="softmax")])
+    model.compile(keras.optimizers.Adam(0.02), "sparse_categorical_crossentropy", metrics=["accuracy"])
+    detector = Diagnose(sample=(x, y), verbose=0)
+    model.fit(x, y, epochs=40, batch_size=256, verbose=0, callbacks=[detector])
+    found = [f for f in detector.findings if f.severity == "error"]
+    assert [(f.code, f.fix_code, f.layer) for f in found] == [("UNDERFITTING", "LSZ", 0)]
+    assert "logistic regression" in found[0].message
+
+
+def test_token_ids_are_read_as_a_bag_of_words_and_data_it_cannot_read_is_skipped_in_one_line(capsys):
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 600)
+    tokens = rng.integers(2, 200, (600, 12))
+    tokens[:, 0] = y  # the first token gives the label away
+    model = keras.Sequential([keras.Input((12,)), keras.layers.Embedding(200, 8), keras.layers.Flatten(),
+                              keras.layers.Dense(1, activation="sigmoid")])
+    model.compile("adam", "binary_crossentropy", metrics=["accuracy"])
+    detector = Diagnose(sample=(tokens, y), verbose=1)
+    model.fit(tokens, y, epochs=3, batch_size=64, verbose=0, callbacks=[detector])
+    assert detector._facts["baseline"]["accuracy"] > 0.95  # token 0 or 1 in the bag: a linear model reads it
+    assert [f for f in detector.findings if f.severity == "error"] == []
+    # Two inputs: no single table for the reference; one line says so, the fit and the other checks go on.
+    a, b = keras.Input((4,)), keras.Input((3,))
+    out = keras.layers.Dense(1, activation="sigmoid")(keras.layers.Concatenate()([a, b]))
+    two = keras.Model([a, b], out)
+    two.compile("adam", "binary_crossentropy")
+    xs = [rng.normal(size=(200, 4)), rng.normal(size=(200, 3))]
+    capsys.readouterr()
+    history = two.fit(xs, y[:200], epochs=2, verbose=0, callbacks=[Diagnose(sample=(xs, y[:200]))])
+    lines = [line for line in capsys.readouterr().out.splitlines() if "no learned reference" in line]
+    assert len(lines) == 1 and "several input" in lines[0] and len(history.epoch) == 2

@@ -29,7 +29,7 @@ from harness.running.results import ResultsDir
 from harness.scoring import fidelity
 from harness.scoring import outcomes as scoring
 from harness.scoring.intervals import rate
-from harness.scoring.verdicts import fixed_not_learning, healthy_controls, majority, separates
+from harness.scoring.verdicts import every_fix, fixed_not_learning, healthy_controls, majority, separates
 
 
 def report(results_dir: str = "results") -> list[str]:
@@ -135,8 +135,19 @@ def machine_note(records: list[dict]) -> str:
 
 def not_learning_note(per_case: pd.DataFrame) -> str:
     cases = fixed_not_learning(per_case) if not per_case.empty else []
-    return ("Fixed, not learning (valid cases whose patched variant does not beat the constant predictor in most "
+    text = ("Fixed, not learning (valid cases whose patched variant does not beat the constant predictor in most "
             f"seeds; no healthy control, so left out of `false_alarms` and `separates`): {', '.join(cases) or 'none'}.")
+    mine = per_case[per_case["detector"] == TARGET_DETECTOR] if not per_case.empty else per_case
+    if mine.empty:
+        return text
+    fixes, healthy = every_fix(mine), healthy_controls(mine)
+    flagged = sorted(set(fixes[fixes["detected"].fillna(False).astype(bool)]["case"]))
+    beyond = sorted(set(flagged) - set(healthy[healthy["detected"].fillna(False).astype(bool)]["case"]))
+    return text + (f" `false_alarms` counts errors on the fixes that learn; the rule that picks them is the one "
+                   f"NOT_LEARNING applies, so NOT_LEARNING cannot be a false alarm there. "
+                   f"`false_alarms_any_fix` counts every fix: `{TARGET_DETECTOR}` flags "
+                   f"{len(flagged)} of {fixes['case'].nunique()} fixed cases, beyond the learning ones: "
+                   f"{', '.join(beyond) or 'none'}.")
 
 
 def summary(per_case: pd.DataFrame, records: list[dict]) -> pd.DataFrame:
@@ -160,6 +171,8 @@ def _summary_row(det: str, subset: str, part: pd.DataFrame, paper: dict) -> dict
     healthy = healthy_controls(part)
     detected = buggy["detected"].fillna(False).astype(bool)
     alarms = int(healthy["detected"].fillna(False).astype(bool).sum())
+    fixes = every_fix(part)
+    any_fix = int(fixes["detected"].fillna(False).astype(bool).sum())
     sep, pairs = separates(part)
 
     def count(column):
@@ -170,6 +183,7 @@ def _summary_row(det: str, subset: str, part: pd.DataFrame, paper: dict) -> dict
         "detector": det, "subset": subset, "cases": n, "detected": f"{int(detected.sum())}/{n}",
         "localized": count("localized"), "localized_fused": count("localized_fused"), "diagnosed": count("diagnosed"),
         "suggested_fix": count("suggested"), "false_alarms": f"{alarms}/{len(healthy)}",
+        "false_alarms_any_fix": f"{any_fix}/{len(fixes)}",
         "separates": f"{sep}/{pairs}" if pairs else "–",
         "detection_rate": rate(int(detected.sum()), n), "false_alarm_rate": rate(alarms, len(healthy)),
         "warned_fault": count("warned"),
@@ -183,7 +197,8 @@ def _summary_row(det: str, subset: str, part: pd.DataFrame, paper: dict) -> dict
 
 
 COMPARISON_COLUMNS = ["detector", "cases", "separates", "detected", "localized", "localized_fused", "diagnosed",
-                      "suggested_fix", "false_alarms", "detection_rate", "false_alarm_rate", "warned_fault",
+                      "suggested_fix", "false_alarms", "false_alarms_any_fix", "detection_rate", "false_alarm_rate",
+                      "warned_fault",
                       "warnings_per_healthy_run", "median_seconds_to_detect", "median_steps_to_detect"]
 
 def comparison(summ: pd.DataFrame) -> pd.DataFrame:
@@ -197,7 +212,8 @@ def comparison(summ: pd.DataFrame) -> pd.DataFrame:
 
 
 def target_notes(summ: pd.DataFrame) -> list[str]:
-    if summ.empty:
+    """The goals set for the paper's valid cases; none for a suite without them (the generated one)."""
+    if summ.empty or not (summ["subset"] == "paper").any():
         return []
     rows = summ[(summ["detector"] == TARGET_DETECTOR) & (summ["subset"] == "valid")]
     if rows.empty:

@@ -39,9 +39,17 @@ def majority(outcome: pd.DataFrame) -> pd.DataFrame:
 def healthy_controls(part: pd.DataFrame) -> pd.DataFrame:
     """The runs on which any error is a false alarm: patched variants of valid cases, both variants of
     ``no_bug`` cases and healthy programs, that learn (beat the no-learning reference in most seeds)."""
+    fixes = every_fix(part)
+    return fixes[fixes["learns"] == True]  # noqa: E712  (None: not judged)
+
+
+def every_fix(part: pd.DataFrame) -> pd.DataFrame:
+    """Every run that should be healthy, learning or not: the controls of ``healthy_controls`` before its ``learns``
+    filter. That filter is the rule NOT_LEARNING applies, so over the learning controls NOT_LEARNING cannot be a
+    false alarm; over every fix it can."""
     control = (((part.variant == "patched") & (part.case_status == "valid")) | (part.case_status == "no_bug")
                | (part.case_status == "healthy"))
-    return part[control & (part["learns"] == True)]  # noqa: E712  (None: not judged)
+    return part[control]
 
 
 def fixed_not_learning(per_case: pd.DataFrame) -> list[str]:

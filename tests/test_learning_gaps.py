@@ -1,0 +1,158 @@
+"""Training that learns, but worse than its data allow: the learned reference and each evidence source.
+
+Synthetic data and traces for the logic; one tiny real fit per verdict in test_diagnose_live.py.
+"""
+
+import math
+
+import numpy as np
+import pytest
+
+from detectors import learning_gaps as gaps
+from detectors.base import replay
+from detectors.diagnose import Diagnose
+from harness.baseline import label_noise, learned_reference
+from harness.facts import sample_facts
+from tests.test_diagnose import errors, facts, trace
+
+
+def blobs(n=600, classes=3, flip=0.0, seed=0):
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, classes, n)
+    x = rng.normal(size=(n, 5)) + 3.0 * np.eye(classes, 5)[y]
+    flipped = rng.random(n) < flip
+    y = np.where(flipped, rng.integers(0, classes, n), y)
+    return x, y
+
+
+def test_the_reference_fits_separable_classes_out_of_fold():
+    x, y = blobs()
+    ref = learned_reference(x, y, "sparse_categorical_crossentropy")
+    assert ref["task"] == "classes" and ref["accuracy"] > 0.9 and ref["majority"] < 0.4
+    assert ref["learner"] in ("logistic regression", "k-nearest neighbours") and ref["rows"] == 600
+    assert ref["label_noise"]["share"] < 0.05
+
+
+def test_the_reference_reads_one_hot_labels_and_wide_images():
+    x, y = blobs(n=400, classes=4)
+    wide = np.repeat(x, 40, axis=1).reshape(400, 10, 20, 1)  # 200 pixels: projected before fitting
+    ref = learned_reference(wide, np.eye(4)[y], "categorical_crossentropy")
+    assert ref["classes"] == 4 and ref["accuracy"] > 0.8
+
+
+def test_random_relabelling_looks_like_noise_spread_evenly():
+    x, y = blobs(n=1500, classes=4, flip=0.6)
+    noise = learned_reference(x, y, "sparse_categorical_crossentropy")["label_noise"]
+    assert noise["share"] > 0.3 and noise["spread"] > 0.9
+
+
+def test_confusion_between_two_classes_is_not_spread_evenly():
+    labels = np.repeat(np.arange(4), 100)
+    proba = np.full((400, 4), 0.02) + 0.92 * np.eye(4)[labels]
+    alike = (labels < 2) & (np.arange(400) % 100 < 40)  # classes 0 and 1 resemble each other
+    proba[alike] = np.where(np.eye(4)[1 - labels[alike]] > 0, 0.8, 0.2 / 3)
+    found = label_noise(proba, labels)
+    assert found["share"] == pytest.approx(0.2) and found["spread"] < gaps.EVEN
+
+
+def test_the_reference_fits_targets_and_is_skipped_where_it_cannot_read_the_data():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(300, 4))
+    ref = learned_reference(x, x @ np.array([1.0, -2.0, 0.5, 0.0]), "mean_squared_error")
+    assert ref["task"] == "targets" and ref["mse"] < 0.1 * ref["constant"]
+    assert "skipped" in sample_facts("mean_squared_error", {"a": x, "b": x}, x[:, 0])["baseline"]
+    assert "skipped" in learned_reference(x, (x[:, :2] > 0).astype(float), "binary_crossentropy")  # multi-label
+    assert "skipped" in learned_reference(x[:5], np.arange(5), "sparse_categorical_crossentropy")
+    assert "skipped" in learned_reference(x, x[:, 0], "cosine_similarity")
+
+
+BASE = {"learner": "logistic regression", "task": "classes", "accuracy": 0.93, "loss": 0.2, "majority": 0.5,
+        "classes": 2, "label_noise": {"share": 0.02, "spread": 1.0}}
+
+
+@pytest.mark.parametrize("accuracy, behind", [(0.6, True), (0.71, True), (0.72, False), (0.95, False)])
+def test_behind_means_less_than_half_of_the_references_gain(accuracy, behind):
+    found = gaps.behind_reference({"baseline": BASE}, accuracy, 0.5)
+    assert (found is not None) == behind
+    if found:
+        assert "0.930" in found["message"] and "logistic regression" in found["message"]
+
+
+def test_a_reference_that_does_not_learn_is_no_bar():
+    weak = dict(BASE, accuracy=0.52)
+    assert gaps.behind_reference({"baseline": weak}, 0.5, 0.69) is None
+    assert gaps.behind_reference({"baseline": {"skipped": "why"}}, 0.5, 0.69) is None
+
+
+def test_regression_is_judged_on_the_loss():
+    base = {"learner": "ridge regression", "task": "targets", "mse": 0.1, "mae": 0.2, "loss": 0.1, "constant": 1.0}
+    assert gaps.behind_reference({"baseline": base}, None, 0.7) is not None
+    assert gaps.behind_reference({"baseline": base}, None, 0.4) is None
+
+
+def test_a_loss_still_falling_suggests_a_longer_budget():
+    t = np.linspace(0, 1, 200)
+    found = gaps.still_falling(list(1.0 + np.exp(-t / 1.5)), {"epochs": 4, "steps_per_epoch": 50, "batch_size": 32})
+    assert found and found["factor"] >= 2 and "x" in found["fix"] and "50 steps per epoch" in found["message"]
+    assert gaps.still_falling(list(1.0 + np.exp(-t / 0.1)), {}) is None  # converged
+    assert gaps.still_falling(list(2.0 - t), {})["factor"] is None  # a straight line: no floor in sight
+    assert gaps.still_falling([1.0, 0.9, 0.8], {}) is None  # too short to tell
+
+
+def test_validation_no_better_than_a_constant_while_training_learns():
+    epochs = [{"loss": 0.6, "val_loss": 0.70}, {"loss": 0.3, "val_loss": 0.71}]
+    assert gaps.not_generalising({"reference": {"loss": 0.6931}}, epochs)
+    epochs[1]["val_loss"] = 0.5
+    assert gaps.not_generalising({"reference": {"loss": 0.6931}}, epochs) is None
+
+
+def test_program_causes_read_width_dropout_penalty_and_symmetry():
+    layers = [{"class": "Dense", "units": 2, "activation": "relu", "params": 100,
+               "regularizers": {"kernel": {"l2": 1.0}}, "kernel_initializer": {"class": "Ones"}},
+              {"class": "Dropout", "rate": 0.9, "activation": None},
+              {"class": "Dense", "units": 10, "activation": "softmax", "params": 30}]
+    causes = gaps.program_causes({"layers": layers, "y": {"classes": 10}}, 1.0, [0.5, math.nan, 0.1])
+    found = {i.code: i for i in causes}
+    assert set(found) == {"CAPACITY", "DROPOUT", "REGULARISER", "SYMMETRY"}
+    assert (found["CAPACITY"].fix_code, found["CAPACITY"].layer) == ("LSZ", 0)
+    assert (found["DROPOUT"].fix_code, found["DROPOUT"].layer) == ("LRM", 1)
+    assert found["REGULARISER"].fix_code == "RRG" and "2500%" in found["REGULARISER"].message
+    assert found["SYMMETRY"].fix_code == "WCI"
+
+
+def levelled(n_epochs=10, steps=4, start=0.69, end=0.55):
+    return list(end + (start - end) * np.exp(-np.arange(n_epochs) / 1.5))
+
+
+def test_diagnose_errs_when_a_levelled_run_stays_behind_the_reference():
+    f = dict(facts(), baseline=BASE)
+    found = errors(replay(Diagnose(), trace(levelled(), accuracy=[0.6] * 10, f=f)))
+    assert [x.code for x in found] == ["UNDERFITTING"]
+    assert "simple learner" in found[0].message
+    # The same run with an accuracy near the reference's: no error.
+    assert errors(replay(Diagnose(), trace(levelled(), accuracy=[0.9] * 10, f=f))) == []
+
+
+def test_diagnose_only_warns_while_the_loss_is_still_falling():
+    f = dict(facts(), baseline=BASE)
+    falling = list(np.linspace(0.69, 0.45, 10))
+    found = replay(Diagnose(), trace(falling, accuracy=[0.6] * 10, f=f))
+    assert errors(found) == []
+    warned = [x for x in found if x.code == "UNDERTRAINED"]
+    assert warned and warned[0].fix_code == "HNE" and "simple learner" in warned[0].message
+
+
+def test_diagnose_names_noisy_labels_when_the_network_memorises_them():
+    noisy = dict(BASE, accuracy=0.6, classes=4, label_noise={"share": 0.4, "spread": 0.99})
+    f = dict(facts(), baseline=noisy)
+    found = errors(replay(Diagnose(), trace(levelled(), accuracy=[0.9] * 10, f=f)))
+    assert [(x.code, x.fix_code) for x in found] == [("LABEL_NOISE", "CPP")]
+
+
+def test_a_flat_validation_curve_is_a_warning_a_rising_one_an_error():
+    flat = [0.55, 0.53, 0.54, 0.54]
+    found = replay(Diagnose(), trace([0.62, 0.49, 0.43, 0.37], accuracy=[0.7, 0.8, 0.85, 0.9], val=flat))
+    assert errors(found) == [] and [x.code for x in found if x.code == "OVERFITTING"] == ["OVERFITTING"]
+    rising = [0.55, 0.50, 0.58, 0.62]
+    found = errors(replay(Diagnose(), trace([0.62, 0.49, 0.43, 0.37], accuracy=[0.7, 0.8, 0.85, 0.9], val=rising)))
+    assert [x.code for x in found] == ["OVERFITTING"]
