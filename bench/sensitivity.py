@@ -64,8 +64,8 @@ def load_units(results_dir: str) -> list[tuple[dict, object]]:
     return out
 
 
-def score(units, learns: dict) -> dict:
-    """Replay diagnose on every unit and count the valid cases' verdicts."""
+def replayed(units, learns: dict):
+    """(records with diagnose's findings replayed under today's constants, their verdicts per case by majority)."""
     from detectors.base import replay
 
     records = []
@@ -75,26 +75,23 @@ def score(units, learns: dict) -> dict:
                             suggests={"diagnose": True}))
     outcome = scoring.outcomes(records)
     outcome["learns"] = [learns[(r.case, r.variant, r.seed)] for r in outcome.itertuples()]
-    per_case = verdicts.majority(outcome)
+    return records, verdicts.majority(outcome)
+
+
+def score(units, learns: dict) -> dict:
+    """Replay diagnose on every unit and count the valid cases' verdicts."""
+    records, per_case = replayed(units, learns)
     row = tables.summary(per_case, records).set_index("subset").loc["valid"]
     return {k: row[k] for k in ("separates", "detected", "localized", "suggested_fix", "false_alarms")}
 
 
 def score_generated(units, learns: dict) -> dict:
     """Replay diagnose on the generated suite's units: killed mutants with an error, healthy programs with one."""
-    from detectors.base import replay
     from harness.scoring.verdicts import healthy_controls
 
     if not units:
         return {}
-    records = []
-    for rec, trace in units:
-        found = [f.to_dict() for f in replay(diagnose.Diagnose(), trace)]
-        records.append(dict(rec, findings={"diagnose": found}, localizes={"diagnose": True},
-                            suggests={"diagnose": True}))
-    outcome = scoring.outcomes(records)
-    outcome["learns"] = [learns[(r.case, r.variant, r.seed)] for r in outcome.itertuples()]
-    per_case = verdicts.majority(outcome)
+    records, per_case = replayed(units, learns)
     mutants = {r["case"]["id"] for r in records if (r["case"].get("generated") or {}).get("base")}
     killed = per_case[(per_case.variant == "buggy") & per_case.case.isin(mutants) & (per_case.case_status == "valid")]
     zoo = healthy_controls(per_case[per_case.case_status == "healthy"])

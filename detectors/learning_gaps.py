@@ -127,7 +127,7 @@ def _decay_time(ratio: float, span: float) -> float | None:
 def not_generalising(facts: dict, epochs: list[dict], chance: float | None = None) -> dict | None:
     """The training loss learns while validation never beats the constant predictor (loss) nor the majority class
     (``chance``, accuracy)."""
-    from harness.facts import ACC_MARGIN, LOSS_MARGIN, learns
+    from harness.facts import learns
 
     ref = (facts.get("reference") or {}).get("loss")
     val = [e["val_loss"] for e in epochs if math.isfinite(e.get("val_loss", math.nan))]
@@ -135,9 +135,8 @@ def not_generalising(facts: dict, epochs: list[dict], chance: float | None = Non
         return None
     best = min(val)
     accuracy = max((e["val_acc"] for e in epochs if e.get("val_acc") is not None), default=None)
-    if best <= (1 - LOSS_MARGIN) * ref or (accuracy is not None and chance is not None
-                                           and accuracy >= chance + ACC_MARGIN):
-        return None  # validation learns by the loss or by the accuracy, as "learns" judges training
+    if learns(best, ref, None, accuracy, chance):
+        return None  # validation learns by the loss or by the accuracy, as training is judged
     return {"message": f"the training loss fell to {epochs[-1]['loss']:.4g} while the validation loss never beat "
                        f"the constant predictor's {ref:.4g} (best {best:.4g}): the labels it learned do not carry "
                        "over to new rows"}
@@ -175,10 +174,11 @@ def program_causes(facts: dict, final_loss: float | None, weight_rms: list[float
         if (layer.get("rate") or 0) >= HEAVY_DROPOUT and "Dropout" in (layer.get("class") or ""):
             out.append(Issue("DROPOUT", f"layer {i} drops {layer['rate']:.0%} of its inputs", i, "LRM",
                              f"lower the dropout rate of layer {i} (or remove the layer)"))
-    penalty = _penalty(layers, weight_rms)
+    penalties = penalty_by_layer(layers, weight_rms)
+    penalty = sum(p for _, p in penalties)
     finite = final_loss is not None and math.isfinite(final_loss) and final_loss > 0
     if penalty and finite and penalty / final_loss >= PENALTY_SHARE:
-        worst = max(penalty_by_layer(layers, weight_rms), key=lambda kv: kv[1])[0]
+        worst = max(penalties, key=lambda kv: kv[1])[0]
         out.append(Issue("REGULARISER", f"the weight penalty is about {penalty / final_loss:.0%} of the final loss",
                          worst, "RRG", f"weaken the regulariser of layer {worst}"))
     for i, layer in enumerate(layers[:head] if head is not None else layers):
@@ -200,6 +200,3 @@ def penalty_by_layer(layers: list[dict], weight_rms: list[float] | None) -> list
         out.append((i, kernel.get("l2", 0.0) * n * rms ** 2 + kernel.get("l1", 0.0) * n * rms))
     return out
 
-
-def _penalty(layers, weight_rms) -> float:
-    return sum(p for _, p in penalty_by_layer(layers, weight_rms))

@@ -51,7 +51,7 @@ def learned_reference(x, y, loss: str | None, seed: int = 0, tokens: bool = Fals
     if len(x) != len(y) or len(x) < 4 * FOLDS:
         return {"skipped": f"too few rows ({len(x)}) for {FOLDS}-fold predictions"}
     start = time.perf_counter()
-    rows = _spread(len(x), ROWS)
+    rows = even_rows(len(x), ROWS)
     features = _features(np.asarray(x[rows]), tokens)
     target = np.asarray(y[rows], np.float64)
     keep = np.isfinite(features).all(axis=1) & np.isfinite(target.reshape(len(rows), -1)).all(axis=1)
@@ -81,9 +81,10 @@ def _features(x: np.ndarray, tokens: bool) -> np.ndarray:
     return flat
 
 
-def _spread(n: int, most: int) -> np.ndarray:
-    """Rows at even strides (data sorted by class would otherwise give one class)."""
-    return np.unique(np.linspace(0, n - 1, min(n, most)).astype(np.int64))
+def even_rows(n: int, most: int) -> np.ndarray:
+    """At most ``most`` row indices at even strides over ``n`` rows: data sorted by class would otherwise give
+    one class."""
+    return np.unique(np.linspace(0, n - 1, min(n, most)).astype(np.int64)) if n else np.arange(0)
 
 
 def _project(x: np.ndarray, seed: int) -> np.ndarray:

@@ -13,6 +13,8 @@ import warnings
 
 import numpy as np
 
+from harness.baseline import even_rows, learned_reference
+
 # 5: the learned reference (harness.baseline), dropout rates and regularisers; 6: token ids and sequences read as such
 FACTS_VERSION = 6
 SAMPLE = 4096  # rows summarised: enough for ranges and label kinds, cheap on any case
@@ -116,10 +118,10 @@ def data_facts(x, y) -> dict:
     x, y = single_array(x), single_array(y)
     out = {}
     if y is not None:
-        out["y"] = label_facts(np.asarray(y[_spread(len(y))], np.float64))
+        out["y"] = label_facts(np.asarray(y[even_rows(len(y), SAMPLE)], np.float64))
     if x is None:
         return out  # several inputs (a dict or list of arrays): no single range to judge
-    x = x[_spread(len(x))].astype(np.float64)
+    x = x[even_rows(len(x), SAMPLE)].astype(np.float64)
     per_feature = x.reshape(len(x), -1)
     if np.isfinite(per_feature).all():  # the usual case, without the NaN-aware (slower) reductions
         finite, std, mean = per_feature.ravel(), per_feature.std(axis=0), per_feature.mean(axis=0)
@@ -147,8 +149,6 @@ def with_sample(facts: dict, sample) -> dict:
 def sample_facts(loss: str | None, x, y, tokens: bool = False) -> dict:
     """What the training data say before any training: their ranges, the best constant predictor (``reference``)
     and a cheap learner's out-of-fold fit (``baseline``, see ``harness.baseline``)."""
-    from harness.baseline import learned_reference
-
     try:
         baseline = learned_reference(single_array(x), single_array(y), loss, tokens=tokens)
     except Exception as exc:  # a reference is evidence, never a reason to lose the facts
@@ -182,10 +182,6 @@ def label_facts(y: np.ndarray) -> dict:
             "integer": integer, "binary": binary, "one_hot": one_hot, "multi_hot": multi_hot,
             "classes": int(y.shape[1]) if one_hot else (int(unique.max()) + 1 if integer and unique.size
                                                          and unique.min() >= 0 and len(unique) <= 1000 else None)}
-
-
-def _spread(n: int) -> np.ndarray:
-    return np.unique(np.linspace(0, n - 1, min(n, SAMPLE)).astype(np.int64)) if n else np.arange(0)
 
 
 def reference(loss: str | None, y) -> dict:
