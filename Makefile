@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml
 
 ## Run the paper benchmark on every case (3 seeds each); write every table in results/ and a plot per case in results/plots/.
 tables: setup
-	$(BIN)/bugbench run --seeds $(SEEDS) --more-seeds 2 --jobs $(JOBS)
+	$(BIN)/bugbench run --seeds $(SEEDS) --more-seeds 2 --jobs $(JOBS) --prune
 	$(BIN)/bugbench report --plots
 
 ## The generated suite: mutants of the zoo's healthy programs (zoo/), each killed or not over 3 seeds, then every
@@ -27,7 +27,7 @@ tables: setup
 generated: setup
 	$(BIN)/bugbench mutate --all
 	$(BIN)/bugbench kill --seeds 3 --jobs $(JOBS)
-	$(BIN)/bugbench run --cases-dir zoo --results results/zoo --seeds 2 --jobs $(JOBS)
+	$(BIN)/bugbench run --cases-dir zoo --results results/zoo --seeds 2 --jobs $(JOBS) --prune
 
 ## Rebuild results/ tables from the stored result files, without training.
 report: setup

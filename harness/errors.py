@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 
 
 @dataclasses.dataclass(frozen=True)
@@ -24,3 +25,17 @@ class CaseFileError(Exception):
     def __init__(self, errors: list[CaseError]):
         self.errors = list(errors)
         super().__init__("\n".join(str(e) for e in self.errors))
+
+
+class WriteFailed(Exception):
+    """A file the run must keep could not be written (disk full, a read-only folder): the run stops there.
+
+    Every file is written atomically, so what was written before stays whole;
+    ``kept`` is set by the runner to the number of units recorded before.
+    """
+
+    def __init__(self, path: str, error: OSError):
+        self.folder = os.path.dirname(path) or "."
+        self.reason = error.strerror or str(error)
+        self.kept: int | None = None
+        super().__init__(f"cannot write to {self.folder}: {self.reason}")

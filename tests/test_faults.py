@@ -162,3 +162,127 @@ def test_two_runs_on_one_cache_train_each_unit_once(tmp_path):
     first_err = first.communicate(timeout=300)[1]
     trained = [int(err.split(" trained")[0].rsplit(" ", 1)[-1]) for err in (first_err, second.stderr)]
     assert sorted(trained) == [0, 4], (first_err[-500:], second.stderr[-500:])
+
+
+# -- round two: the engine ends what it started, and loses no unit ---------------------------------
+
+from harness.running.engine import run_units  # noqa: E402
+from tests import unit_work  # noqa: E402
+
+UNITS = [{"case": f"c{i}", "variant": "buggy", "seed": 0, "key": str(i)} for i in range(3)]
+
+
+def test_a_unit_that_calls_sys_exit_is_an_error_row_not_a_silent_end():
+    """Was: SystemExit travelled from the worker through future.result() and ended the run with exit 0,
+    printing nothing, with no result for it or the units beside it."""
+    works = [unit_work.exits_quietly, unit_work.ok, unit_work.ok]
+    out = {}
+    for i, work in enumerate(works):
+        out.update({u["case"]: r for u, r in run_units([UNITS[i]], jobs=1, work=work)})
+    assert out["c0"]["status"] == "error" and "SystemExit" in out["c0"]["error"]
+    assert out["c1"]["status"] == out["c2"]["status"] == "ok"
+
+
+def test_a_process_a_unit_starts_does_not_outlive_the_run():
+    """Was: a process a unit spawned outlived the run (the worker's children were never ended)."""
+    records = [r for _, r in run_units(UNITS, jobs=2, work=unit_work.spawns)]
+    assert all(r["status"] == "ok" for r in records)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(alive(r["child"]) for r in records):
+        time.sleep(0.1)
+    assert not any(alive(r["child"]) for r in records)
+
+
+def test_an_interrupted_run_ends_its_workers_and_their_children(tmp_path):
+    """Ctrl-C mid-unit (SIGTERM unwinds the command the same way): the worker and what it started end too."""
+    pidfile = tmp_path / "pids"
+    code = (f"import sys; sys.path.insert(0, {os.getcwd()!r})\n"
+            "from harness.running.engine import run_units\nfrom tests import unit_work\n"
+            f"list(run_units([dict(case='c', variant='buggy', seed=0, key='0', pidfile={str(pidfile)!r})], "
+            "work=unit_work.spawns_and_hangs))\n")
+    proc = subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not (pidfile.exists() and pidfile.read_text()):
+        time.sleep(0.1)
+    worker, child = map(int, pidfile.read_text().split())
+    proc.send_signal(signal.SIGINT)
+    proc.wait(timeout=30)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and (alive(worker) or alive(child)):
+        time.sleep(0.1)
+    assert not alive(worker) and not alive(child)
+
+
+def in_session(argv, signal_after=None, timeout=240):
+    """Run a command as the leader of its own session; return (exit code, stderr, processes of the session
+    still alive 2 s after it ended)."""
+    proc = subprocess.Popen(argv, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True)
+    if signal_after:
+        time.sleep(signal_after)
+        os.kill(proc.pid, signal.SIGTERM)
+    err = proc.communicate(timeout=timeout)[1]
+    time.sleep(2)
+    left = subprocess.run(["ps", "-s", str(proc.pid), "-o", "pid=,args="], capture_output=True, text=True).stdout
+    return proc.returncode, err, left.strip()
+
+
+def test_no_process_of_a_run_outlives_it_after_a_worker_died(tmp_path):
+    """Was: after a worker died mid-unit, loky's resource trackers and a fresh worker stayed alive (parent 1)."""
+    cases = make_cases(tmp_path / "cases", a=GOOD, exits=FAULT.replace("KIND", "exit"))
+    code, err, left = in_session(run_cmd(tmp_path, cases, "--jobs", "2"))
+    assert code == 0, err[-2000:]
+    assert "worker process died" in err and left == ""
+
+
+def test_sigterm_ends_the_run_and_every_process_it_started(tmp_path):
+    cases = make_cases(tmp_path / "cases", **{f"c{i}": GOOD.replace("epochs: 2", "epochs: 400") for i in range(2)})
+    code, err, left = in_session(run_cmd(tmp_path, cases, "--jobs", "2"), signal_after=12)
+    assert code == 130 and "interrupted" in err, err[-2000:]
+    assert left == ""
+
+
+def test_a_full_disk_is_one_line_and_keeps_every_finished_result(tmp_path, capsys, monkeypatch):
+    """Was: an OSError traceback from runner._score_entries -> store.save, exit 1."""
+    from harness.running import findings, results
+    from tests.test_reliability import records, run
+
+    cases = make_cases(tmp_path / "cases", a=GOOD)
+    assert run(tmp_path, cases) == 0
+    before = records(tmp_path)
+
+    def full(path, data):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(findings, "write_atomic", full)
+    monkeypatch.setattr(results, "write_atomic", full)
+    capsys.readouterr()
+    assert run(tmp_path, cases, "--replay") == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "No space left on device" in err
+    assert f"cannot write to {tmp_path / 'results' / 'runs' / 'a'}" in err and "are kept" in err
+    assert "cannot remember findings" in err  # the findings cache only warns: replaying later is its cost
+    assert records(tmp_path) == before
+
+
+def test_an_unreachable_dask_scheduler_is_one_line_naming_it(tmp_path):
+    """Was: a 30-second wait and a traceback from distributed."""
+    cases = make_cases(tmp_path / "cases", a=GOOD)
+    start = time.monotonic()
+    out = subprocess.run(run_cmd(tmp_path, cases, "--backend", "dask", "--scheduler", "tcp://127.0.0.1:9"),
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 1 and "Traceback" not in out.stderr, out.stderr[-2000:]
+    assert "no dask scheduler answered at tcp://127.0.0.1:9" in out.stderr
+    assert time.monotonic() - start < 60
+
+
+def test_a_unit_that_never_comes_back_is_an_error_row_and_counted(tmp_path, capsys, monkeypatch):
+    """Was: units with no record were left out of the tables, and the count line said '0 failed'."""
+    from harness.running import engine
+    from tests.test_reliability import records, run
+
+    monkeypatch.setattr(engine, "run_units", lambda *a, **k: iter(()))
+    cases = make_cases(tmp_path / "cases", a=GOOD)
+    assert run(tmp_path, cases, "--strict") == 1
+    assert "2 unit(s): 0 trained, 0 from the cache, 2 failed" in capsys.readouterr().err
+    assert {r["error"] for r in records(tmp_path).values()} == {"no result came back from its worker"}

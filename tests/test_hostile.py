@@ -85,7 +85,7 @@ def test_a_case_file_that_fails_to_load_keeps_its_results(tmp_path, monkeypatch)
     seen = {}
     monkeypatch.setattr(runner, "run", lambda selected, config: seen.update(prune=config.prune) or [])
     assert cli.main(["run", "--cases-dir", str(cases), "--results", str(tmp_path / "results"),
-                     "--cache", str(tmp_path / "cache")]) == 1
+                     "--cache", str(tmp_path / "cache"), "--prune"]) == 1
     assert seen["prune"] is False and kept.exists()
 
 
@@ -104,8 +104,9 @@ def test_a_symlink_out_of_the_case_folder_is_refused(tmp_path):
 
 
 @pytest.mark.parametrize("layer, words", [
-    ("IntegerLookup: {vocabulary: /etc/passwd}", "looks like a file path"),
-    ("StringLookup: {vocabulary: ~/words.txt}", "looks like a file path"),
+    ("IntegerLookup: {vocabulary: /etc/passwd}", "names a file"),
+    ("StringLookup: {vocabulary: ~/words.txt}", "names a file"),
+    ("IntegerLookup: {vocabulary: .env}", "names a file"),  # was: read from the current folder, and shown
     ("TFSMLayer: {filepath: model}", "loads a saved model"),
 ])
 def test_layer_arguments_that_name_files_are_refused_without_reading_them(write_case, layer, words):
@@ -240,3 +241,181 @@ def test_a_copied_results_folder_plots_from_the_cache_it_is_given(tmp_path, caps
     assert "traces are missing or unreadable" in capsys.readouterr().err
     assert cli.main(["report", "--results", str(results), "--plots", "--cache", str(tmp_path / "cache")]) == 0
     assert (results / "plots" / f"{CASE}.png").exists()
+
+
+# -- 12. round two: arguments, stored files, case files ------------------------------------------
+
+@pytest.mark.parametrize("argv", [
+    ["run", "--seeds", "0"], ["run", "--seeds", "-1"], ["run", "--seeds", "100000000"],
+    ["fidelity", "--more-seeds", "-1"], ["run", "--jobs", "0"],
+    ["run", "--timeout", "0"], ["run", "--timeout", "nan"], ["run", "--timeout", "-1"], ["run", "--timeout", "inf"],
+    ["kill", "--seeds", "0"], ["kill", "--timeout", "nan"], ["mutate", "--all", "--per-program", "0"],
+])
+def test_arguments_that_would_delete_or_hang_are_refused_by_the_parser(tmp_path, capsys, argv):
+    """Was: `run --seeds 0` deleted every result file and rewrote the tables empty, exit 0; `kill --seeds 0`
+    marked every mutant equivalent; `--timeout 0` and `nan` were accepted and hung."""
+    results = tmp_path / "results" / "runs" / "x"
+    results.mkdir(parents=True)
+    (results / "buggy-seed0.json").write_text("{}")
+    with pytest.raises(SystemExit) as info:
+        cli.main([*argv, *(["--results", str(tmp_path / "results")] if argv[0] in ("run", "fidelity") else [])])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert "out of range" in err or "no time limit" in err or "not a number" in err, err
+    assert (results / "buggy-seed0.json").exists()
+
+
+def test_time_limits_parse_as_seconds_auto_or_none():
+    from harness.cli.options import seconds
+    from harness.running.runner import LIMIT_CAP, unit_limit
+
+    assert (seconds("5"), seconds("auto"), seconds("none"), seconds("off")) == (5.0, "auto", None, None)
+    assert cli.parser_().parse_args(["run"]).timeout == "auto"  # a hang ends by default
+    limit = unit_limit("auto")
+    assert limit({"spec": {"fit": {"epochs": 3}}}) == 690 and limit({"spec": {"fit": {"epochs": 5000}}}) == LIMIT_CAP
+    assert unit_limit(None)({"spec": {}}) is None and unit_limit(7.0)({"spec": {}}) == 7.0
+
+
+def _result_files(results, cases):
+    for case in cases:
+        folder = results / "runs" / case
+        folder.mkdir(parents=True)
+        for variant in ("buggy", "patched"):
+            (folder / f"{variant}-seed0.json").write_text("{}")
+
+
+def test_results_of_cases_not_in_the_run_are_kept_and_named_unless_pruned(tmp_path, capsys):
+    """Was: a full run on a smaller --cases-dir silently deleted the other cases' results (262 -> 4)."""
+    from harness.running.results import ResultsDir
+    from harness.running.runner import _prune_or_note
+
+    results = tmp_path / "results"
+    _result_files(results, ["a", "b", "c"])
+    units = [{"case": "a", "variant": v, "seed": 0} for v in ("buggy", "patched")]
+    _prune_or_note(ResultsDir(str(results)), units, prune=False)
+    assert len(list(results.rglob("*.json"))) == 6
+    assert "4 result file(s) of 2 case(s)" in capsys.readouterr().err
+    _prune_or_note(ResultsDir(str(results)), units, prune=True)
+    err = capsys.readouterr().err
+    assert sorted(p.parent.name for p in results.rglob("*.json")) == ["a", "a"]
+    assert err.count("removed ") == 4 and "b/buggy-seed0.json" in err and not (results / "runs" / "b").exists()
+
+
+def test_prune_with_a_case_selection_is_refused(tmp_path, capsys):
+    _result_files(tmp_path / "results", ["a", "b"])
+    assert cli.main(["run", "--prune", "--case", "a", "--results", str(tmp_path / "results")]) == 2
+    assert "--prune needs a full run" in capsys.readouterr().err
+    assert len(list((tmp_path / "results").rglob("*.json"))) == 4
+
+
+def test_mutate_never_overwrites_a_case_file_it_did_not_write(tmp_path, capsys):
+    zoo, out = tmp_path / "zoo", tmp_path / "mutants"
+    zoo.mkdir()
+    out.mkdir()
+    healthy = GOOD.replace("id: t-good", "id: prog").split("patch:")[0] + (
+        "status: healthy\ntruth: {faults: [{code: NONE}]}\nsymptom: {kind: none}\n")
+    (zoo / "prog.yaml").write_text(healthy)
+    assert cli.main(["mutate", "prog", "--zoo", str(zoo), "--out", str(out)]) == 0
+    written = sorted(out.glob("*.yaml"))
+    assert written
+    mine = written[0]
+    mine.write_text("# my own case, by hand\n" + mine.read_text().split("\n", 1)[1])
+    before = mine.read_text()
+    assert cli.main(["mutate", "prog", "--zoo", str(zoo), "--out", str(out)]) == 1
+    assert mine.read_text() == before and "not overwritten" in capsys.readouterr().err
+    assert cli.main(["mutate", "--all", "--zoo", str(zoo), "--out", str(out)]) == 1  # --all clears only its own
+    assert mine.read_text() == before
+
+
+@pytest.mark.parametrize("edit", [
+    ("- Dense: {units: 4, activation: tanh}", "- Dense: {units: 4, activation: tanh, kernel_regularizer: "
+                                              "{L1: {l1: .nan}}}"),
+    ("SGD: {learning_rate: 0.1}", "SGD: {learning_rate: .inf}"),
+    ("  - {set: model.layers.1.Dense.activation, to: sigmoid}",
+     "  - {set: model.layers.1.Dense.activation, to: sigmoid}\n  - {set: compile.optimizer.SGD.learning_rate, "
+     "to: -.inf}"),
+])
+def test_nan_and_infinite_settings_are_refused_at_their_line(write_case, edit):
+    """Was: `l1: .nan` became null and trained with Keras' default 0.01."""
+    text = GOOD.replace(*edit)
+    (err,) = errors_of(write_case(text))
+    line = next(i for i, t in enumerate(text.splitlines(), 1) if "inf" in t or "nan" in t)
+    assert "not a finite number" in err.message and err.line == line
+
+
+def test_published_numbers_may_be_nan(write_case):
+    assert load_case(write_case(GOOD + "original: {loss_before: .nan}\n")).case.original.loss_before != 0
+
+
+def test_a_deeply_nested_case_is_one_error_and_the_others_load(tmp_path):
+    """Was: a 2 KB case with 999 nested lists aborted list/validate/run for the whole folder (RecursionError)."""
+    (tmp_path / "good.yaml").write_text(GOOD)
+    (tmp_path / "deep.yaml").write_text(GOOD.replace("id: t-good", "id: deep") + "notes: " + "[" * 999 + "]" * 999)
+    cases, errors = load_cases(discover(str(tmp_path)))
+    assert [c.id for c in cases] == ["t-good"]
+    assert len(errors) == 1 and "nested more than" in errors[0].message and errors[0].line
+
+
+def test_a_link_to_the_root_folder_is_not_walked(tmp_path):
+    """Was: `cases/root -> /` made `list` walk the whole file system."""
+    (tmp_path / "good.yaml").write_text(GOOD)
+    os.symlink("/", tmp_path / "root")
+    code = f"import sys; sys.path.insert(0, {os.getcwd()!r})\nfrom harness.cases.load import discover\n" \
+           f"print(discover({str(tmp_path)!r}))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=20)
+    assert out.stdout.strip() == repr([str(tmp_path / "good.yaml")])
+
+
+@pytest.mark.parametrize("content", ["[]", "null", '"ok"', "[1, 2]"])
+def test_a_cache_record_that_is_no_record_is_retrained_with_a_warning(tmp_path, capsys, content):
+    """Was: a TypeError traceback in store._read that stopped every run on that cache."""
+    store = UnitStore(str(tmp_path))
+    unit = {"case": "c", "variant": "buggy", "seed": 0, "key": "0123456789abcdef"}
+    path = tmp_path / "units" / "c" / "buggy-seed0-0123456789abcdef.json"
+    path.parent.mkdir(parents=True)
+    path.write_text(content)
+    assert store.get(unit) is None
+    assert str(path) in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("content", ["[]", "null", "[{}]"])
+def test_a_findings_file_that_is_no_mapping_means_replay(tmp_path, content):
+    """Was: a findings file holding [] crashed `run` (AttributeError in FindingsStore.get)."""
+    from harness.running.findings import FindingsStore
+
+    (tmp_path / "u.findings.json").write_text(content)
+    store = FindingsStore(str(tmp_path / "u.npz"))
+    assert store.get("diagnose", "abc") is None
+
+
+def _fixture_results(tmp_path):
+    import shutil
+
+    results = tmp_path / "results"
+    shutil.copytree(os.path.join(os.path.dirname(__file__), "fixtures", "results"), results)
+    return results
+
+
+@pytest.mark.parametrize("make", [lambda p: os.mkfifo(p), lambda p: os.symlink("/dev/zero", p)])
+def test_a_fifo_or_a_device_named_json_in_runs_is_named_not_read(tmp_path, capsys, make):
+    """Was: a FIFO named *.json hung `report`; a link to /dev/zero made it read until memory ran out."""
+    results = _fixture_results(tmp_path)
+    odd = results / "runs" / "case-a" / "odd-seed0.json"
+    make(odd)
+    code = f"import sys; sys.path.insert(0, {os.getcwd()!r})\nfrom harness import cli\n" \
+           f"sys.exit(cli.main(['report', '--results', {str(results)!r}]))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr[-1000:]
+    assert f"{odd}: unreadable result file (not a regular file)" in out.stderr
+
+
+def test_a_finding_without_its_epoch_is_named_not_a_crash(tmp_path, capsys):
+    """Was: a KeyError traceback from outcomes, naming no file."""
+    results = _fixture_results(tmp_path)
+    path = next((results / "runs").rglob("*.json"))
+    record = json.loads(path.read_text())
+    record["findings"] = {"keras-ton": [{"detector": "keras-ton", "code": "X", "message": "m", "step": 1,
+                                         "seconds": 0.1}]}
+    path.write_text(json.dumps(record))
+    assert cli.main(["report", "--results", str(results)]) == 0
+    assert f"{path}: not a valid unit record (findings.keras-ton.0.epoch" in capsys.readouterr().err

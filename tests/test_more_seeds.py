@@ -38,5 +38,7 @@ def test_a_split_case_trains_more_seeds_and_a_full_run_keeps_them(tmp_path, monk
     names = sorted(p.name for p in (results / "runs" / "t-good").iterdir())
     assert names == [f"{v}-seed{s}.json" for v in ("buggy", "patched") for s in range(3)]
     monkeypatch.setattr(runner, "split_cases", lambda records, det: set())
-    assert cli.main(args) == 0  # no longer split: the full run prunes the extra seeds
+    assert cli.main(args) == 0  # no longer split: the extra seeds' results stay until asked...
+    assert len(list((results / "runs" / "t-good").iterdir())) == 6
+    assert cli.main([*args, "--prune"]) == 0  # ...and a full run with --prune removes them
     assert sorted(p.name for p in (results / "runs" / "t-good").iterdir()) == ["buggy-seed0.json", "patched-seed0.json"]

@@ -58,12 +58,16 @@ def test_rerun_uses_the_cache_and_an_edit_retrains_only_that_case(tmp_path, caps
     assert "4 trained, 0 from the cache" in capsys.readouterr().err
 
 
-def test_a_full_run_prunes_results_of_deleted_cases(tmp_path):
+def test_results_of_deleted_cases_stay_until_a_full_run_is_told_to_prune(tmp_path, capsys):
     cases = make_cases(tmp_path / "cases", a=GOOD, b=GOOD)
     assert run(tmp_path, cases) == 0
     (cases / "b.yaml").unlink()
     assert run(tmp_path, cases) == 0
+    assert {case for case, _ in records(tmp_path)} == {"a", "b"}
+    assert "`--prune` removes them" in capsys.readouterr().err
+    assert run(tmp_path, cases, "--prune") == 0
     assert {case for case, _ in records(tmp_path)} == {"a"}
+    assert capsys.readouterr().err.count("removed ") == 2
 
 
 FAULT = GOOD.replace("source: synthetic.xor\n  params: {repeat: 2}", "source: debug.fault\n  params: {kind: KIND}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import functools
-import glob
+import math
 import os
 
 import pydantic
@@ -62,8 +62,12 @@ def discover(root: str = "cases") -> list[str]:
     """Every case file under ``root`` (a folder) or ``root`` itself (a file)."""
     if os.path.isfile(root):
         return [root]
-    found = glob.glob(os.path.join(root, "**", "*.yaml"), recursive=True)
-    return sorted(p for p in found if not os.path.basename(p).startswith("_"))
+    found = []
+    for folder, dirs, names in os.walk(root):  # never into a linked folder: a link to / is the whole disk
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        found += [os.path.join(folder, n) for n in names + dirs if n.endswith(".yaml") and n[0] not in "._"]
+        dirs[:] = [d for d in dirs if not os.path.islink(os.path.join(folder, d))]  # a `*.yaml` folder: an error
+    return sorted(found)
 
 
 def load_case(path: str) -> LoadedCase:
@@ -71,6 +75,7 @@ def load_case(path: str) -> LoadedCase:
     data, lines = load_yaml(path)
     if not isinstance(data, dict):
         raise CaseFileError([CaseError(path, 1, "a case file is a YAML mapping")])
+    _finite_numbers(path, data, lines)
     try:
         case = schema.Case.model_validate(data)
     except pydantic.ValidationError as exc:
@@ -108,6 +113,22 @@ def select(cases: list[LoadedCase], ids: list[str] | None) -> list[LoadedCase]:
         hints = [_suggest(i, by_id) for i in unknown]
         raise KeyError("unknown case id: " + "; ".join(f"'{i}'{h}" for i, h in zip(unknown, hints)))
     return [by_id[i] for i in ids]
+
+
+def _finite_numbers(path: str, data: dict, lines: dict) -> None:
+    """Refuse NaN and infinities in what trains (``.nan`` would reach Keras as null, i.e. its default).
+
+    The paper's published numbers (``original``, ``paper``) may be NaN: a loss that diverged.
+    """
+    todo = [((key,), data[key]) for key in (*schema.SPEC_KEYS, "patch") if key in data]
+    while todo:
+        where, value = todo.pop()
+        if isinstance(value, float) and not math.isfinite(value):
+            dotted = ".".join(str(p) for p in where)
+            raise CaseFileError([CaseError(path, line_of(lines, where), f"{dotted}: {value} is not a finite "
+                                           "number (NaN and infinities are not training settings)")])
+        items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+        todo.extend((where + (k,), v) for k, v in items)
 
 
 def _variant_specs(path: str, raw: dict, lines: dict) -> dict[str, schema.Spec]:

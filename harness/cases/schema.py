@@ -146,11 +146,18 @@ class Data(Strict):
 FORBIDDEN_LAYERS = {"TFSMLayer": "loads a saved model from a path", "Lambda": "runs arbitrary code"}
 
 
+# Keras layer arguments that read a file when given a string (a lookup's vocabulary, TF-IDF weights, ...):
+# a case gives their values inline, as a list.
+FILE_ARGUMENTS = ("vocabulary", "idf_weights", "filepath", "path", "file_path")
+
+
 def _no_paths(value: Any, where: str) -> None:
-    """Refuse a layer argument that names a file (IntegerLookup's vocabulary, a filepath, ...)."""
-    if isinstance(value, str) and ("/" in value or "\\" in value or value.startswith("~")):
-        raise ValueError(f"{where}: '{value}' looks like a file path; layer arguments may not name files "
-                         "(data comes from the case's data section)")
+    """Refuse a layer argument that names a file: any string of a file-taking argument (``.env`` is a path
+    too), and anything else that looks like a path."""
+    if isinstance(value, str) and ("/" in value or "\\" in value or value.startswith("~")
+                                   or where.rsplit(".", 1)[-1] in FILE_ARGUMENTS):
+        raise ValueError(f"{where}: a string here names a file; layer arguments may not name files (give the "
+                         "values as a list; data comes from the case's data section)")
     items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
     for key, inner in items:
         _no_paths(inner, f"{where}.{key}")

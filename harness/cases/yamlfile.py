@@ -23,6 +23,7 @@ _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 MAX_NODES = 100_000  # a case has a few hundred; aliases that expand past this are a bomb, not a case
+MAX_DEPTH = 50  # a case nests about 8 levels; far deeper only overflows recursive readers (pydantic, json)
 
 
 def load_yaml(path: str) -> tuple[object, dict[Path, int]]:
@@ -83,8 +84,10 @@ def _read_text(path: str) -> str:
 
 
 def _check_size(path: str, root: yaml.Node) -> None:
-    """Refuse a document whose aliases expand to more than MAX_NODES nodes (counted without expanding)."""
+    """Refuse a document whose aliases expand to more than MAX_NODES nodes (counted without expanding), or
+    that nests deeper than MAX_DEPTH (checked here, so that no recursive reader ever sees it)."""
     sizes: dict[int, int] = {}
+    heights: dict[int, int] = {}
     open_: set[int] = set()  # nodes whose children are being counted: meeting one again is a cycle
     stack = [(root, False)]
     while stack:  # post-order, each distinct node once: linear in the file, whatever the aliases
@@ -102,6 +105,10 @@ def _check_size(path: str, root: yaml.Node) -> None:
             continue
         open_.discard(id(node))
         sizes[id(node)] = 1 + sum(sizes.get(id(k), 0) for k in kids)
+        heights[id(node)] = 1 + max((heights.get(id(k), 0) for k in kids), default=0)
+        if heights[id(node)] > MAX_DEPTH:
+            raise CaseFileError([CaseError(path, node.start_mark.line + 1, f"values nested more than {MAX_DEPTH} "
+                                           "levels deep: a case is a page of YAML")])
         if sizes[id(node)] > MAX_NODES:
             line = node.start_mark.line + 1
             raise CaseFileError([CaseError(path, line, f"the document expands to more than {MAX_NODES} values "

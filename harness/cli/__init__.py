@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 
 from harness.cli import cases, mutate, prune, report, run
@@ -22,11 +23,21 @@ def program() -> None:
     run whose summary printed never exited). Such a run ends with os._exit;
     its workers see their parent go and exit too.
     """
-    code = main()
+    signal.signal(signal.SIGTERM, _terminated)
+    try:
+        code = main()
+    except KeyboardInterrupt:
+        print("bugbench: interrupted", file=sys.stderr)
+        code = 130
     engine = sys.modules.get("harness.running.engine")
     if engine is not None and engine.killed_workers:
         engine.exit_now(code)
     sys.exit(code)
+
+
+def _terminated(signum, _frame) -> None:
+    """SIGTERM unwinds like Ctrl-C: the engine's cleanup ends every worker's process group on the way out."""
+    raise KeyboardInterrupt(f"signal {signum}")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -29,21 +29,22 @@ def add(sub) -> None:
     mu.add_argument("--every-instance", action="store_true",
                     help="every instance of each operator (default: one per operator and program, rotating over "
                          "the programs, so that the suite stays trainable)")
-    mu.add_argument("--per-program", type=int, default=PER_PROGRAM, metavar="N",
+    mu.add_argument("--per-program", type=options.count(1, 10_000), default=PER_PROGRAM, metavar="N",
                     help=f"with --all: at most N mutants per program (default: {PER_PROGRAM}; operators that apply "
                          "to few programs first, the others rotating over the programs)")
     mu.add_argument("--zoo", default=ZOO, help=f"the folder of healthy programs (default: {ZOO})")
     mu.add_argument("--out", default=MUTANTS, help=f"where the mutants' case files go (default: {MUTANTS})")
     mu.set_defaults(func=cmd_mutate)
 
-    ki = sub.add_parser("kill", parents=[options.cache(".bugbench")],
+    ki = sub.add_parser("kill", parents=[options.cache(".bugbench"), options.jobs()],
                         help="train mutants and their programs over seeds; mark each killed (a real bug) or "
                              "equivalent, with the test's numbers, in its case file")
     ki.add_argument("--zoo", default=ZOO, help=f"the folder of healthy programs (default: {ZOO})")
     ki.add_argument("--mutants", default=MUTANTS, help=f"the folder of mutants (default: {MUTANTS})")
-    ki.add_argument("--seeds", type=int, default=3, help="trainings per program and mutant (default: 3)")
-    ki.add_argument("--jobs", type=int, default=1, help="parallel training processes (default: 1; make uses 2)")
-    ki.add_argument("--timeout", type=float, default=120, help="seconds one fit may take (default: 120)")
+    ki.add_argument("--seeds", type=options.count(1, options.MAX_SEEDS), default=3,
+                    help="trainings per program and mutant (default: 3)")
+    ki.add_argument("--timeout", type=options.seconds, default=120.0,
+                    help="seconds one fit may take: a number (default: 120), 'auto' (as run) or 'none'")
     ki.add_argument("--backend", choices=["loky", "dask"], default="loky",
                     help="loky: local worker processes (default); dask: an existing dask.distributed cluster")
     ki.add_argument("--scheduler", metavar="tcp://HOST:PORT", help="the dask scheduler (with --backend dask)")
@@ -66,7 +67,7 @@ def cmd_mutate(args) -> int:
         return options.fail(f"no healthy program {args.program or ''} in {args.zoo}".replace("  ", " "))
     if args.all:
         _remove_generated(args.out)  # the suite is what today's programs and operators make, nothing stale
-    written = 0
+    written = refused = 0
     programs = sorted(programs, key=lambda p: p.id)
     found_of = {p.id: applicable(p.spec("patched").model_dump(mode="json"), [args.operator] if args.operator else None)
                 for p in programs}
@@ -79,9 +80,18 @@ def cmd_mutate(args) -> int:
         if args.all and not args.every_instance:
             chosen = at_most(chosen, args.per_program, turn, applies_to, len(programs))
         for mutation in chosen:
-            print(write_case(mutant_case(program, mutation), program, args.out))
+            try:
+                print(write_case(mutant_case(program, mutation), program, args.out))
+            except FileExistsError as exc:
+                print(f"bugbench: {exc}", file=sys.stderr)
+                refused += 1
+                continue
             written += 1
-    print(f"{written} mutant(s) of {len(programs)} program(s) in {args.out}", file=sys.stderr)
+    print(f"{written} mutant(s) of {len(programs)} program(s) in {args.out}"
+          + (f"; {refused} not written (a file of another origin has their name)" if refused else ""),
+          file=sys.stderr)
+    if refused:
+        return 1
     return 0 if written else options.fail("no operator applies", code=1)
 
 
@@ -93,11 +103,25 @@ def _remove_generated(out_dir: str) -> None:
         return
     for name in os.listdir(out_dir):
         path = os.path.join(out_dir, name)
-        if name.endswith(".yaml") and os.path.isfile(path):
-            with open(path) as fh:
-                generated = fh.readline().startswith(HEADER)
-            if generated:
-                os.remove(path)
+        if name.endswith(".yaml") and _generated(path):
+            os.remove(path)
+
+
+def _generated(path: str) -> bool:
+    """Whether ``path`` is a regular file that `bugbench mutate` wrote (its first line says so)."""
+    if os.path.islink(path) or not os.path.isfile(path):
+        return False
+    with open(path, errors="replace") as fh:
+        return fh.readline().startswith(HEADER)
+
+
+def _copy_data(source: str, target: str) -> None:
+    """Copy a program's data file beside its mutants, never over a different file of the same name."""
+    import filecmp
+
+    if os.path.lexists(target) and not (os.path.isfile(target) and filecmp.cmp(source, target, shallow=False)):
+        raise FileExistsError(f"{target}: another file of that name is there; not overwritten")
+    shutil.copyfile(source, target)
 
 
 def write_case(case: dict, program, out_dir: str) -> str:
@@ -107,12 +131,15 @@ def write_case(case: dict, program, out_dir: str) -> str:
     from harness.data import files as data_files
 
     os.makedirs(out_dir, exist_ok=True)
+    path = os.path.join(out_dir, f"{case['id']}.yaml")
+    if os.path.lexists(path) and not _generated(path):
+        raise FileExistsError(f"{path}: a case file not written by `bugbench mutate` is there; "
+                              "not overwritten (move it, or give --out another folder)")
     data = case["data"]
     if data["source"] in data_files.FILE_SOURCES:
         source = data_files.resolve(program.path, data["params"]["path"])
-        shutil.copyfile(source, os.path.join(out_dir, os.path.basename(source)))
+        _copy_data(source, os.path.join(out_dir, os.path.basename(source)))
         data["params"]["path"] = os.path.basename(source)
-    path = os.path.join(out_dir, f"{case['id']}.yaml")
     header = (f"{HEADER} from {program.path} ({case['generated']['operator']}); "
               "`bugbench kill` fills in status and generated.kill.\n")
     with open(path, "w") as fh:
@@ -128,6 +155,8 @@ def cmd_kill(args) -> int:
     mutants = [c for c in cases if (c.case.generated or {}).get("base")]
     if not mutants:
         return options.fail(f"no mutants in {args.mutants} (bugbench mutate --all writes them)")
+    from harness.errors import WriteFailed
+    from harness.running.engine import SchedulerUnreachable
     from harness.scoring.killing import MetricMissing
 
     try:
@@ -135,6 +164,8 @@ def cmd_kill(args) -> int:
                                   backend=args.backend, scheduler=args.scheduler, trust_case_code=args.trust_case_code)
     except MetricMissing as exc:
         return options.fail(f"cannot decide: {exc.args[0]}")
+    except (SchedulerUnreachable, WriteFailed) as exc:
+        return options.fail(f"{exc}; no mutant file was changed", code=1)
     killed = sum(d["killed"] for d in decisions.values())
     print(f"{killed} of {len(decisions)} mutant(s) killed, {len(decisions) - killed} equivalent", file=sys.stderr)
     return 1 if errors else 0

@@ -13,14 +13,13 @@ def run_options(default_seeds: int) -> argparse.ArgumentParser:
     from detectors.registry import DEFAULT
 
     p = argparse.ArgumentParser(add_help=False, parents=[options.cases_dir(), options.results(),
-                                                         options.cache(".bugbench")])
+                                                         options.cache(".bugbench"), options.jobs()])
     p.add_argument("--case", action="append", dest="cases", metavar="ID", help="run only this case (repeatable)")
     p.add_argument("--detector", action="append", dest="detectors", metavar="NAME",
                    help="detector or group (repeatable; default: " + ", ".join(DEFAULT) + ")")
-    p.add_argument("--jobs", type=int, default=1, help="parallel training processes (default: 1; make uses 2)")
-    p.add_argument("--seeds", type=int, default=default_seeds,
+    p.add_argument("--seeds", type=options.count(1, options.MAX_SEEDS), default=default_seeds,
                    help=f"seeds per variant, 0..N-1 (default: {default_seeds}; make uses 3)")
-    p.add_argument("--more-seeds", type=int, default=0, metavar="N",
+    p.add_argument("--more-seeds", type=options.count(0, options.MAX_SEEDS), default=0, metavar="N",
                    help="N more seeds for each case whose seeds disagree on diagnose's verdict (default: 0; "
                         "make uses 2)")
     p.add_argument("--variant", choices=["buggy", "patched"], action="append", dest="variants",
@@ -29,7 +28,12 @@ def run_options(default_seeds: int) -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="retrain units even if the cache has them")
     p.add_argument("--replay", action="store_true",
                    help="replay every detector on the stored traces, even where its stored findings are current")
-    p.add_argument("--timeout", type=float, help="seconds one unit's fit may take (then: an error row)")
+    p.add_argument("--timeout", type=options.seconds, default="auto",
+                   help="seconds one unit may take, then it is an error row: a number, 'auto' (default: "
+                        "600 s + 30 s per epoch, at most 2 h) or 'none'")
+    p.add_argument("--prune", action="store_true",
+                   help="delete the result files no unit of this run wrote (removed cases, fewer seeds), listing "
+                        "each; only with a full run (no --case, --variant)")
     p.add_argument("--backend", choices=["loky", "dask"], default="loky",
                    help="loky: local worker processes (default); dask: an existing dask.distributed cluster")
     p.add_argument("--scheduler", metavar="tcp://HOST:PORT", help="the dask scheduler (with --backend dask)")
@@ -53,6 +57,8 @@ def add(sub) -> None:
 def cmd_run(args) -> int:
     from harness.running.results import ResultsDir
 
+    if args.prune and (args.cases or args.variants):
+        return options.fail("--prune needs a full run: it would delete the results of every case not named")
     if options.no_cases(args.cases_dir):
         return 2
     unwritable = ResultsDir(args.results).unwritable()
@@ -66,21 +72,54 @@ def cmd_run(args) -> int:
     except KeyError as exc:
         options.print_errors(errors)
         return options.fail(exc.args[0])
-    config = _config(args, prune=not errors)
+    if args.prune and errors:  # a case file that does not load has no id: its results look orphaned
+        print(f"bugbench: not pruning: {len(errors)} case file problem(s) below", file=sys.stderr)
+    config = _config(args, prune=args.prune and not errors)
     selected = _preflight(selected, config, errors)
     options.print_errors(errors)
+    records = _run(selected, config)
+    if isinstance(records, int):
+        return records
+    failed = _summarise(records, expected=_expected(selected, config))
+    return _tables(args.results) or (1 if errors or (args.strict and failed) else 0)
+
+
+def _run(selected, config):
+    """The run's records, or an exit code after one line saying why the run stopped."""
+    from harness.errors import WriteFailed
+    from harness.running.engine import SchedulerUnreachable
     from harness.running.runner import run
 
     try:
-        records = run(selected, config)
+        return run(selected, config)
     except (KeyError, ValueError) as exc:
         return options.fail(exc.args[0])
-    failed = _summarise(records)
+    except SchedulerUnreachable as exc:
+        return options.fail(str(exc), code=1)
+    except WriteFailed as exc:
+        return options.fail(f"{exc}; stopped. The {exc.kept or 0} unit(s) recorded before are kept in "
+                            f"{config.results_dir}, and every trained unit in {config.cache_dir}: free space and "
+                            "rerun to go on", code=1)
+    except KeyboardInterrupt:
+        return options.fail(f"interrupted; finished units are kept in {config.cache_dir} and "
+                            f"{config.results_dir}: rerun to go on", code=130)
+
+
+def _tables(results: str) -> int:
     from harness.reporting.tables import report
 
-    for path in report(args.results):
-        print(path)
-    return 1 if errors or (args.strict and failed) else 0
+    try:
+        for path in report(results):
+            print(path)
+    except OSError as exc:
+        return options.fail(f"cannot write the tables in {results}: {exc.strerror or exc}", code=1)
+    return 0
+
+
+def _expected(selected, config) -> int:
+    from harness.running.runner import units_for
+
+    return len(units_for(selected, config))
 
 
 def _config(args, prune: bool):
@@ -94,9 +133,7 @@ def _config(args, prune: bool):
                      backend=args.backend, scheduler=args.scheduler, timeout=args.timeout, force=args.force,
                      replay=args.replay, more_seeds=args.more_seeds, progress=args.progress,
                      trust_case_code=args.trust_case_code,
-                     # A case file that does not load has no id: its results cannot be told from a deleted
-                     # case's, so a run with load errors keeps every result file.
-                     prune=prune and not args.cases and not args.variants)
+                     prune=prune)
 
 
 def _preflight(selected, config, errors: list) -> list:
@@ -107,12 +144,15 @@ def _preflight(selected, config, errors: list) -> list:
     return options.keras_checked(selected, errors, only=to_check) if to_check else selected
 
 
-def _summarise(records: list[dict]) -> list[dict]:
+def _summarise(records: list[dict], expected: int) -> list[dict]:
+    """Print every failed unit and the count line; units with no record at all count as failed too."""
     failed = [r for r in records if r.get("status") != "ok"]
     for r in failed:
         print(f"error: {r['case']['id']} {r['variant']} seed {r['seed']}: {r.get('error')}", file=sys.stderr)
     trained = sum(1 for r in records if not r.get("cached") and r.get("status") == "ok")
-    cached = sum(1 for r in records if r.get("cached"))
-    print(f"{len(records)} unit(s): {trained} trained, {cached} from the cache, {len(failed)} failed",
-          file=sys.stderr)
-    return failed
+    cached = sum(1 for r in records if r.get("cached") and r.get("status") == "ok")
+    missing = max(0, expected - len(records))
+    lost = f" ({missing} with no result at all)" if missing else ""
+    print(f"{max(expected, len(records))} unit(s): {trained} trained, {cached} from the cache, "
+          f"{len(failed) + missing} failed{lost}", file=sys.stderr)
+    return failed + [{}] * missing

@@ -15,12 +15,22 @@ import hashlib
 import inspect
 import json
 import os
+import sys
 
 import pydantic
 
 from harness.provenance import DETECTOR_SOURCES, source_hash
-from harness.running.records import FindingsEntry
+from harness.running.records import FindingsEntry, StoredFileError, read_json
 from harness.trace import write_atomic
+
+_warned: set[str] = set()
+
+
+def _warn_once(message: str) -> None:
+    if message not in _warned:
+        _warned.add(message)
+        print(message, file=sys.stderr)
+
 
 LAYERS = "__layers__"  # the trace's layer classes, stored beside the findings
 
@@ -50,10 +60,10 @@ class FindingsStore:
         if not self.path:
             return {}
         try:
-            with open(self.path) as fh:
-                return json.load(fh)
-        except (OSError, ValueError):
+            data = read_json(self.path)
+        except StoredFileError:
             return {}
+        return data if isinstance(data, dict) else {}  # not ours (a list, null): replay, and rewrite it
 
     def get(self, name: str, print_: str) -> dict | None:
         """The stored entry under this fingerprint; None (replay) when absent, stale or malformed."""
@@ -72,5 +82,10 @@ class FindingsStore:
         self._dirty = True
 
     def save(self) -> None:
+        """Remember the entries; a file that cannot be written only means replaying next time (said once)."""
         if self.path and self._dirty:
-            write_atomic(self.path, json.dumps(self._entries).encode())
+            try:
+                write_atomic(self.path, json.dumps(self._entries).encode())
+            except OSError as exc:
+                _warn_once(f"bugbench: cannot remember findings in {os.path.dirname(self.path)} "
+                           f"({exc.strerror or exc}); they are replayed next time")

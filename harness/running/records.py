@@ -10,6 +10,9 @@ Fields beyond the declared ones (a detector's extra metadata, say) are kept.
 
 from __future__ import annotations
 
+import json
+import os
+import stat
 from typing import Literal
 
 import pydantic
@@ -51,11 +54,25 @@ class CaseSnapshot(_Open):
     generated: dict | None = None
 
 
+class StoredFinding(_Open):
+    """One finding as stored (``detectors.base.Finding.to_dict``): the fields tables read without a default."""
+
+    detector: str
+    code: str
+    message: str
+    step: int = pydantic.Field(ge=0)
+    epoch: int = pydantic.Field(ge=0)
+    seconds: float
+    severity: Literal["error", "warning"] = "error"
+    layer: int | None = None
+    batch: int | None = None
+
+
 class FindingsEntry(_Open):
     """One detector's findings on one trace, remembered beside the trace under the detector's fingerprint."""
 
     fingerprint: str
-    findings: list[dict]
+    findings: list[StoredFinding]
     version: int | str
     localizes: bool
     suggests: bool
@@ -75,7 +92,7 @@ class UnitRecord(_Open):
     summary: dict | None = None
     facts: dict | None = None
     detectors: list[str] = []
-    findings: dict[str, list[dict]] = {}
+    findings: dict[str, list[StoredFinding]] = {}
     localizes: dict[str, bool] = {}
     suggests: dict[str, bool] = {}
 
@@ -96,3 +113,33 @@ def check_format(data: dict, where: str) -> None:
         raise RecordFormatError(
             f"{where}: result format {found}, this bugbench reads format {RECORD_FORMAT}; "
             "rerun `bugbench run` (or `make tables`) to rewrite the results from the cache")
+
+
+MAX_STORED_JSON = 16 * 2**20  # records and findings files are tens of kB; anything far bigger is not ours
+
+
+class StoredFileError(ValueError):
+    """A stored JSON file that is no regular file, too large, or not JSON (the message says which)."""
+
+
+def read_json(path: str, limit: int = MAX_STORED_JSON):
+    """The parsed content of a stored JSON file, read without ever blocking or reading without bound.
+
+    Opened non-blocking and checked on the open descriptor: a FIFO or a device
+    (a link to /dev/zero) named ``*.json`` is refused, never read.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError as exc:
+        raise StoredFileError(exc.strerror or str(exc)) from None
+    with os.fdopen(fd, "rb") as fh:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise StoredFileError("not a regular file")
+        raw = fh.read(limit + 1)
+    if len(raw) > limit:
+        raise StoredFileError(f"larger than {limit // 2**20} MB")
+    try:
+        return json.loads(raw)
+    except ValueError as exc:
+        raise StoredFileError(f"not JSON ({exc})") from None

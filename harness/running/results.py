@@ -14,7 +14,8 @@ import tempfile
 
 import pydantic
 
-from harness.running.records import RecordFormatError, UnitRecord, check_format
+from harness.errors import WriteFailed
+from harness.running.records import RecordFormatError, StoredFileError, UnitRecord, check_format, read_json
 from harness.trace import write_atomic
 
 
@@ -46,15 +47,17 @@ class ResultsDir:
         record = dict(record, format=UnitRecord.model_fields["format"].default)
         UnitRecord.model_validate(record)
         path = self.path_for(unit)
-        write_atomic(path, (json.dumps(record, indent=1, sort_keys=True, default=str) + "\n").encode())
+        try:
+            write_atomic(path, (json.dumps(record, indent=1, sort_keys=True, default=str) + "\n").encode())
+        except OSError as exc:
+            raise WriteFailed(path, exc) from None
         return path
 
     def read(self, path: str) -> dict:
         """One record; ResultUnreadable (naming the file) when it cannot be read, RecordFormatError when old."""
         try:
-            with open(path) as fh:
-                data = json.load(fh)
-        except (OSError, ValueError) as exc:
+            data = read_json(path)
+        except StoredFileError as exc:
             raise ResultUnreadable(f"{path}: unreadable result file ({exc})") from None
         if not isinstance(data, dict) or "case" not in data:
             raise ResultUnreadable(f"{path}: not a unit record")
@@ -79,16 +82,18 @@ class ResultsDir:
                     print(f"bugbench: skipping {exc}", file=sys.stderr)
         return out
 
-    def prune(self, units: list[dict]) -> list[str]:
-        """Remove result files no unit of this run wrote (deleted cases, fewer seeds)."""
+    def stale(self, units: list[dict]) -> list[str]:
+        """Result files no unit of ``units`` writes (deleted cases, other cases, fewer seeds)."""
         keep = {self.path_for(u) for u in units}
-        removed = []
-        for folder, _, files in os.walk(self.runs):
-            for name in files:
-                path = os.path.join(folder, name)
-                if path not in keep:
-                    os.remove(path)
-                    removed.append(path)
+        return [os.path.join(folder, name) for folder, _, files in os.walk(self.runs) for name in sorted(files)
+                if os.path.join(folder, name) not in keep]
+
+    def prune(self, units: list[dict]) -> list[str]:
+        """Remove the ``stale`` result files and the folders they leave empty; the removed paths."""
+        removed = self.stale(units)
+        for path in removed:
+            os.remove(path)
+        for folder, _, _ in sorted(os.walk(self.runs), reverse=True):
             if folder != self.runs and not os.listdir(folder):
                 os.rmdir(folder)
         return removed

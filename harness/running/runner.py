@@ -17,6 +17,7 @@ import sys
 from detectors.registry import DEFAULT as DEFAULT_DETECTORS
 from harness.cases.load import VARIANTS, LoadedCase
 from harness.data import files as data_files
+from harness.errors import WriteFailed
 from harness.running.records import Unit
 from harness.running.results import ResultsDir
 from harness.running.store import UnitStore, unit_key
@@ -35,7 +36,7 @@ class RunConfig:
     semantics: str | None = None  # override every case's loss semantics
     backend: str = "loky"
     scheduler: str | None = None
-    timeout: float | None = None  # seconds per unit's fit
+    timeout: float | str | None = "auto"  # seconds per unit's fit; "auto": from its budget; None: no limit
     force: bool = False  # retrain even what the store has
     replay: bool = False  # replay every detector even where its stored findings are current
     prune: bool = False  # delete result files of units this run did not produce (a full run)
@@ -43,6 +44,19 @@ class RunConfig:
     split_detector: str = "diagnose"
     progress: bool | None = None  # None: only on a terminal, never in CI
     trust_case_code: bool = False  # the user's consent to run every case's own code (file.py) in this run
+
+
+# The default limit of one unit: generous, yet a hang ends. The largest unit measured (the paper's
+# so-44164749, 5 epochs) took 61 s of wall time on 2 cores, and no unit of either suite used more
+# than 8 % of this limit; start-up and data loading took at most 17 s, an epoch at most 15 s.
+LIMIT_FIXED, LIMIT_PER_EPOCH, LIMIT_CAP = 600.0, 30.0, 7200.0
+
+
+def unit_limit(timeout: float | str | None):
+    """Each unit's soft limit in seconds (None: none) under a run's ``timeout`` setting."""
+    if timeout != "auto":
+        return lambda _unit: timeout
+    return lambda unit: min(LIMIT_FIXED + LIMIT_PER_EPOCH * unit["spec"]["fit"]["epochs"], LIMIT_CAP)
 
 
 def units_for(cases: list[LoadedCase], config: RunConfig, stats: str | None = None) -> list[dict]:
@@ -88,9 +102,22 @@ def run(cases: list[LoadedCase], config: RunConfig) -> list[dict]:
             extra = dataclasses.replace(config, seeds=tuple(range(first, first + config.more_seeds)))
             more_units, more = _run_locked([c for c in cases if c.id in split], extra, names)
             units, records = units + more_units, records + more
-        if config.prune:
-            ResultsDir(config.results_dir).prune(units)
+        _prune_or_note(ResultsDir(config.results_dir), units, config.prune)
         return records
+
+
+def _prune_or_note(results: ResultsDir, units: list[dict], prune: bool) -> None:
+    """With ``prune``, delete and list the result files no unit of this run wrote; without, say they are there."""
+    stale = results.stale(units)
+    if not stale:
+        return
+    if prune:
+        for path in results.prune(units):
+            print(f"removed {path}", file=sys.stderr)
+        return
+    cases = len({os.path.dirname(p) for p in stale})
+    print(f"bugbench: {len(stale)} result file(s) of {cases} case(s) in {results.runs} are not from this run "
+          "(other cases or seeds) and stay in the tables; `--prune` removes them", file=sys.stderr)
 
 
 def split_cases(records: list[dict], detector: str) -> set[str]:
@@ -149,14 +176,30 @@ def _run_locked(cases: list[LoadedCase], config: RunConfig, names: list[str]) ->
         for same in waiting[unit["key"]]:
             records.append(_finish(by_id[same["case"]], same, dict(unit_identity(same), status="error",
                                                                   error=reason), names, config))
+    try:
+        _train(todo, waiting, by_id, store, names, config, records)
+    except WriteFailed as exc:
+        exc.kept = len(records)
+        raise
+    return units, records
+
+
+def _train(todo, waiting, by_id, store, names, config, records) -> None:
+    """Train ``todo``, storing and scoring each unit as it arrives (appended to ``records``)."""
     from harness.running.engine import run_units
 
-    stream = run_units(todo, config.jobs, config.backend, config.scheduler, config.timeout)
+    stream = run_units(todo, config.jobs, config.backend, config.scheduler, unit_limit(config.timeout))
+    returned = set()
     for unit, record in _progress(stream, len(todo), config):
+        returned.add(unit["key"])
         record = store.put(unit, record)
         for same in waiting[unit["key"]]:
             records.append(_finish(by_id[same["case"]], same, dict(record, cached=same is not unit), names, config))
-    return units, records
+    for unit in (u for u in todo if u["key"] not in returned):  # never silently missing from the tables
+        for same in waiting[unit["key"]]:
+            records.append(_finish(by_id[same["case"]], same, dict(unit_identity(same), status="error",
+                                                                  error="no result came back from its worker"),
+                                   names, config))
 
 
 def _with_consent(todo: list[dict], config: RunConfig) -> tuple[list[dict], list[tuple[dict, str]]]:

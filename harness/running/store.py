@@ -19,13 +19,20 @@ import hashlib
 import json
 import os
 import re
+import sys
 import zipfile
 from importlib import metadata
 
+from harness.errors import WriteFailed
 from harness.provenance import TRACE_SOURCES, source_hash
+from harness.running.records import StoredFileError, read_json
 from harness.trace import write_atomic
 
 _UNIT_FILE = re.compile(r"^(?P<variant>[A-Za-z0-9_]+)-seed(?P<seed>\d+)-(?P<key>[0-9a-f]{16})\.")
+
+
+def _warn(message: str) -> None:
+    print(message, file=sys.stderr)
 
 
 @functools.lru_cache(maxsize=1)
@@ -98,9 +105,13 @@ class UnitStore:
 
     def _read(self, stem: str) -> dict | None:
         try:
-            with open(stem + ".json") as fh:
-                record = json.load(fh)
-        except (OSError, ValueError):
+            record = read_json(stem + ".json")
+        except StoredFileError as exc:
+            if os.path.lexists(stem + ".json"):  # absent is the common case: a unit not trained yet
+                _warn(f"bugbench: {stem}.json: {exc}; training the unit again")
+            return None
+        if not isinstance(record, dict) or not isinstance(record.get("status"), str):
+            _warn(f"bugbench: {stem}.json is not a unit record; training the unit again")
             return None
         # The trace lies beside the record, wherever the store has been moved or mounted.
         record["trace"] = stem + ".npz"
@@ -109,8 +120,13 @@ class UnitStore:
         return record
 
     def put(self, unit: dict, record: dict) -> dict:
-        """Store a worker's record; its trace bytes become a file beside it."""
-        record = dict(record)
+        """Store a worker's record; its trace bytes become a file beside it (WriteFailed when they cannot)."""
+        try:
+            return self._put(unit, dict(record))
+        except OSError as exc:
+            raise WriteFailed(self._stem(unit), exc) from None
+
+    def _put(self, unit: dict, record: dict) -> dict:
         data = record.pop("trace_npz", None)
         if data is not None:
             record["trace"] = self.trace_path(unit)

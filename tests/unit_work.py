@@ -1,0 +1,29 @@
+"""Stand-ins for ``train_unit`` that the engine's tests run in its workers: each misbehaves in one way, fast,
+without TensorFlow. Module-level, so that a worker can import them by name."""
+
+import os
+import subprocess
+import sys
+import time
+
+
+def ok(unit, timeout):
+    return {"case": unit["case"], "variant": "buggy", "seed": 0, "status": "ok", "pid": os.getpid()}
+
+
+def exits_quietly(unit, timeout):
+    """A unit whose code calls sys.exit(0): SystemExit travels back to the run."""
+    sys.exit(0)
+
+
+def spawns(unit, timeout):
+    """A unit that starts a process and returns, leaving it running; its pid is in the record."""
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+    return dict(ok(unit, timeout), child=child.pid)
+
+
+def spawns_and_hangs(unit, timeout):
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+    with open(unit["pidfile"], "w") as fh:
+        fh.write(f"{os.getpid()} {child.pid}")
+    time.sleep(600)
