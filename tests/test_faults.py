@@ -286,3 +286,20 @@ def test_a_unit_that_never_comes_back_is_an_error_row_and_counted(tmp_path, caps
     assert run(tmp_path, cases, "--strict") == 1
     assert "2 unit(s): 0 trained, 0 from the cache, 2 failed" in capsys.readouterr().err
     assert {r["error"] for r in records(tmp_path).values()} == {"no result came back from its worker"}
+
+
+def test_a_worker_that_grows_like_a_tensorflow_worker_is_not_recycled():
+    """Was: loky's leak guard (300 MB) restarted TensorFlow workers, warning 'A worker stopped while some
+    jobs were given to the executor' 4 to 10 times a suite."""
+    import warnings
+
+    with warnings.catch_warnings(record=True) as shown:
+        warnings.simplefilter("always")
+        pids = [r["pid"] for _, r in run_units(UNITS, jobs=1, work=unit_work.grows)]
+    assert len(set(pids)) == 1
+    assert not [w for w in shown if "A worker stopped" in str(w.message)]
+
+
+def test_the_softmax_over_one_unit_warning_is_left_to_the_detectors():
+    (_, record), = run_units(UNITS[:1], jobs=1, work=unit_work.warns_softmax)
+    assert record["shown"] == 0

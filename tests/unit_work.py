@@ -27,3 +27,20 @@ def spawns_and_hangs(unit, timeout):
     with open(unit["pidfile"], "w") as fh:
         fh.write(f"{os.getpid()} {child.pid}")
     time.sleep(600)
+
+
+_kept = []
+
+
+def grows(unit, timeout):
+    """A unit that leaves 400 MB behind in its worker, as a TensorFlow unit leaves graphs and caches."""
+    _kept.append(bytearray(400 * 2**20))
+    return ok(unit, timeout)
+
+
+def warns_softmax(unit, timeout):
+    import warnings
+
+    with warnings.catch_warnings(record=True) as shown:
+        warnings.warn("You are using a softmax over axis -1 of a tensor of shape (4, 1).", UserWarning, stacklevel=2)
+    return dict(ok(unit, timeout), shown=len(shown))

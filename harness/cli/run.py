@@ -75,6 +75,9 @@ def cmd_run(args) -> int:
     if args.prune and errors:  # a case file that does not load has no id: its results look orphaned
         print(f"bugbench: not pruning: {len(errors)} case file problem(s) below", file=sys.stderr)
     config = _config(args, prune=args.prune and not errors)
+    from harness.running.engine import quiet_known_warnings
+
+    quiet_known_warnings()  # the preflight builds the models too
     selected = _preflight(selected, config, errors)
     options.print_errors(errors)
     records = _run(selected, config)

@@ -163,12 +163,38 @@ def _kill_group(process) -> None:
         process.kill()
 
 
+# loky recycles a worker whose memory grew by 300 MB since its first task, as a leak guard, and warns
+# "A worker stopped while some jobs were given to the executor" (4 to 10 times a suite). A TensorFlow
+# worker grows that much by design (each unit's graph, Keras' caches), so the guard cost a fresh
+# TensorFlow start every few units; it now allows 1 GiB per worker (2 workers: well under 24 GiB).
+WORKER_GROWTH = 2**30
+
+# Warnings about a case's own fault, printed by Keras on every call: the detectors report that fault
+# once, as a finding. "softmax over axis -1 ... has size 1" is softmax on one unit (ACH).
+KNOWN_WARNINGS = (r"You are using a softmax over axis",)
+
+
+def quiet_known_warnings() -> None:
+    import warnings
+
+    for message in KNOWN_WARNINGS:
+        warnings.filterwarnings("ignore", message=message)
+
+
 def _work(work: Callable, unit: dict, timeout: float | None, parent: int) -> dict:
     """A worker's unit: train it, and die with the run (a SIGKILLed run must not leave ~1 GB workers behind)."""
     _own_group()
     _watch_parent(parent)
+    _allow_growth()
     quiet_native_stderr()
+    quiet_known_warnings()
     return work(unit, timeout)
+
+
+def _allow_growth() -> None:
+    from joblib.externals.loky import process_executor
+
+    process_executor._MAX_MEMORY_LEAK_SIZE = max(process_executor._MAX_MEMORY_LEAK_SIZE, WORKER_GROWTH)
 
 
 def _own_group() -> None:
