@@ -190,3 +190,22 @@ def test_report_rewrites_only_the_headline_block_of_the_readme_beside_its_result
     assert text.startswith("intro\n") and text.endswith(f"{END}\nrest\n") and "old" not in text
     assert "| `diagnose` | 3/4 | 4/5 | 2/5 | – | 0/4 |" in text
     assert update_readme(str(results)) is None  # current: nothing written
+
+
+def test_the_new_subset_counts_the_valid_pairs_from_outside_the_paper(results):
+    import json
+
+    runs = os.path.join(results, "runs")
+    os.makedirs(os.path.join(runs, "case-c"))
+    for name in os.listdir(os.path.join(runs, "case-a")):
+        record = json.load(open(os.path.join(runs, "case-a", name)))
+        record["case"] = dict(record["case"], id="case-c", paper=None, source={"kind": "stackoverflow", "ref": "1",
+                                                                                "collection": "islam-fse19"})
+        json.dump(record, open(os.path.join(runs, "case-c", name), "w"))
+    tables.report(results)
+    s = pd.read_csv(os.path.join(results, "summary.csv")).set_index(["detector", "subset"])
+    assert s.loc[("keras-ton", "new"), "cases"] == 1 and s.loc[("keras-ton", "valid"), "cases"] == 2
+    assert frac(s, ("keras-ton", "new"), "detected") == "1/1"
+    per_case = tables.majority(tables.scoring.outcomes(tables.ResultsDir(results).records()))
+    alone = tables.summary(per_case[~per_case["from_paper"].astype(bool)], [])
+    assert "new" not in set(alone["subset"])  # a suite with no paper cases has no `new` rows: they would be `valid`

@@ -87,6 +87,8 @@ class Source(Strict):
     url: str | None = None
     fix: str | None = Field(None, description="where the fix comes from: answer, commit hash")
     title: str | None = None
+    collection: str | None = Field(None, description="the public collection or study the pair was taken from "
+                                   "(e.g. islam-fse19, humbatova-icse20, denchmark); none: found directly")
 
     @field_validator("ref", mode="before")
     @classmethod

@@ -156,6 +156,9 @@ def summary(per_case: pd.DataFrame, records: list[dict]) -> pd.DataFrame:
     paper = {r["case"]["id"]: (r["case"].get("paper") or {}) for r in records}
     subsets = {"paper": per_case["in_paper"].astype(bool), "all": per_case["case"].notna(),
                "valid": per_case["case_status"] == "valid"}
+    from_paper = per_case["from_paper"].astype(bool)
+    if from_paper.any():  # beside the paper's pairs: the valid ones from elsewhere (a suite of its own has no `new`)
+        subsets["new"] = (per_case["case_status"] == "valid") & ~from_paper
     rows = []
     for det in sorted(per_case["detector"].unique(), key=detector_order):
         for subset, mask in subsets.items():
@@ -232,7 +235,8 @@ def target_notes(summ: pd.DataFrame) -> list[str]:
 
 def _paper_count(detector: str, cases, paper: dict, field: str = "IB") -> str:
     column = PAPER_COLUMN.get(detector)
-    cells = [paper_cell(paper[c], column, field) for c in cases if column and paper[c].get("cells", {}).get(column)]
+    cells = [paper_cell(paper[c], column, field) for c in cases
+             if column and paper.get(c, {}).get("cells", {}).get(column)]
     cells = [c for c in cells if c in ("Y", "N")]
     return f"{cells.count('Y')}/{len(cells)}" if cells else "–"
 

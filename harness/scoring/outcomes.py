@@ -30,9 +30,9 @@ def outcomes(records: list[dict]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=OUTCOME_COLUMNS)
 
 
-OUTCOME_COLUMNS = ["case", "variant", "seed", "status", "case_status", "in_paper", "learns", "detector", "detected",
-                   "localized", "localized_fused", "diagnosed", "suggested", "warned", "fix_code", "n_findings",
-                   "n_warnings", "first_code", "first_layer", "first_epoch", "first_batch", "first_step",
+OUTCOME_COLUMNS = ["case", "variant", "seed", "status", "case_status", "in_paper", "from_paper", "learns", "detector",
+                   "detected", "localized", "localized_fused", "diagnosed", "suggested", "warned", "fix_code",
+                   "n_findings", "n_warnings", "first_code", "first_layer", "first_epoch", "first_batch", "first_step",
                    "first_seconds", "message", "error"]
 
 
@@ -56,7 +56,8 @@ def unit_learns(rec: dict) -> bool | None:
 def _unit_columns(rec: dict) -> dict:
     case = rec["case"]
     return {"case": case["id"], "variant": rec["variant"], "seed": rec["seed"], "status": rec.get("status"),
-            "case_status": case.get("status", "valid"), "in_paper": in_paper(case), "error": rec.get("error")}
+            "case_status": case.get("status", "valid"), "in_paper": in_paper(case),
+            "from_paper": bool(case.get("paper")), "error": rec.get("error")}
 
 
 def in_paper(case: dict) -> bool:

@@ -19,6 +19,7 @@ def majority(outcome: pd.DataFrame) -> pd.DataFrame:
     keys = ["case", "variant", "detector"]
     groups = outcome.groupby(keys, sort=True)
     out = groups.agg(case_status=("case_status", "first"), in_paper=("in_paper", "first"),
+                     from_paper=("from_paper", "first"),
                      errors=("status", lambda s: int((s != "ok").sum())),
                      error=("error", lambda s: s.dropna().iloc[0] if s.notna().any() else None))
     good = outcome[outcome["status"] == "ok"]
@@ -31,7 +32,7 @@ def majority(outcome: pd.DataFrame) -> pd.DataFrame:
     out["n_warnings"] = good.groupby(keys)["n_warnings"].mean().reindex(out.index)
     hits = good[good["detected"].astype(bool)].sort_values("seed").groupby(keys).head(1).set_index(keys)
     out = out.join(hits[FIRST])
-    columns = ["case_status", "in_paper", "ok", "errors", *VOTES, "flaky", "n_warnings", *FIRST, "error"]
+    columns = ["case_status", "in_paper", "from_paper", "ok", "errors", *VOTES, "flaky", "n_warnings", *FIRST, "error"]
     out = out[columns].astype(object).where(out[columns].notna(), None)
     return out.reset_index()
 
