@@ -45,10 +45,12 @@ def test_a_mutant_that_does_not_run_is_no_killed_bug(tmp_path):
     import yaml
 
     from harness.scoring.judge import record_decision
+    from tests.test_validation import GOOD
 
     path = tmp_path / "m.yaml"
-    path.write_text("# generated\n" + yaml.safe_dump({"id": "m", "status": "questionable", "status_reason": "x",
-                                                      "symptom": {"kind": "none"}, "generated": {"kill": None}}))
+    case = dict(yaml.safe_load(GOOD), id="m", status="questionable", status_reason="x", symptom={"kind": "none"},
+                generated={"kill": None, "base": "p"})
+    path.write_text("# generated\n" + yaml.safe_dump(case))
     record_decision(str(path), dict(decide([0.9, 0.9], [float("nan")] * 2, True), killed=False,
                                     crashed="ValueError: shapes", metric="accuracy"), True)
     case = yaml.safe_load(path.read_text())

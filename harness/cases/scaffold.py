@@ -14,8 +14,7 @@ from importlib import resources
 import yaml
 
 from harness.cases import schema
-from harness.cases.load import discover, load_case
-from harness.errors import CaseFileError
+from harness.cases.load import discover
 
 KINDS = ("stackoverflow", "github", "other")
 # The id prefix of each kind; the file is named after the rest of the id, as the existing cases are.
@@ -90,17 +89,12 @@ def new_case(case_id: str, cases_dir: str = "cases", kind: str | None = None, fo
 
 def _write_checked(path: str, text: str) -> None:
     """Load the text as a case first: a file that is written is a valid case."""
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    # A leading underscore keeps the draft out of case discovery while it is checked.
-    draft = os.path.join(os.path.dirname(path), f"_new-{os.getpid()}.yaml")
-    with open(draft, "w", encoding="utf-8") as fh:
-        fh.write(text)
+    from harness.cases.writer import CaseWriteError, write_case_file
+
     try:
-        load_case(draft)
-    except CaseFileError as exc:
-        os.remove(draft)
+        write_case_file(path, text, replaces="anything")  # new_case has refused an existing file unless --force
+    except CaseWriteError as exc:
         raise ScaffoldError(f"the template does not make a valid case for this id:\n{exc}") from None
-    os.replace(draft, path)
 
 
 def next_steps(case_id: str, path: str, cases_dir: str = "cases", prog: str = "bugbench") -> list[str]:

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import os
 import tempfile
 
 from harness.cases.load import LoadedCase
 from harness.cases.mutants import metric_for
+from harness.cases.writer import dump, write_case_file
 from harness.running.runner import RunConfig, run
 from harness.scoring.killing import decide, logged
 
@@ -95,10 +95,7 @@ def record_decision(path: str, decision: dict, higher_is_better: bool) -> None:
                                  f"{decision['base']} (p = {decision['p_value']}, d = {decision['effect_size']})")
         case["symptom"] = {"kind": "none"}
     case = {k: v for k, v in case.items() if v is not None}
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w") as fh:
-        fh.write(header + yaml.safe_dump(case, sort_keys=False, default_flow_style=None, width=110))
-    os.replace(tmp, path)
+    write_case_file(path, header + dump(case), replaces="anything")  # the mutant named is rewritten
 
 
 def _symptom(decision: dict, higher_is_better: bool) -> dict:
