@@ -44,7 +44,7 @@ def test_the_metric_follows_the_task():
 def test_a_mutant_that_does_not_run_is_no_killed_bug(tmp_path):
     import yaml
 
-    from harness.scoring.judge import record_decision
+    from harness.cli.kill import record_decision
     from tests.test_validation import GOOD
 
     path = tmp_path / "m.yaml"

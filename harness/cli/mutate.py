@@ -134,7 +134,7 @@ def write_case(case: dict, program, out_dir: str) -> str:
 
 
 def cmd_kill(args) -> int:
-    from harness.scoring.judge import judge_mutants
+    from harness.cli.kill import judge_mutants
 
     cases, errors = options.load([args.zoo, args.mutants], keras_checks=False)
     options.print_errors(errors)

@@ -1,45 +1,25 @@
-"""Train the zoo's programs and their mutants over seeds, and write each mutant's kill decision into its file.
+"""Each mutant's kill decision from the runs of it and its program, and the case it becomes (pure: no training,
+no files; ``harness.cli.kill`` trains and writes).
 
 A killed mutant becomes a ``valid`` case (its symptom: the gap the test found,
 halved, so that a rerun on another CPU still shows it); an equivalent one
 becomes ``equivalent``, with the numbers, and stays out of detection rates.
-Training goes through the normal runner and its content-addressed store, so the
-seeds trained here are the seeds the suite's run finds in the cache.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import math
-import tempfile
 
 from harness.cases.load import LoadedCase
 from harness.cases.mutants import metric_for
-from harness.cases.writer import dump, write_case_file
-from harness.running.runner import RunConfig, run
 from harness.scoring.killing import decide, logged
 
 
-def judge_mutants(cases: list[LoadedCase], seeds: int, jobs: int, cache: str, timeout: float | None,
-                  backend: str = "loky", scheduler: str | None = None, trust_case_code: bool = False) -> dict:
-    """{mutant id: decision}; every mutant's case file is rewritten with its decision."""
-    programs = {c.id: c for c in cases if c.case.status == "healthy"}
-    mutants = [c for c in cases if (c.case.generated or {}).get("base") in programs]
-    with tempfile.TemporaryDirectory(prefix="bugbench-kill-") as results:
-        config = RunConfig(results_dir=results, cache_dir=cache, jobs=jobs, seeds=tuple(range(seeds)),
-                           detectors=(), timeout=timeout, backend=backend, scheduler=scheduler,
-                           trust_case_code=trust_case_code)
-        # A program trains as its patched variant (its only one); a mutant as its buggy variant: the mutant's
-        # patched variant is its program, trained already.
-        records = run(list(programs.values()), config) + run(mutants, dataclasses.replace(config, variants=("buggy",)))
+def decisions(programs: dict[str, LoadedCase], mutants: list[LoadedCase], records: list[dict],
+              seeds: int) -> dict[str, dict]:
+    """{mutant id: decision, with ``higher_is_better``} from the records of every program and mutant."""
     finals = {(r["case"]["id"], r["variant"], r["seed"]): r for r in records}
-    decisions = {}
-    for mutant in mutants:
-        base = programs[mutant.case.generated["base"]]
-        decision = _decide(base, mutant, finals, seeds)
-        decisions[mutant.id] = decision
-        record_decision(mutant.path, decision, decision.pop("higher_is_better"))
-    return decisions
+    return {m.id: _decide(programs[m.case.generated["base"]], m, finals, seeds) for m in mutants}
 
 
 def _decide(base: LoadedCase, mutant: LoadedCase, finals: dict, seeds: int) -> dict:
@@ -70,15 +50,9 @@ def _value(record: dict | None, name: str, where: str, case_id: str) -> float:
     return logged(logs or {}, name, where=f"{case_id} seed {record.get('seed')} ({where}): ")
 
 
-def record_decision(path: str, decision: dict, higher_is_better: bool) -> None:
-    """Rewrite a mutant's case file: its status, symptom and ``generated.kill``."""
-    import yaml
-
-    with open(path) as fh:
-        header = "".join(line for line in fh if line.startswith("#"))
-    with open(path) as fh:
-        case = yaml.safe_load(fh)
-    case["generated"]["kill"] = decision
+def decided_case(case: dict, decision: dict, higher_is_better: bool) -> dict:
+    """The mutant's case, as a dict, with its status, symptom and ``generated.kill`` from the decision."""
+    case = dict(case, generated=dict(case["generated"], kill=decision))
     if decision.get("crashed"):
         case["status"] = "questionable"
         case["status_reason"] = f"the mutant does not train, in any seed: {decision['crashed'][:200]}"
@@ -94,8 +68,7 @@ def record_decision(path: str, decision: dict, higher_is_better: bool) -> None:
                                  f"{decision['mutant']} against the program's "
                                  f"{decision['base']} (p = {decision['p_value']}, d = {decision['effect_size']})")
         case["symptom"] = {"kind": "none"}
-    case = {k: v for k, v in case.items() if v is not None}
-    write_case_file(path, header + dump(case), replaces="anything")  # the mutant named is rewritten
+    return {k: v for k, v in case.items() if v is not None}
 
 
 def _symptom(decision: dict, higher_is_better: bool) -> dict:
