@@ -13,8 +13,9 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STAGES = ("data", "cases", "training", "running", "scoring", "reporting")
 # The contract every stage and every detector may read: no stage of its own.
-# harness.baseline is part of the facts: the learned reference a detector reads from them.
-CONTRACT = {"harness.trace", "harness.facts", "harness.baseline", "harness.errors", "harness.provenance", "harness"}
+# harness.baseline and harness.outputs are part of the facts: the learned reference and the measured outputs.
+CONTRACT = {"harness.trace", "harness.facts", "harness.baseline", "harness.outputs", "harness.errors",
+            "harness.provenance", "harness"}
 ENTRY = {"harness.__main__"}  # with harness.cli.*: the command line sees every stage
 LIVE_ENTRY = "harness.training.probe"  # the one door a live callback has into training
 
