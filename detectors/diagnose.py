@@ -7,14 +7,20 @@
   ``detectors.rules``, as ``structure`` reports them: softmax over one unit, a
   probability loss on an output that is no probability, labels the output
   cannot reach or the loss cannot read);
-* at once, NUMERICAL (NaN/Inf in the loss or in any layer), CONSTANT_OUTPUT
+* at once, NUMERICAL (NaN/Inf in the loss or in any layer: named at the first
+  layer whose forward output has them, with the activation that overflowed
+  there as the cause), CONSTANT_OUTPUT
   (the model's output does not vary for WINDOW batches) and VANISHED (no
   gradient reaches any layer for WINDOW batches while the loss is no better
   than the reference);
+* at the first validation, SPLIT (the validation labels come from classes the
+  training part lacks, or in shares far from its: shuffle before splitting);
 * at the end of training, NOT_LEARNING (the final training loss no better
   than the best constant predictor's for these labels, and the accuracy no
   better than the majority class: ``harness.facts.learns``); then, for a run
   that learns, worse than its data allow (``detectors.learning_gaps``):
+  UNRELATED_LABELS (the network fits labels that no simple learner predicts
+  from their inputs out of fold: misaligned or shuffled apart),
   NOT_GENERALISING (validation never beats the constant predictor),
   UNDERFITTING (after the loss levelled off, less than half of a simple
   learner's out-of-fold gain on the same training data), LABEL_NOISE (many
@@ -33,7 +39,12 @@ failing run; on a run that learns they are reported once, as warnings. The
 order of causes: what the program states (output and loss against the labels,
 then the inputs' scale, the learning rate, the initialisers, missing
 non-linearities), then what the run showed (updates too large or too small for
-the weights, a dead or saturated layer, a loss still falling at the end).
+the weights, a dead or saturated layer, a gradient vanishing through squashing
+activations, a loss still falling at the end).
+
+Without layer statistics (a model that trains with its own step: a subclass, a
+custom ``train_step``, ``jit_compile=True``) it judges the loss, the metrics,
+the facts and the end of training.
 
 It reads the batch values, the epoch logs (validation too), the facts (with
 the reference), and the statistics of outputs, weights, updates and output
@@ -110,7 +121,9 @@ class Diagnose(Detector):
     """
 
     name = "diagnose"
-    version = "2"  # 2: learns-but-worse verdicts (a learned reference), OVERFITTING an error only when material
+    # 2: learns-but-worse verdicts (a learned reference), OVERFITTING an error only when material; 3: measured
+    # outputs, SPLIT, UNRELATED_LABELS, NUMERICAL at the forward origin, vanishing through squashing layers
+    version = "3"
     localizes = True
     suggests = True
 
@@ -413,7 +426,7 @@ class Diagnose(Detector):
         self._judged = True
         if self._errors or not self._epochs:
             return
-        if not self._learning_verdict(step) and not self._learns_worse(step):
+        if not self._constant_at_end(step) and not self._learning_verdict(step) and not self._learns_worse(step):
             self._overfitting(step)
         if not self._errors:
             self._warnings(step)
@@ -464,6 +477,20 @@ class Diagnose(Detector):
             self._report(step, "LABEL_NOISE", noise["message"], severity="error", cause=noisy[0])
             return True
         return False
+
+    def _constant_at_end(self, step) -> bool:
+        """Without layer statistics (a model trained with its own step), the output measured on the sample after
+        training (``outputs_end``, live): the same value for every row is a constant output."""
+        if self._at is not None and self._at["out"] is not None:
+            return False  # the per-batch check watched the output itself
+        final = self._facts.get("outputs_end") or []
+        if not final or any(o.get("spread") is None for o in final):
+            return False
+        if not all(o["spread"] <= TOL * max(1.0, abs(o["max"])) for o in final):
+            return False
+        self._report(step, "CONSTANT_OUTPUT", f"after training the model's output is the same value "
+                     f"({final[0]['max']:.4g}) for every row of the sample", severity="error", layer=final[0]["layer"])
+        return True
 
     def _learning_verdict(self, step) -> bool:
         last = self._epochs[-1]

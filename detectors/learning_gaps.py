@@ -147,11 +147,18 @@ def not_generalising(facts: dict, epochs: list[dict], chance: float | None = Non
 
 def reference_learns(facts: dict) -> bool | None:
     """Whether the learned reference predicts the labels out of fold by the margins that say "learns" (None: no
-    reference, or one fitted on token ids it may not read, where failing says nothing about the labels)."""
+    reference, one fitted on token ids it may not read, or on too few rows, where failing says nothing about
+    the labels)."""
     from harness.facts import ACC_MARGIN, LOSS_MARGIN, reads_tokens
 
     base = facts.get("baseline") or {}
     if not base or "skipped" in base or reads_tokens(facts.get("layers") or []):
+        return None
+    # A reference at chance is evidence only on enough rows that a real margin of ACC_MARGIN would show: two
+    # standard errors of an accuracy near the majority rate m, 2 sqrt(m (1 - m) / n), within the margin.
+    m = base.get("majority") if base.get("task") == "classes" else None
+    m = 0.5 if m is None else m
+    if (base.get("rows") or 0) < 4 * m * (1 - m) / ACC_MARGIN ** 2:
         return None
     if base.get("task") == "classes" and base.get("accuracy") is not None and base.get("majority") is not None:
         return bool(base["accuracy"] >= base["majority"] + ACC_MARGIN)

@@ -133,6 +133,8 @@ class LiveHooks:
         if self._started:
             final = epoch == (self.params.get("epochs") or 0) - 1
             self._learn_validation()
+            if final:
+                self._learn_final_outputs()
             self._emit(self.observe(self._probe.recorder.last_epoch_step(self._index, final)))
         if logs is not None:
             logs.update(self.log_values())
@@ -149,6 +151,13 @@ class LiveHooks:
         arrays = validation_arrays(self.model)
         if arrays is not None:
             facts["validation"] = validation_facts(sample[1], arrays[1])
+
+    def _learn_final_outputs(self) -> None:
+        """What the outputs are on the ``sample`` once training ended (``outputs_end`` in the facts): a model
+        whose layers were not watched shows a constant output only so."""
+        facts = getattr(self, "_facts", None)
+        if facts is not None and getattr(self, "sample", None) is not None and "outputs_end" not in facts:
+            facts["outputs_end"] = self._measure_outputs()  # at the last epoch's end, or where a fit stopped
 
     def log_values(self) -> dict[str, float]:
         """What this detector adds to the epoch's ``logs`` (so History, CSVLogger, TensorBoard or W&B record it):
@@ -168,6 +177,7 @@ class LiveHooks:
 
     def on_train_end(self, logs=None) -> None:
         if getattr(self, "_started", False):
+            self._guard("on_train_end", self._learn_final_outputs)
             self._guard("on_train_end", lambda: self._emit(self.finish(), advance=False))
         if self._owns:
             self._restore_model(rebuild=True)

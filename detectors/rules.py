@@ -93,25 +93,19 @@ def output_units(layers: list[dict]) -> int | None:
 KIND_ACTIVATION = {"one": "softmax", "simplex": "softmax", "unit": "sigmoid", "nonnegative": "relu", "signed": "linear"}
 
 
-def effective_activation(configured: str | None, kind: str | None, low: float | None = None,
-                         high: float | None = None) -> str:
-    """The output activation the rules judge: the measured kind, named by the configured activation where the two
-    agree.
+def effective_activation(configured: str | None, kind: str | None, owned: bool = True) -> str:
+    """The output activation the rules judge, from the configured one and the measured kind (harness.outputs).
 
-    A row summing to 1 (or a lone unit stuck at 1) is a softmax whatever the configuration says. Otherwise the
-    configured activation stands when the measured values (``low``..``high``) lie in its range (a ReLU output
-    may stay below 1 on a sample; a tanh output is signed like a linear one); "linear" or nothing configured
-    means the configuration did not see the function, so the measurement names it.
+    A row summing to 1 (or a lone unit stuck at 1) is a softmax whatever the configuration says, and an output
+    that is not one is no softmax. Otherwise a layer whose own output is the model's (``owned``) is what its
+    configuration says: a linear Dense over ReLU features may well stay inside [0, 1] on a sample. Where the
+    layer is a guess (a Keras op after it, a subclass), the measured kind names the function.
     """
     if kind in ("one", "simplex") or kind not in KIND_ACTIVATION:
         return KIND_ACTIVATION.get(kind) or configured or "linear"
-    if configured in (None, "linear", "softmax"):
+    if configured == "softmax" or not owned or configured is None:
         return KIND_ACTIVATION[kind]
-    if low is None or high is None:  # a kind without its values: its own bounds
-        low, high = {"unit": (0.0, 1.0), "nonnegative": (0.0, math.inf)}.get(kind, (-math.inf, math.inf))
-    lo, hi = ACTIVATION_RANGE.get(configured, (None, None))
-    fits = (lo is None or low >= lo - F32) and (hi is None or high <= hi + F32)
-    return configured if fits else KIND_ACTIVATION[kind]
+    return configured
 
 
 def output_view(facts: dict) -> tuple[int | None, str, int | None]:
@@ -123,7 +117,7 @@ def output_view(facts: dict) -> tuple[int | None, str, int | None]:
         m = measured[0]
         k = m.get("layer")
         configured = layers[k].get("activation") if k is not None and k < len(layers) else None
-        return k, effective_activation(configured, m["kind"], m.get("min"), m.get("max")), m.get("units")
+        return k, effective_activation(configured, m["kind"], m.get("owned", True)), m.get("units")
     return output_layer(layers), output_activation(layers), output_units(layers)
 
 

@@ -30,6 +30,7 @@ import numpy as np
 ROWS = 256  # rows run through the model: a chance structure (a linear output inside [0, 1]) on all of them is
 # improbable, and one forward pass of 256 rows costs milliseconds on the benchmark's models
 SUM_TOL = 1e-3  # a softmax row sums to 1 within float32 rounding (~1e-7 per unit); any other output misses by far more
+STRESS = 100.0  # inputs scaled far beyond a normalised range (and sign-flipped): see _stress
 ONE_TOL = 1e-6  # a softmax over one unit is 1 up to float32 rounding (Keras gives 1 - 2^-24 = 0.99999994)
 # Layers through which the output's function passes unchanged: the layer that owns it sits below them.
 PASS_THROUGH = {"Dropout", "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D", "GaussianDropout",
@@ -57,7 +58,8 @@ def activation_name(layer) -> str | None:
 
 
 def output_kind(values) -> dict:
-    """``{"kind", "units", "min", "max"}`` of one output's values (any shape; the last axis is the units)."""
+    """``{"kind", "units", "min", "max", "spread"}`` of one output's values (any shape; the last axis is the
+    units)."""
     values = np.asarray(values, np.float64)
     units = int(values.shape[-1]) if values.ndim >= 2 else 1
     rows = values.reshape(-1, units)
@@ -65,7 +67,7 @@ def output_kind(values) -> dict:
     if not rows.size or not np.isfinite(rows).all():
         return dict(out, kind="nonfinite", min=None, max=None)
     lo, hi = float(rows.min()), float(rows.max())
-    out.update(min=lo, max=hi)
+    out.update(min=lo, max=hi, spread=float(rows.std(axis=0).max()))  # spread: over rows, the widest unit's
     if units == 1 and abs(lo - 1.0) <= ONE_TOL and abs(hi - 1.0) <= ONE_TOL:
         return dict(out, kind="one")
     if lo < 0:
@@ -77,8 +79,9 @@ def output_kind(values) -> dict:
 
 def measure(model, x, layers: list | None = None) -> list[dict] | None:
     """Each output's kind on up to ROWS rows of ``x``, with the index of the layer that owns it (``layer``) among
-    ``layers`` (the probed layers, default: the model's, input layers excluded). None when the model cannot run
-    on ``x`` as given, or running it would change it (a stateful recurrent layer keeps its state)."""
+    ``layers`` (the probed layers, default: the model's, input layers excluded) and whether that layer's own
+    output is the model's (``owned``: False for a Keras op or a subclass, where the layer is a guess). None
+    when the model cannot run on ``x`` as given, or running it would change it (a stateful recurrent layer)."""
     from harness.baseline import even_rows
 
     layers = layers if layers is not None else [la for la in model.layers if type(la).__name__ != "InputLayer"]
@@ -86,18 +89,46 @@ def measure(model, x, layers: list | None = None) -> list[dict] | None:
         return None
     try:
         rows = _rows(x, even_rows(_length(x), ROWS))
-        with warnings.catch_warnings():  # what Keras warns of here, the fit itself warns of again
-            warnings.simplefilter("ignore")
-            predicted = model(rows, training=False)
+        flat = _run(model, rows)
     except Exception:  # a model that will not run outside fit (odd input structures) keeps the static reading
         return None
-    flat = _flatten(predicted)
     owners = owner_layers(model, layers, [np.shape(v)[-1] if np.ndim(v) >= 2 else 1 for v in flat])
-    return [dict(output_kind(np.asarray(v)), layer=k) for v, k in zip(flat, owners)]
+    out = [dict(output_kind(v), layer=k, owned=owned) for v, (k, owned) in zip(flat, owners)]
+    if any(not o["owned"] and o["kind"] in ("unit", "nonnegative") for o in out):
+        _stress(model, rows, out)
+    return out
 
 
-def owner_layers(model, layers: list, widths: list[int]) -> list[int | None]:
-    """Per output, the index in ``layers`` of the layer that owns its function (see the module docstring).
+def _run(model, rows) -> list[np.ndarray]:
+    with warnings.catch_warnings():  # what Keras warns of here, the fit itself warns of again
+        warnings.simplefilter("ignore")
+        return [np.asarray(v) for v in _flatten(model(rows, training=False))]
+
+
+def _stress(model, rows, out: list[dict]) -> None:
+    """Tell a bounded output from one that stayed in [0, 1] or above 0 by chance, where no layer's configuration
+    says which: run the inputs scaled by +-STRESS. A network of linear and ReLU-like layers at its initial zero
+    biases scales its output with its input (f(kx) = k f(x)), and a sign flip of the inputs flips linear
+    features; a sigmoid stays in (0, 1), a ReLU output at 0 or above. Only for one numeric input array (ids
+    have no scale)."""
+    if not isinstance(rows, np.ndarray) or rows.dtype.kind != "f":
+        return
+    try:
+        stressed = _run(model, np.concatenate([rows * STRESS, rows * -STRESS]))
+    except Exception:
+        return
+    for o, values in zip(out, stressed):
+        if o["owned"] or o["kind"] not in ("unit", "nonnegative"):
+            continue
+        finite = values[np.isfinite(values)]
+        if finite.size and finite.min() < 0:
+            o["kind"] = "signed"
+        elif finite.size and finite.max() > 1 and o["kind"] == "unit":
+            o["kind"] = "nonnegative"
+
+
+def owner_layers(model, layers: list, widths: list[int]) -> list[tuple[int | None, bool]]:
+    """Per output, (the index in ``layers`` of the layer that owns its function, whether it is certain).
 
     Public API only: a graph's ``outputs`` and each layer's ``input``/``output`` (a layer called once). An
     output a Keras op produced (``keras.ops.softmax(h)``) has no layer of its own: the last layer with an
@@ -108,9 +139,9 @@ def owner_layers(model, layers: list, widths: list[int]) -> list[int | None]:
     except (AttributeError, ValueError):  # a subclass
         outputs = None
     if not outputs:
-        return [next((i for i in range(len(layers) - 1, -1, -1)
-                      if (getattr(layers[i], "units", None) or getattr(layers[i], "filters", None)) == w), None)
-                for w in widths]
+        return [(next((i for i in range(len(layers) - 1, -1, -1)
+                       if (getattr(layers[i], "units", None) or getattr(layers[i], "filters", None)) == w), None),
+                 False) for w in widths]
     producer = {}
     for i, layer in enumerate(layers):
         try:
@@ -121,19 +152,19 @@ def owner_layers(model, layers: list, widths: list[int]) -> list[int | None]:
     return [_walk(tensor, layers, producer, configured) for tensor in outputs]
 
 
-def _walk(tensor, layers: list, producer: dict, configured: int | None) -> int | None:
+def _walk(tensor, layers: list, producer: dict, configured: int | None) -> tuple[int | None, bool]:
     """From an output tensor down through PASS_THROUGH layers to the layer that owns its function."""
     for _ in range(len(layers) + 1):
         i = producer.get(id(tensor))
         if i is None:
-            return configured
+            return configured, False
         if type(layers[i]).__name__ not in PASS_THROUGH:
-            return i
+            return i, True
         try:
             tensor = layers[i].input
         except (AttributeError, ValueError):
-            return i
-    return configured
+            return i, True
+    return configured, False
 
 
 def _length(x) -> int:

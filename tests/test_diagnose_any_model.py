@@ -123,6 +123,23 @@ def test_a_subclassed_model_whose_loss_turns_nan_is_a_numerical_error():
     assert errors(detector)[:1] and errors(detector)[0][0] == "NUMERICAL"
 
 
+def test_a_subclassed_model_whose_output_dies_is_a_constant_output_at_the_end():
+    class DeadHead(keras.Model):  # a ReLU output whose bias starts far below its inputs' reach: 0 for every row
+        def __init__(self):
+            super().__init__()
+            self.hidden = keras.layers.Dense(16, activation="relu")
+            self.out = keras.layers.Dense(1, activation="relu", bias_initializer=keras.initializers.Constant(-100.0))
+
+        def call(self, x):
+            return self.out(self.hidden(x))
+
+    keras.utils.set_random_seed(0)
+    x, y = digits(300)
+    detector, history = fit(DeadHead(), x, (y / 9.0).astype("float32"), loss="mse", epochs=2)
+    assert [(code, layer) for code, _, layer in errors(detector)] == [("CONSTANT_OUTPUT", 1)]
+    assert len(history.epoch) == 2
+
+
 class HalvedSteps(keras.Sequential):
     """A custom train_step: every gradient halved before the update."""
 
@@ -145,7 +162,8 @@ def trained_weights(kind: str, detector: bool, capsys=None):
     x, y = digits(300)
     layers = [keras.Input((64,)), keras.layers.Dense(16, activation="relu"),
               keras.layers.Dense(10, activation="softmax")]
-    model = HalvedSteps(layers) if kind == "train_step" else keras.Sequential(layers)
+    model = HalvedSteps(layers) if kind == "train_step" else TwoLayers(10, "softmax") if kind == "subclass" \
+        else keras.Sequential(layers)
     model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"], jit_compile=kind == "jit_compile")
     callbacks = [Diagnose(sample=(x, y), verbose=1)] if detector else []
     with warnings.catch_warnings():
@@ -154,7 +172,7 @@ def trained_weights(kind: str, detector: bool, capsys=None):
     return [np.asarray(w) for w in model.weights]
 
 
-@pytest.mark.parametrize("kind", ["train_step", "jit_compile", "plain"])
+@pytest.mark.parametrize("kind", ["train_step", "jit_compile", "subclass", "plain"])
 def test_the_detector_never_changes_the_weights_a_fit_gives(kind, capsys):
     alone = trained_weights(kind, detector=False)
     watched = trained_weights(kind, detector=True)
@@ -163,8 +181,8 @@ def test_the_detector_never_changes_the_weights_a_fit_gives(kind, capsys):
     if kind == "plain":
         assert "not watched" not in out
     else:  # the model's own step ran, and one line said what that leaves unwatched
-        assert out.count("not watched in this fit") == 1 and ("train_step" in out if kind == "train_step"
-                                                              else "jit_compile=True" in out)
+        reason = {"train_step": "its own train_step", "jit_compile": "jit_compile=True", "subclass": "subclassed"}
+        assert out.count("not watched in this fit") == 1 and reason[kind] in out
 
 
 # -- warnings that know the layers ---------------------------------------------------------------------------

@@ -33,20 +33,20 @@ def test_output_kinds(values, kind):
     assert output_kind(values)["kind"] == kind
 
 
-@pytest.mark.parametrize("configured, kind, judged", [
-    ("linear", "simplex", "softmax"),  # a Softmax layer or op the configuration did not see
-    (None, "unit", "sigmoid"),
-    ("linear", "unit", "sigmoid"),
-    ("softmax", "signed", "linear"),  # something after the softmax undid it
-    ("relu", "unit", "relu"),  # a ReLU output can stay below 1 on a sample
-    ("tanh", "signed", "tanh"),  # tanh's range is [-1, 1], the kind's own bound unknown: the configuration stands
-    ("sigmoid", "nonnegative", "relu"),  # values above 1: no sigmoid, whatever the configuration says
-    ("linear", "signed", "linear"),
+@pytest.mark.parametrize("configured, kind, owned, judged", [
+    ("linear", "simplex", True, "softmax"),  # a Softmax the configuration did not see
+    ("relu", "one", True, "softmax"),
+    ("softmax", "signed", True, "linear"),  # something after the softmax undid it
+    ("linear", "unit", True, "linear"),  # a linear Dense over ReLU features may stay inside [0, 1] by chance
+    ("relu", "unit", True, "relu"),
+    ("tanh", "signed", True, "tanh"),
+    ("linear", "unit", False, "sigmoid"),  # keras.ops.sigmoid after the Dense, or a subclass: the values decide
+    ("linear", "nonnegative", False, "relu"),
+    (None, "signed", False, "linear"),
 ])
-def test_the_measurement_overrules_the_configuration_only_where_they_disagree(configured, kind, judged):
-    values = {"unit": (0.1, 0.9), "nonnegative": (0.0, 4.0), "signed": (-0.9, 0.9), "simplex": (0.0, 1.0)}[kind]
-    assert effective_activation(configured, kind, *values) == judged
-    assert effective_activation("tanh", "signed", -3.0, 2.0) == "linear"  # beyond tanh's range: no tanh
+def test_the_measurement_overrules_the_configuration_where_it_is_certain_or_the_layer_a_guess(configured, kind,
+                                                                                                owned, judged):
+    assert effective_activation(configured, kind, owned) == judged
 
 
 def test_rules_read_the_measured_output_and_its_owner_layer():
@@ -54,9 +54,9 @@ def test_rules_read_the_measured_output_and_its_owner_layer():
               {"name": "s", "class": "Softmax", "activation": None}]  # an old fact: the Softmax class unread
     stale = {"layers": layers, "loss": "sparse_categorical_crossentropy"}
     assert [i.code for i in issues(stale)] == ["OUT_LOSS"]
-    measured = dict(stale, outputs=[{"kind": "simplex", "units": 10, "layer": 1}])
+    measured = dict(stale, outputs=[{"kind": "simplex", "units": 10, "layer": 1, "owned": True}])
     assert output_view(measured) == (1, "softmax", 10) and issues(measured) == []
-    one = dict(stale, loss="binary_crossentropy", outputs=[{"kind": "one", "units": 1, "layer": 0}])
+    one = dict(stale, loss="binary_crossentropy", outputs=[{"kind": "one", "units": 1, "layer": 0, "owned": False}])
     assert [(i.code, i.layer, i.severity) for i in issues(one)] == [("OUT_LOSS", 0, "error")]
 
 
@@ -78,7 +78,7 @@ def sequential(*layers, shape=(8,)):
 
 def test_a_softmax_layer_class_is_measured_as_a_softmax_at_its_own_layer():
     model = sequential(keras.layers.Dense(4), keras.layers.Softmax(), keras.layers.Dropout(0.5))
-    assert measured(model, X) == [dict(output_kind(model(X)), layer=1)]
+    assert measured(model, X) == [dict(output_kind(model(X)), layer=1, owned=True)]
     assert measured(model, X)[0]["kind"] == "simplex"
 
 
@@ -101,6 +101,31 @@ def test_an_op_in_a_functional_graph_is_measured_and_named_by_the_last_layer_wit
     assert [(o["kind"], o["layer"]) for o in measured(model, X)] == [("unit", 1)]
     two = keras.Model(inp, [keras.layers.Dense(3, activation="softmax")(hidden), keras.layers.Dense(1)(hidden)])
     assert [(o["kind"], o["layer"]) for o in measured(two, X)] == [("simplex", 1), ("signed", 2)]
+
+
+def test_a_linear_output_that_stays_in_the_unit_interval_is_no_sigmoid():
+    """A linear Dense over ReLU features of positive inputs: at init its output often has one sign on every row."""
+    positive = np.abs(X)
+    for seed in range(5):
+        keras.utils.set_random_seed(seed)
+        model = sequential(keras.layers.Dense(8, activation="relu"), keras.layers.Dense(1))
+        facts = {"layers": [{"class": "Dense", "activation": "relu"}, {"class": "Dense", "activation": "linear"}],
+                 "outputs": measured(model, positive)}
+        assert output_view(facts)[1] == "linear"
+
+    class Regressor(keras.Model):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = keras.layers.Dense(8, activation="relu"), keras.layers.Dense(1)
+
+        def call(self, x):
+            return self.b(self.a(x))
+
+    for seed in range(5):
+        keras.utils.set_random_seed(seed)
+        net = Regressor()
+        net(positive)
+        assert measured(net, positive)[0]["kind"] in ("signed", "nonnegative")  # inputs x -100 show the sign
 
 
 def test_a_subclass_is_measured_and_its_output_named_by_the_last_layer_as_wide():
