@@ -169,16 +169,18 @@ def trained_weights(kind: str, detector: bool, capsys=None):
     with warnings.catch_warnings():
         warnings.simplefilter("error", RuntimeWarning)
         model.fit(x, y, epochs=2, batch_size=32, verbose=0, shuffle=False, callbacks=callbacks)
-    return [np.asarray(w) for w in model.weights]
+    return [np.asarray(w) for w in model.weights], bool(model.jit_compile)
 
 
 @pytest.mark.parametrize("kind", ["train_step", "jit_compile", "subclass", "plain"])
 def test_the_detector_never_changes_the_weights_a_fit_gives(kind, capsys):
-    alone = trained_weights(kind, detector=False)
-    watched = trained_weights(kind, detector=True)
+    alone, _ = trained_weights(kind, detector=False)
+    watched, xla = trained_weights(kind, detector=True)
     assert all(np.array_equal(a, b) for a, b in zip(alone, watched))
     out = capsys.readouterr().out
-    if kind == "plain":
+    if kind == "plain" or (kind == "jit_compile" and not xla):
+        # Keras itself turns XLA off once op determinism is on (an earlier in-process training enabled it):
+        # then the probe may take the step, and says nothing.
         assert "not watched" not in out
     else:  # the model's own step ran, and one line said what that leaves unwatched
         reason = {"train_step": "its own train_step", "jit_compile": "jit_compile=True", "subclass": "subclassed"}
