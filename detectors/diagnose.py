@@ -7,14 +7,20 @@
   ``detectors.rules``, as ``structure`` reports them: softmax over one unit, a
   probability loss on an output that is no probability, labels the output
   cannot reach or the loss cannot read);
-* at once, NUMERICAL (NaN/Inf in the loss or in any layer), CONSTANT_OUTPUT
+* at once, NUMERICAL (NaN/Inf in the loss or in any layer: named at the first
+  layer whose forward output has them, with the activation that overflowed
+  there as the cause), CONSTANT_OUTPUT
   (the model's output does not vary for WINDOW batches) and VANISHED (no
   gradient reaches any layer for WINDOW batches while the loss is no better
   than the reference);
+* at the first validation, SPLIT (the validation labels come from classes the
+  training part lacks, or in shares far from its: shuffle before splitting);
 * at the end of training, NOT_LEARNING (the final training loss no better
   than the best constant predictor's for these labels, and the accuracy no
   better than the majority class: ``harness.facts.learns``); then, for a run
   that learns, worse than its data allow (``detectors.learning_gaps``):
+  UNRELATED_LABELS (the network fits labels that no simple learner predicts
+  from their inputs out of fold: misaligned or shuffled apart),
   NOT_GENERALISING (validation never beats the constant predictor),
   UNDERFITTING (after the loss levelled off, less than half of a simple
   learner's out-of-fold gain on the same training data), LABEL_NOISE (many
@@ -33,7 +39,12 @@ failing run; on a run that learns they are reported once, as warnings. The
 order of causes: what the program states (output and loss against the labels,
 then the inputs' scale, the learning rate, the initialisers, missing
 non-linearities), then what the run showed (updates too large or too small for
-the weights, a dead or saturated layer, a loss still falling at the end).
+the weights, a dead or saturated layer, a gradient vanishing through squashing
+activations, a loss still falling at the end).
+
+Without layer statistics (a model that trains with its own step: a subclass, a
+custom ``train_step``, ``jit_compile=True``) it judges the loss, the metrics,
+the facts and the end of training.
 
 It reads the batch values, the epoch logs (validation too), the facts (with
 the reference), and the statistics of outputs, weights, updates and output
@@ -68,15 +79,33 @@ PATIENCE_SHARE = 0.1  # ... or a tenth of the budget's epochs, if more: a long n
 GAP = 0.2  # final validation minus training loss, as a share of the no-learning loss: a fifth of it lost on new data
 UPDATE_BAND = (1e-5, 1e-1)  # DeepDiagnosis's sane band for |update| / |weights| per step
 STILL_FALLING = 0.05  # the last epoch still 5 % below the one before: the budget ended mid-descent
+# AUTOTRAINER's vanishing-gradient ratio (beta_1): the lowest weight layer gets under a thousandth of the gradient
+# the highest one gets. Eight sigmoid layers (slope <= 1/4 each) shrink it by 4^-8 = 1.5e-5 at best.
+VANISH_RATIO = 1e-3
+SQUASHING = {"sigmoid", "tanh", "hard_sigmoid", "softsign"}  # bounded activations whose slope vanishes in their tails
 
 WEAK_FLAGS = ("INIT", "LINEAR")  # program smells weaker than what a failing run shows
 
 _OUTPUT, _WEIGHTS, _UPDATE, _OUTPUT_GRAD = (STAGES.index(s) for s in ("output", "weights", "update", "output_grad"))
 _MEAN, _STD, _ZERO, _NAN, _INF = (STATS.index(s) for s in ("mean", "std", "zero_frac", "nan", "inf"))
-WATCHED = ("output", "weights", "update")  # NaN/Inf in any of these is a numerical error
+WATCHED = ("output", "weights", "update")  # NaN/Inf in any of these is a numerical error (searched in this order)
+STAGE_WORDS = {"output": "output", "weights": "kernel", "update": "update"}
+STAGE_PLACES = {"output": "the forward pass", "weights": "the kernels", "update": "the updates"}
+OVERFLOWING = {"exponential"}  # activations growing faster than their input: exp(x) is Inf in float32 above 88.7
 _WATCHED = [STAGES.index(s) for s in WATCHED]
 
 ACCURACY_LOGS = ("accuracy", "binary_accuracy", "categorical_accuracy", "sparse_categorical_accuracy", "acc")
+
+
+def _with_activations(layers: list[dict], described: list[dict]) -> list[dict]:
+    """The run's layers with the activations the facts read (an activation layer's class, a wrapper's inner
+    layer: harness.outputs.activation_name), where the two describe the same layers; the facts' layers when the
+    run has none."""
+    if not layers:
+        return list(described)
+    if len(described) != len(layers) or any(a.get("name") != b.get("name") for a, b in zip(layers, described)):
+        return layers
+    return [dict(a, activation=b.get("activation", a.get("activation"))) for a, b in zip(layers, described)]
 
 
 class Diagnose(Detector):
@@ -92,7 +121,9 @@ class Diagnose(Detector):
     """
 
     name = "diagnose"
-    version = "2"  # 2: learns-but-worse verdicts (a learned reference), OVERFITTING an error only when material
+    # 2: learns-but-worse verdicts (a learned reference), OVERFITTING an error only when material; 3: measured
+    # outputs, SPLIT, UNRELATED_LABELS, NUMERICAL at the forward origin, vanishing through squashing layers
+    version = "3"
     localizes = True
     suggests = True
 
@@ -109,6 +140,7 @@ class Diagnose(Detector):
         self._ratios: list[float] = []
         self._dead: set = set()
         self._saturated: set = set()
+        self._vanishing = None  # the Issue of a gradient that vanished through squashing layers, once seen
         self._at = None  # where each watched statistic sits in a step, found at the first batch (see _layout)
         self._first_loss = None
         self._epochs: list[dict] = []
@@ -118,7 +150,7 @@ class Diagnose(Detector):
     def start(self, meta: dict) -> None:
         super().start(meta)
         self._facts = with_sample(self._facts, self.sample)
-        self._layers = self._layers or list(self._facts.get("layers") or [])
+        self._layers = _with_activations(self._layers, self._facts.get("layers") or [])
         self._persist = Persistence.for_run(meta, WINDOW, MIN_WINDOW)
         skipped = (self._facts.get("baseline") or {}).get("skipped")
         if self.sample is not None and skipped and self.verbose:  # live, with data the reference cannot use
@@ -183,6 +215,12 @@ class Diagnose(Detector):
             what = "dead (ReLU outputs all zero)" if layer in self._dead else "saturated"
             out.append(Issue("LAYER", f"layer {layer} is {what}", layer, "ACH",
                              f"change the activation of layer {layer}"))
+        if self._vanishing is not None:
+            out.append(self._vanishing)
+        if gaps.reference_learns(self._facts) is False:  # before the budget: more epochs only memorise such labels
+            fallback.append(Issue("LABELS", "no simple learner predicts these labels from their inputs", None, "CPP",
+                                  "check that each label belongs to its input row (labels misaligned or shuffled "
+                                  "apart from the inputs)"))
         losses = [e["loss"] for e in self._epochs if math.isfinite(e["loss"])]
         if len(losses) >= 2 and losses[-1] < (1 - STILL_FALLING) * losses[-2]:
             fallback.append(Issue("BUDGET", "the loss was still falling when training ended", None, "HNE",
@@ -212,8 +250,8 @@ class Diagnose(Detector):
         if self._at is None:
             self._layout(step)
         flat = step.stats.reshape(-1)
-        if self._nonfinite(step, flat, loss):
-            return
+        if self._nonfinite(step, flat, loss) or self._at["out"] is None:
+            return  # no layer statistics (a model that trains with its own step): the loss was all there was
         self._evidence(step, flat)
         if self._errors:
             return  # one error explains the run; later symptoms are its consequences
@@ -244,6 +282,7 @@ class Diagnose(Detector):
 
         pairs = [(int(i), stage) for stage in _WATCHED for i in where(stage)]
         weighted, grads = where(_WEIGHTS, mask[:, _UPDATE]), where(_OUTPUT_GRAD)
+        chain = where(_OUTPUT_GRAD, mask[:, _WEIGHTS])  # weight layers the loss gradient reaches, input to output
         relu, sig, tanh = hidden_with("relu"), hidden_with("sigmoid"), hidden_with("tanh")
         self._at = {
             "counts": np.asarray([pos(i, st, c) for i, st in pairs for c in (_NAN, _INF)], np.int64),
@@ -253,22 +292,46 @@ class Diagnose(Detector):
             "sigmoid": (sig, at(sig, _OUTPUT, _MEAN), at(sig, _OUTPUT, _STD)),
             "tanh": (tanh, at(tanh, _OUTPUT, _MEAN), at(tanh, _OUTPUT, _STD)),
             "grads": at(grads, _OUTPUT_GRAD, _ZERO),
-            "out": (pos(n - 1, _OUTPUT, _MEAN), pos(n - 1, _OUTPUT, _STD)),
+            "out": (pos(n - 1, _OUTPUT, _MEAN), pos(n - 1, _OUTPUT, _STD)) if n else None,
+            "chain": (chain[[0, -1]], at(chain[[0, -1]], _OUTPUT_GRAD, _MEAN), at(chain[[0, -1]], _OUTPUT_GRAD, _STD))
+            if len(chain) >= 2 else None,
+            "squashing": [i for i in range(n) if hidden[i] and acts[i] in SQUASHING],
         }
 
     def _nonfinite(self, step, flat, loss) -> bool:
         at = self._at
         if math.isfinite(loss) and not flat[at["counts"]].any() and np.isfinite(flat[at["means"]]).all():
             return False
-        bad = np.zeros(step.stats.shape[0], bool)
-        for stage in WATCHED:  # rare: once per run at most, so clarity over speed
-            bad |= nonfinite(step, stage)
         self._numerical = True
-        first = int(np.flatnonzero(bad)[0]) if bad.any() else None
-        where = f"layer {first}" if first is not None else "the loss"
+        first, stage = self._nonfinite_origin(step)
+        causes = self._causes()
+        cause = (self._overflow(first) if stage == "output" else None) or causes[0]
+        layer = cause.layer if cause.layer is not None else first
+        # One layer per finding: the message names where NaN/Inf began only when the finding points there.
+        where = "the loss" if first is None else f"layer {first}'s {STAGE_WORDS[stage]}" if first == layer else \
+            STAGE_PLACES[stage]
         self._report(step, "NUMERICAL", f"NaN/Inf values, first in {where} (loss {loss:.4g})", severity="error",
-                     layer=first)
+                     layer=layer, cause=cause, alternatives=[c for c in causes if c is not cause][:3])
         return True
+
+    def _nonfinite_origin(self, step) -> tuple[int | None, str | None]:
+        """Where NaN/Inf began: the first layer whose forward output has them (the forward pass runs in layer
+        order, and an update made from an Inf gradient spoils every layer below at once); else the lowest layer
+        whose kernel or update has them; (None, None) when only the loss does."""
+        for stage in WATCHED:  # rare: once per run at most, so clarity over speed
+            bad = nonfinite(step, stage)
+            if bad.any():
+                return int(np.flatnonzero(bad)[0]), stage
+        return None, None
+
+    def _overflow(self, layer: int | None):
+        """The cause when a layer's own activation produced the first NaN/Inf: one that grows faster than its
+        input (exp overflows float32 above 88.7)."""
+        act = self._layers[layer].get("activation") if layer is not None and layer < len(self._layers) else None
+        if act not in OVERFLOWING:
+            return None
+        return Issue("OVERFLOW", f"layer {layer}'s {act} activation overflows", layer, "ACH",
+                     f"change the activation of layer {layer} (bounded or linear growth: relu, tanh)")
 
     def _evidence(self, step, flat) -> None:
         """Update sizes, dead and saturated hidden layers: the run's evidence for a cause."""
@@ -288,9 +351,28 @@ class Diagnose(Detector):
                 with np.errstate(invalid="ignore"):
                     held = saturated_fraction(act, flat[mean], flat[std]) > SATURATED
                 self._saturated.update(layers[self._persist(("saturated", act), held)].tolist())
+        self._shrinking(flat)
+
+    def _shrinking(self, flat) -> None:
+        """The loss gradient reaching the lowest weight layer is under VANISH_RATIO of the one at the highest, for
+        WINDOW batches, with squashing activations (slope at most 1/4 for a sigmoid) in between: a vanishing
+        gradient, caused by those activations."""
+        if self._at["chain"] is None or self._vanishing is not None:
+            return
+        (low, high), means, stds = self._at["chain"]
+        g = np.hypot(flat[means], flat[stds])
+        squashing = [i for i in self._at["squashing"] if low <= i < high]
+        with np.errstate(invalid="ignore"):
+            held = bool(squashing) and bool(g[1] > 0) and bool(g[0] < VANISH_RATIO * g[1])
+        if self._persist("shrinking", held):
+            acts = sorted({self._layers[i].get("activation") for i in squashing})
+            self._vanishing = Issue("VANISHING", f"the loss gradient reaching layer {low} is {g[0] / g[1]:.2g} of the "
+                                    f"one at layer {high}: it shrinks through {len(squashing)} {'/'.join(acts)} "
+                                    "layers", squashing[0], "ACH", f"change the activation of layer {squashing[0]} "
+                                    f"(and the {'/'.join(acts)} layers above it) to relu")
 
     def _constant_output(self, step, flat) -> None:
-        mean_at, std_at = self._at["out"]
+        mean_at, std_at = self._at["out"]  # present: _batch returns first for a step without layer statistics
         mean, std = float(flat[mean_at]), float(flat[std_at])
         scale = max(1.0, abs(mean))
         prev, self._prev_out = self._prev_out, mean
@@ -319,6 +401,8 @@ class Diagnose(Detector):
 
     def _epoch(self, step) -> None:
         logs = step.logs
+        if not self._errors and "val_loss" in logs:
+            self._split(step)
         acc = next((logs[k] for k in ACCURACY_LOGS if k in logs and math.isfinite(logs[k])), None)
         metric = next((k for k in ACCURACY_LOGS if k in logs), "accuracy")
         val_acc = logs.get(f"val_{metric}")
@@ -328,11 +412,21 @@ class Diagnose(Detector):
         if step.final and not self._judged:
             self._verdict(step)
 
+    def _split(self, step) -> None:
+        """The validation labels are drawn from other classes than the training labels (detectors.learning_gaps):
+        whatever the network does, its validation numbers cannot say whether it generalises."""
+        if self.reported(("SPLIT", None, None)):
+            return
+        found = gaps.shifted_split(self._facts.get("validation"))
+        if found:
+            self._report(step, "SPLIT", found["message"], severity="error", cause=Issue(
+                "SPLIT", "", None, "CPP", found["fix"]))
+
     def _verdict(self, step) -> None:
         self._judged = True
         if self._errors or not self._epochs:
             return
-        if not self._learning_verdict(step) and not self._learns_worse(step):
+        if not self._constant_at_end(step) and not self._learning_verdict(step) and not self._learns_worse(step):
             self._overfitting(step)
         if not self._errors:
             self._warnings(step)
@@ -351,6 +445,12 @@ class Diagnose(Detector):
         program = gaps.program_causes(facts, last["loss"], weights)
         chance = accuracy_reference(facts.get("reference"), last["metric"], facts.get("loss"),
                                     rules.output_units(self._layers))
+        unrelated = gaps.unrelated_labels(facts, self._epochs, chance)
+        if unrelated:
+            self._report(step, "UNRELATED_LABELS", unrelated["message"], severity="error", cause=Issue(
+                "LABELS", "", None, "CPP", "check that each label belongs to its input row (labels misaligned or "
+                "shuffled apart from the inputs)"))
+            return True
         found = gaps.not_generalising(facts, self._epochs, chance)
         if found:
             cause = (noisy or [Issue("SPLIT", "", None, "CPP", "check that the validation rows come from the "
@@ -377,6 +477,20 @@ class Diagnose(Detector):
             self._report(step, "LABEL_NOISE", noise["message"], severity="error", cause=noisy[0])
             return True
         return False
+
+    def _constant_at_end(self, step) -> bool:
+        """Without layer statistics (a model trained with its own step), the output measured on the sample after
+        training (``outputs_end``, live): the same value for every row is a constant output."""
+        if self._at is not None and self._at["out"] is not None:
+            return False  # the per-batch check watched the output itself
+        final = self._facts.get("outputs_end") or []
+        if not final or any(o.get("spread") is None for o in final):
+            return False
+        if not all(o["spread"] <= TOL * max(1.0, abs(o["max"])) for o in final):
+            return False
+        self._report(step, "CONSTANT_OUTPUT", f"after training the model's output is the same value "
+                     f"({final[0]['max']:.4g}) for every row of the sample", severity="error", layer=final[0]["layer"])
+        return True
 
     def _learning_verdict(self, step) -> bool:
         last = self._epochs[-1]

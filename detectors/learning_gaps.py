@@ -40,6 +40,9 @@ REMAINING = 0.25
 NEAR_FLOOR = 0.05  # "near its floor": within 5 % of the total fall, for the suggested budget
 NOISY_LABELS = 0.2  # confident learning's suspect share: twice the high end of real datasets' label errors
 EVEN = 0.9  # suspects spread this evenly over the class pairs (normalised entropy) look like random relabelling
+# A validation part whose class shares are this far (total variation distance) from the training part's: half its
+# rows would have to change class to match. A random split of n rows over C classes is off by about sqrt(C / n) / 2.
+SHIFT = 0.5
 HEAVY_DROPOUT = 0.8  # four units of five dropped: the layer's signal is mostly noise while training
 PENALTY_SHARE = 0.5  # the regulariser's penalty is half the final loss: it, not the data, is being fitted
 
@@ -140,6 +143,82 @@ def not_generalising(facts: dict, epochs: list[dict], chance: float | None = Non
     return {"message": f"the training loss fell to {epochs[-1]['loss']:.4g} while the validation loss never beat "
                        f"the constant predictor's {ref:.4g} (best {best:.4g}): the labels it learned do not carry "
                        "over to new rows"}
+
+
+def reference_learns(facts: dict) -> bool | None:
+    """Whether the learned reference predicts the labels out of fold by the margins that say "learns" (None: no
+    reference, one fitted on token ids it may not read, or on too few rows, where failing says nothing about
+    the labels)."""
+    from harness.facts import ACC_MARGIN, LOSS_MARGIN, reads_tokens
+
+    base = facts.get("baseline") or {}
+    if not base or "skipped" in base or reads_tokens(facts.get("layers") or []):
+        return None
+    # A reference at chance is evidence only on enough rows that a real margin of ACC_MARGIN would show: two
+    # standard errors of an accuracy near the majority rate m, 2 sqrt(m (1 - m) / n), within the margin.
+    m = base.get("majority") if base.get("task") == "classes" else None
+    m = 0.5 if m is None else m
+    if (base.get("rows") or 0) < 4 * m * (1 - m) / ACC_MARGIN ** 2:
+        return None
+    if base.get("task") == "classes" and base.get("accuracy") is not None and base.get("majority") is not None:
+        return bool(base["accuracy"] >= base["majority"] + ACC_MARGIN)
+    loss, constant = base.get("loss"), base.get("constant")
+    if loss is None or constant is None or constant <= 0:
+        return None
+    return bool(loss <= (1 - LOSS_MARGIN) * constant)
+
+
+def unrelated_labels(facts: dict, epochs: list[dict], chance: float | None = None) -> dict | None:
+    """The network fits its training labels while no simple learner predicts them from their inputs out of fold,
+    nor the network the validation labels (where there are some): labels that do not belong to their inputs."""
+    from harness.facts import learns
+
+    if reference_learns(facts) is not False or not epochs:
+        return None
+    last, ref = epochs[-1], (facts.get("reference") or {}).get("loss")
+    if not learns(last["loss"], ref, None, last.get("acc"), chance):
+        return None  # not even memorised: NOT_LEARNING's business
+    val = [e["val_loss"] for e in epochs if math.isfinite(e.get("val_loss", math.nan))]
+    val_acc = max((e["val_acc"] for e in epochs if e.get("val_acc") is not None), default=None)
+    if val and learns(min(val), ref, None, val_acc, chance):
+        return None  # new rows are predicted: the inputs do carry the labels
+    base = facts["baseline"]
+    theirs = f"accuracy {base['accuracy']:.3f} against the majority class's {base['majority']:.3f}" \
+        if base.get("task") == "classes" else f"loss {base['loss']:.4g} against a constant's {base['constant']:.4g}"
+    fit = f"accuracy {last['acc']:.3f}" if last.get("acc") is not None else f"loss {last['loss']:.4g}"
+    held = ", and validation never beats the constant predictor" if val else ""
+    return {"message": f"the network fits its training labels ({fit}) but a {base['learner']} predicts them from "
+                       f"their inputs no better than chance out of fold ({theirs}){held}: the labels do not follow "
+                       "from the inputs, as when they are misaligned or shuffled apart"}
+
+
+def shifted_split(validation: dict | None) -> dict | None:
+    """The validation labels' classes differ from the training labels' (facts' ``validation``): classes unseen in
+    training hold at least ACC_MARGIN of the validation rows, or the class shares are SHIFT apart."""
+    from harness.facts import ACC_MARGIN
+
+    if not validation:
+        return None
+    train, val = np.asarray(validation["train"], np.float64), np.asarray(validation["validation"], np.float64)
+    if not train.sum() or not val.sum():
+        return None
+    unseen = float(val[train == 0].sum() / val.sum())
+    distance = 0.5 * float(np.abs(train / train.sum() - val / val.sum()).sum())
+    if unseen < ACC_MARGIN and distance < SHIFT:
+        return None
+
+    def counts(c):
+        return "{" + ", ".join(f"{k}: {int(n)}" for k, n in enumerate(c) if n) + "}"
+    never = [k for k in range(len(val)) if val[k] and not train[k]]
+    what = f"; classes {never} never occur in training" if never else ""
+    ordered = validation["runs"] <= 2 * len(train)
+    how = f"; the rows are ordered by label ({validation['runs']} runs of one class in {validation['rows']} rows)" \
+        if ordered else ""
+    message = (f"the validation labels come from other classes than the training labels: validation {counts(val)}, "
+               f"training {counts(train)} (class shares {distance:.0%} apart){what}{how}")
+    fix = "shuffle the rows before splitting (validation_split takes the last rows as they are)" \
+        if validation.get("tail") else "draw the validation rows from the same classes as the training rows"
+    return {"message": message, "fix": fix}
 
 
 def label_noise(facts: dict) -> dict | None:

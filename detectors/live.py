@@ -4,6 +4,12 @@
 works with no patched Keras: when Keras hands the detector its model, the
 detector installs the fused probe (``harness.training.probe``) and then observes each
 batch and epoch end exactly as a replay would. Keras is imported only then.
+
+Where the probe would change the user's program or cannot see the layers (a custom
+``train_step``, ``jit_compile=True``, a subclassed model), the model keeps its own step
+and a log-reading probe (``harness.training.live_probe``) records the loss and metrics:
+one printed line says the layers are not watched, every check that needs no layer
+statistics goes on.
 """
 
 from __future__ import annotations
@@ -57,15 +63,23 @@ class LiveHooks:
         self._guard("set_model", self._install_probe, model)
 
     def _install_probe(self, model) -> None:
+        from harness.training.live_probe import LogProbe, unprobed
         from harness.training.probe import StreamingProbe, steps_per_call
 
         shared = getattr(model, "_bugbench_live_probe", None)
         if shared is not None and not shared.started:
             self._probe = shared
             return
-        # A live detector sees every batch as its call ends: one batch, or steps_per_execution of them.
-        self._probe, self._owns = StreamingProbe(model, chunk=steps_per_call(model)), True
-        self._probe.fallback = True  # a step the probe cannot trace becomes the model's own
+        reason = unprobed(model)
+        if reason is not None:  # the model's own step must run as written: watch what its logs say
+            self._probe, self._owns = LogProbe(model, reason), True
+            if self.verbose:
+                print(f"[{getattr(self, 'name', type(self).__name__)}] not watched in this fit: the layers' "
+                      f"statistics ({reason}); the loss, metrics, data sample and end-of-training checks go on")
+        else:
+            # A live detector sees every batch as its call ends: one batch, or steps_per_execution of them.
+            self._probe, self._owns = StreamingProbe(model, chunk=steps_per_call(model)), True
+            self._probe.fallback = True  # a step the probe cannot trace becomes the model's own
         self._probe.set_model(model)
         self._probe.started = False
         object.__setattr__(model, "_bugbench_live_probe", self._probe)  # not a tracked Keras attribute
@@ -80,6 +94,7 @@ class LiveHooks:
 
     def _train_begin(self, logs) -> None:
         self.reset()
+        self._live_outputs = self._measure_outputs()
         if self._owns:
             self._probe.started = True  # the next fit's detectors install a fresh probe
             self._probe.on_train_begin(logs)
@@ -117,9 +132,32 @@ class LiveHooks:
             self._probe.on_epoch_end(epoch, logs)
         if self._started:
             final = epoch == (self.params.get("epochs") or 0) - 1
+            self._learn_validation()
+            if final:
+                self._learn_final_outputs()
             self._emit(self.observe(self._probe.recorder.last_epoch_step(self._index, final)))
         if logs is not None:
             logs.update(self.log_values())
+
+    def _learn_validation(self) -> None:
+        """The validation labels' facts (``harness.facts.validation_facts``), once Keras holds the validation data
+        (from the first validation on), for a detector given ``sample=(x, y)``: the harness's facts have them."""
+        sample, facts = getattr(self, "sample", None), getattr(self, "_facts", None)
+        if sample is None or facts is None or "validation" in facts:
+            return
+        from harness.facts import validation_facts
+        from harness.training.live_probe import validation_arrays
+
+        arrays = validation_arrays(self.model)
+        if arrays is not None:
+            facts["validation"] = validation_facts(sample[1], arrays[1])
+
+    def _learn_final_outputs(self) -> None:
+        """What the outputs are on the ``sample`` once training ended (``outputs_end`` in the facts): a model
+        whose layers were not watched shows a constant output only so."""
+        facts = getattr(self, "_facts", None)
+        if facts is not None and getattr(self, "sample", None) is not None and "outputs_end" not in facts:
+            facts["outputs_end"] = self._measure_outputs()  # at the last epoch's end, or where a fit stopped
 
     def log_values(self) -> dict[str, float]:
         """What this detector adds to the epoch's ``logs`` (so History, CSVLogger, TensorBoard or W&B record it):
@@ -139,6 +177,7 @@ class LiveHooks:
 
     def on_train_end(self, logs=None) -> None:
         if getattr(self, "_started", False):
+            self._guard("on_train_end", self._learn_final_outputs)
             self._guard("on_train_end", lambda: self._emit(self.finish(), advance=False))
         if self._owns:
             self._restore_model(rebuild=True)
@@ -149,7 +188,8 @@ class LiveHooks:
         ``rebuild`` drops Keras' compiled step too; only allowed outside a fit's loop, which calls it.
         """
         model = self.model
-        vars(model).pop("train_step", None)
+        if getattr(vars(model).get("train_step"), "__self__", None) is getattr(self, "_probe", None):
+            vars(model).pop("train_step", None)  # only the probe's: a train_step the user set stays
         vars(model).pop("_bugbench_live_probe", None)
         if rebuild:
             model.train_function = None
@@ -178,12 +218,25 @@ class LiveHooks:
         if any(f.severity == "error" for f in findings) and self.stop_on_finding:
             self.model.stop_training = True
 
+    def _measure_outputs(self):
+        """What the model's outputs are on the detector's ``sample`` (harness.outputs), before the first
+        step."""
+        sample = getattr(self, "sample", None)
+        if sample is None:
+            return None
+        from harness.outputs import measure
+
+        return measure(self.model, sample[0])
+
     def _live_meta(self) -> dict:
         from harness.facts import describe
         from harness.training.probe import describe_layers
 
+        facts = describe(self.model)
+        if getattr(self, "_live_outputs", None) is not None:
+            facts["outputs"] = self._live_outputs
         return {"layers": describe_layers(self.model), "metric_directions": self._probe.metric_directions(),
-                "facts": describe(self.model),
+                "facts": facts,
                 "budget": {"epochs": self.params.get("epochs"), "steps_per_epoch": self.params.get("steps")}}
 
 

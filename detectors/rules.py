@@ -15,6 +15,8 @@ import math
 
 import numpy as np
 
+from harness.facts import TOKEN_LAYERS
+
 # A feature whose standard deviation or mean exceeds this is "far outside a normalised range":
 # a z-scored or min-max feature has spread about 1 and mean within 1, while raw pixels (spread
 # ~100), prices, counts or years are far beyond.
@@ -33,8 +35,12 @@ ACTIVATION_RANGE = {"sigmoid": (0.0, 1.0), "softmax": (0.0, 1.0), "tanh": (-1.0,
 CROSS_ENTROPIES = {"categorical_crossentropy", "sparse_categorical_crossentropy", "binary_crossentropy"}
 REGRESSION_LOSSES = {"mean_squared_error", "mean_absolute_error", "mean_squared_logarithmic_error",
                      "mean_absolute_percentage_error", "huber", "log_cosh", "logcosh"}
-WEIGHT_LAYERS = {"Dense", "Conv1D", "Conv2D", "Conv3D", "SeparableConv2D", "DepthwiseConv2D", "Conv2DTranspose",
-                 "LocallyConnected2D", "Embedding", "SimpleRNN", "LSTM", "GRU"}
+# Weight layers whose output is an affine map of their input: two in a row with nothing non-linear between
+# them compose into one. A recurrent layer applies its gates' non-linearities to its input's affine map, an
+# attention layer a softmax: neither composes with what feeds it.
+AFFINE_LAYERS = {"Dense", "EinsumDense", "Conv1D", "Conv2D", "Conv3D", "SeparableConv1D", "SeparableConv2D",
+                 "DepthwiseConv1D", "DepthwiseConv2D", "Conv1DTranspose", "Conv2DTranspose", "Conv3DTranspose",
+                 "LocallyConnected1D", "LocallyConnected2D", "Embedding"}
 # Layers that pass values through without adding a non-linearity.
 TRANSPARENT = {"Dropout", "Flatten", "Reshape", "BatchNormalization", "GaussianNoise", "ActivityRegularization"}
 CONSTANT_INITS = {"Zeros", "Ones", "Constant"}
@@ -83,6 +89,38 @@ def output_units(layers: list[dict]) -> int | None:
     return units[-1] if units else None
 
 
+# What each measured output kind (harness.outputs) is, as the activation the rules reason with.
+KIND_ACTIVATION = {"one": "softmax", "simplex": "softmax", "unit": "sigmoid", "nonnegative": "relu", "signed": "linear"}
+
+
+def effective_activation(configured: str | None, kind: str | None, owned: bool = True) -> str:
+    """The output activation the rules judge, from the configured one and the measured kind (harness.outputs).
+
+    A row summing to 1 (or a lone unit stuck at 1) is a softmax whatever the configuration says, and an output
+    that is not one is no softmax. Otherwise a layer whose own output is the model's (``owned``) is what its
+    configuration says: a linear Dense over ReLU features may well stay inside [0, 1] on a sample. Where the
+    layer is a guess (a Keras op after it, a subclass), the measured kind names the function.
+    """
+    if kind in ("one", "simplex") or kind not in KIND_ACTIVATION:
+        return KIND_ACTIVATION.get(kind) or configured or "linear"
+    if configured == "softmax" or not owned or configured is None:
+        return KIND_ACTIVATION[kind]
+    return configured
+
+
+def output_view(facts: dict) -> tuple[int | None, str, int | None]:
+    """(layer, activation, units) of the model's output: measured when the facts carry one measured output
+    (``outputs``, harness.outputs), else read from the layers' configuration."""
+    layers = facts.get("layers") or []
+    measured = facts.get("outputs") or []
+    if len(measured) == 1 and measured[0].get("kind"):
+        m = measured[0]
+        k = m.get("layer")
+        configured = layers[k].get("activation") if k is not None and k < len(layers) else None
+        return k, effective_activation(configured, m["kind"], m.get("owned", True)), m.get("units")
+    return output_layer(layers), output_activation(layers), output_units(layers)
+
+
 def issues(facts: dict) -> list[Issue]:
     """Every static issue of a program, in a fixed order (output first: it decides most)."""
     if not facts or "layers" not in facts:
@@ -95,8 +133,8 @@ def issues(facts: dict) -> list[Issue]:
 
 
 def _output_vs_loss(facts: dict) -> list[Issue]:
-    layers, loss = facts["layers"], facts.get("loss") or ""
-    k, act, units = output_layer(layers), output_activation(layers), output_units(layers)
+    loss = facts.get("loss") or ""
+    k, act, units = output_view(facts)
     y = facts.get("y") or {}
     if act == "softmax" and units == 1:
         return [Issue("OUT_LOSS", "softmax over a single output unit always outputs 1", k, "ACH",
@@ -125,7 +163,7 @@ def _loss_vs_labels(facts: dict) -> list[Issue]:
     loss, y = facts.get("loss") or "", facts.get("y")
     if not y:
         return []
-    act = output_activation(facts["layers"])
+    act = output_view(facts)[1]
     if loss in REGRESSION_LOSSES and (y["one_hot"] or (y["binary"] and act in ("sigmoid", "softmax"))):
         return [Issue("LOSS_LABELS", f"a regression loss ({loss}) on class labels", None, "LCH",
                       "use a cross-entropy loss")]
@@ -149,7 +187,7 @@ def _output_range(facts: dict) -> list[Issue]:
         return []
     if facts.get("loss") == "sparse_categorical_crossentropy":
         return []  # the labels are class indices, not output values
-    k, act = output_layer(facts["layers"]), output_activation(facts["layers"])
+    k, act, _ = output_view(facts)
     lo, hi = ACTIVATION_RANGE.get(act, (None, None))
     below = lo is not None and y["min"] < lo - 1e-6
     above = hi is not None and y["max"] > hi + 1e-6
@@ -167,10 +205,15 @@ def input_scale(facts: dict) -> list[Issue]:
     """Features whose spread or offset is far beyond a normalised range (raw pixels, prices, years).
 
     Judged per feature, not by the extreme value: a standardised feature that is
-    almost always zero has rare z-scores of 40, and is normalised all the same.
+    almost always zero has rare z-scores of 40, and is normalised all the same. Not judged when the first
+    layer reads ids (an Embedding or a lookup: an id is no quantity) or scales the inputs itself (an adapted
+    Normalization, a Rescaling).
     """
     x = facts.get("x")
     if not x or x.get("min") is None:
+        return []
+    first = (facts.get("layers") or [{}])[0]
+    if first.get("class") in TOKEN_LAYERS or first.get("scales_inputs"):
         return []
     spread, offset = x.get("feature_std_max"), x.get("feature_mean_absmax")
     if spread is None or offset is None:  # facts of an older version: the extremes are all there is
@@ -224,10 +267,12 @@ def _linear_stacks(facts: dict) -> list[Issue]:
     """A weight layer with a linear output feeding another weight layer through transparent layers only."""
     if facts.get("sequential") is False:
         return []  # branches of a functional model are listed in order, but do not feed each other
+    if facts.get("graph") is False:
+        return []  # a subclass's tracked layers are in no data-flow order
     layers, out, previous = facts["layers"], [], None
     for i, layer in enumerate(layers):
         cls, act = layer.get("class"), layer.get("activation")
-        if cls in WEIGHT_LAYERS:
+        if cls in AFFINE_LAYERS:
             if previous is not None:
                 out.append(Issue("LINEAR", f"no activation between layer {previous} and layer {i}: together they "
                                  "are one linear map", previous, "AAL", f"add an activation (e.g. relu) after "

@@ -3,7 +3,8 @@
 Reads only the static facts of a run (``harness.facts``: layers, loss,
 optimizer, a data sample) and reports what is wrong with the program itself:
 
-* OUT_LOSS  the output activation does not fit the loss (categorical
+* OUT_LOSS  the output activation (as measured on the data sample, where the
+  facts carry it: ``harness.outputs``) does not fit the loss (categorical
   cross-entropy on a non-softmax output, binary cross-entropy on a
   non-sigmoid output, softmax over a single unit);
 * LOSS_LABELS a regression loss on class labels, or integer labels given to
@@ -44,7 +45,7 @@ class Structure(Detector):
     """
 
     name = "structure"
-    version = "2"
+    version = "3"  # 3: the output's measured kind (harness.outputs); token and scaling first layers; affine stacks
     localizes = True
     suggests = True
 

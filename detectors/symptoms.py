@@ -193,7 +193,7 @@ class Symptoms(Detector):
         still = (np.abs(mean - prev[0]) <= TOL * scale) & (np.abs(std - prev[1]) <= TOL * scale)
         self._prev = (mean, std)
         sat = np.array([saturated_fraction(a, m, s) > SATURATED if a in ("sigmoid", "tanh") else False
-                        for a, m, s in zip(acts, mean, std)])
+                        for a, m, s in zip(acts, mean, std)], bool)  # bool also for a step without layers
         dead = self._relu & (step.stat("output", "zero_frac") >= DEAD)
         vanishing = step.applies("weight_grad") & (rms(step, "weight_grad") < VANISHING)
         checks = (("UNCHANGED", still, "output", "output does not move for {w} batches"),

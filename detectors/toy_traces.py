@@ -44,4 +44,15 @@ def toy_traces(seed: int = 0) -> dict:
     nan.arrays["stats"][2:] = np.nan
     flat = make_trace([0.7] * 12, steps_per_epoch=2)
     empty = TraceRecorder(["layer0"], ["loss"]).finish({"budget": {"epochs": 3, "steps_per_epoch": 2}})
-    return {"healthy": healthy, "nan": nan, "flat": flat, "empty": empty}
+    return {"healthy": healthy, "nan": nan, "flat": flat, "empty": empty, "unprobed": unprobed()}
+
+
+def unprobed() -> object:
+    """A run whose model trained with its own step (harness.training.log_probe): losses, no layer statistics."""
+    rec = TraceRecorder([], ["loss", "learning_rate"])
+    no_layers, mask = np.zeros((0, len(STAGES), len(STATS)), np.float32), np.zeros((0, len(STAGES)), bool)
+    for i, loss in enumerate([1.0, 0.9, 0.8, float("nan")]):
+        rec.add_batch(i // 2, i % 2, 0.01 * (i + 1), no_layers, mask, [loss, 0.01], {"loss": loss})
+        if i % 2:
+            rec.add_epoch(i // 2, 0.01 * (i + 1), {"loss": loss})
+    return rec.finish({"budget": {"epochs": 2, "steps_per_epoch": 2}, "layers": []})

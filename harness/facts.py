@@ -14,9 +14,12 @@ import warnings
 import numpy as np
 
 from harness.baseline import even_rows, learned_reference
+from harness.outputs import activation_name, measure
 
-# 5: the learned reference (harness.baseline), dropout rates and regularisers; 6: token ids and sequences read as such
-FACTS_VERSION = 6
+# 5: the learned reference (harness.baseline), dropout rates and regularisers; 6: token ids and sequences read as such;
+# 7: the measured outputs (harness.outputs), the activations of
+# activation layers and wrappers, input-scaling layers, the validation labels' class counts
+FACTS_VERSION = 7
 SAMPLE = 4096  # rows summarised: enough for ranges and label kinds, cheap on any case
 # Keras 2 clipped probabilities to [EPS, 1 - EPS] inside its cross-entropies; the best constant
 # predictor's loss is computed with the same clip, so a stuck output is compared like with like.
@@ -28,22 +31,65 @@ _LOSS_ALIASES = {"mse": "mean_squared_error", "mae": "mean_absolute_error",
                  "msle": "mean_squared_logarithmic_error", "mape": "mean_absolute_percentage_error"}
 
 
-def describe(model, x=None, y=None) -> dict:
-    """Facts of a compiled ``model`` and, when given, a sample of its training data."""
+def describe(model, x=None, y=None, y_val=None) -> dict:
+    """Facts of a compiled ``model`` and, when given, a sample of its training data (and its validation labels)."""
     facts = {"version": FACTS_VERSION, "loss": loss_name(getattr(model, "loss", None)),
              "from_logits": from_logits(getattr(model, "loss", None)),
              # Layer order is data-flow order only in a Sequential model (a functional one may branch).
              "sequential": type(model).__name__ == "Sequential",
+             # A subclassed model's layers are whatever it tracks, in no data-flow order, and it has no graph.
+             "graph": type(model).__name__ in ("Sequential", "Functional"),
              "optimizer": optimizer_facts(getattr(model, "optimizer", None)),
              "layers": [layer_facts(layer) for layer in probed_layers(model)]}
     if x is not None and y is not None:
         facts.update(sample_facts(facts["loss"], x, y, reads_tokens(facts["layers"])))
+    if x is not None:
+        facts["outputs"] = measure(model, x, probed_layers(model))
+    if y is not None and y_val is not None:
+        facts["validation"] = validation_facts(y, y_val)
     return facts
 
 
+def class_labels(y) -> np.ndarray | None:
+    """Labels as one class index per row (integer or one-hot labels, a 0/1 column), None for other targets."""
+    y = single_array(y)
+    if y is None or not len(y):
+        return None
+    y = np.asarray(y, np.float64)
+    if y.ndim == 2 and y.shape[1] > 1:
+        return np.argmax(y, axis=1) if set(np.unique(y).tolist()) <= {0.0, 1.0} and np.all(y.sum(1) == 1) else None
+    y = y.reshape(len(y), -1)
+    if y.shape[1] != 1 or not np.all(np.isfinite(y)) or not _class_indices(y) or y.max() >= 1000:
+        return None
+    return y[:, 0].astype(np.int64)
+
+
+def validation_facts(y, y_val) -> dict | None:
+    """Class counts of the training and the validation labels (None for targets that are no classes).
+
+    ``validation_split`` takes the last rows of the arrays ``fit`` was given: when ``y`` ends with the
+    validation labels, the training part is the rest (``tail``). ``runs``: how many runs of one class the
+    training arrays' rows make in their order (about rows x (1 - sum p^2) when shuffled; one per class when
+    sorted).
+    """
+    full, val = class_labels(y), class_labels(y_val)
+    if full is None or val is None:
+        return None
+    tail = len(full) > len(val) and np.array_equal(full[-len(val):], val)
+    train = full[:-len(val)] if tail else full
+    width = int(max(full.max(), val.max())) + 1
+    return {"train": np.bincount(train, minlength=width).tolist(), "validation": np.bincount(val, minlength=width)
+            .tolist(), "tail": bool(tail), "runs": int(1 + np.count_nonzero(np.diff(full))), "rows": len(full)}
+
+
+# Layers that read their inputs as ids (a vocabulary index, a category), not as quantities to scale.
+TOKEN_LAYERS = {"Embedding", "StringLookup", "IntegerLookup", "CategoryEncoding", "Hashing", "HashedCrossing",
+                "TextVectorization"}
+
+
 def reads_tokens(layers: list[dict]) -> bool:
-    """Whether the model's first layer is an Embedding: its inputs are token ids, not quantities."""
-    return bool(layers) and layers[0].get("class") == "Embedding"
+    """Whether the model's first layer reads ids (an Embedding or a lookup): its inputs are tokens, not quantities."""
+    return bool(layers) and layers[0].get("class") in TOKEN_LAYERS
 
 
 def probed_layers(model) -> list:
@@ -80,17 +126,33 @@ def optimizer_facts(optimizer) -> dict:
     return {"class": type(optimizer).__name__, "learning_rate": lr}
 
 
+def scales_inputs(layer) -> bool:
+    """Whether a Normalization or Rescaling layer changes its inputs' scale (a Normalization left unadapted, with
+    mean 0 and variance 1, does not)."""
+    kind = type(layer).__name__
+    if kind == "Rescaling":
+        return bool(np.any(np.asarray(getattr(layer, "scale", 1.0)) != 1)
+                    or np.any(np.asarray(getattr(layer, "offset", 0.0)) != 0))
+    if kind != "Normalization":
+        return False
+    try:
+        mean, variance = np.asarray(layer.mean, np.float64), np.asarray(layer.variance, np.float64)
+    except (AttributeError, TypeError, ValueError):  # not built yet: mean and variance unknown
+        return False
+    return bool(np.any(mean != 0) or np.any(variance != 1))
+
+
 def layer_facts(layer) -> dict:
-    act = getattr(layer, "activation", None)
     init = getattr(layer, "kernel_initializer", None)
-    out = {"name": layer.name, "class": type(layer).__name__,
-           "activation": getattr(act, "__name__", None) if act is not None else None,
+    out = {"name": layer.name, "class": type(layer).__name__, "activation": activation_name(layer),
            "units": getattr(layer, "units", None) or getattr(layer, "filters", None),
            "trainable_weights": len(getattr(layer, "trainable_weights", []))}
     if init is not None:
         config = init.get_config() if hasattr(init, "get_config") else {}
         out["kernel_initializer"] = {"class": type(init).__name__,
                                      "config": {k: v for k, v in config.items() if isinstance(v, (int, float, str))}}
+    if scales_inputs(layer):
+        out["scales_inputs"] = True
     rate = getattr(layer, "rate", None)
     if isinstance(rate, (int, float)):
         out["rate"] = float(rate)  # Dropout and its kin: the share of units dropped

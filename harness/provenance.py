@@ -16,6 +16,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # What shapes a trace besides the spec: the data sources, and how a unit is built, fed, trained and probed.
 TRACE_SOURCES = ("harness/data", "harness/training", "harness/trace.py")
+# Files under those that only a live detector imports (no training worker does: tests/test_layout.py checks),
+# so they shape no stored trace and no hash covers them.
+LIVE_ONLY = ("harness/training/live_probe.py",)
 # What every detector reads its steps through, and the detectors' shared code.
 DETECTOR_SOURCES = ("detectors", "harness/trace.py", "harness/facts.py")
 
@@ -36,8 +39,10 @@ def source_hash(*paths: str) -> str:
 def _files(path: str) -> list[str]:
     if os.path.isfile(path):
         return [path]
+    skipped = {os.path.join(ROOT, p) for p in LIVE_ONLY}
     found = []
     for folder, dirs, names in os.walk(path):
         dirs[:] = sorted(d for d in dirs if d != "__pycache__")
-        found += [os.path.join(folder, n) for n in names if not n.endswith(_BUILT)]
+        found += [os.path.join(folder, n) for n in names if not n.endswith(_BUILT)
+                  and os.path.join(folder, n) not in skipped]
     return found

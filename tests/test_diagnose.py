@@ -158,3 +158,44 @@ def test_reference_accuracy_is_the_majority_rate():
     assert ref["categorical_accuracy"] == 0.5
     assert ref["loss"] == pytest.approx(-(0.5 * math.log(0.5) + 0.5 * math.log(0.25)))
     assert reference("binary_crossentropy", np.array([[0, 1], [0, 0], [0, 1], [1, 1]]))["binary_accuracy"] == 0.75
+
+
+def test_numerical_names_the_first_layer_whose_output_overflows_and_only_that_layer():
+    layers = [{"name": f"l{i}", "class": "Dense", "activation": a} for i, a in
+              enumerate(["relu", "exponential", "softmax"])]
+    t = trace([0.7, 0.6, 0.5], f=facts(extra_layers=layers[:2], act="softmax", units=3), n_layers=3)
+    t.meta["layers"] = layers
+    stats = t.arrays["stats"]
+    nan, inf = STATS.index("nan"), STATS.index("inf")
+    stats[5:, :, STAGES.index("update"), nan] = 1  # the Inf gradient spoils every layer's update at once
+    stats[5:, 1, STAGES.index("output"), inf] = 1  # but the forward pass overflowed at the exponential
+    first = errors(replay(Diagnose(), t))[0]
+    assert (first.code, first.layer, first.fix_code) == ("NUMERICAL", 1, "ACH")
+    assert "layer 1's output" in first.message and "layer 0" not in first.message
+
+
+def test_a_trace_without_layer_statistics_is_judged_by_its_loss():
+    from harness.trace import TraceRecorder
+
+    rec = TraceRecorder([], ["loss", "learning_rate"])
+    empty = np.zeros((0, len(STAGES), len(STATS)), np.float32)
+    for i, loss in enumerate([0.7, 0.69, float("nan"), float("nan")]):
+        rec.add_batch(i // 2, i % 2, 0.1 * i, empty, np.zeros((0, len(STAGES)), bool), [loss, 0.01], {"loss": loss})
+        if i % 2:
+            rec.add_epoch(i // 2, 0.1 * i, {"loss": loss})
+    t = rec.finish({"budget": {"epochs": 2, "steps_per_epoch": 2}, "facts": facts()})
+    assert [(f.code, f.layer) for f in errors(replay(Diagnose(), t))] == [("NUMERICAL", None)]
+
+
+def test_gradients_vanishing_through_sigmoid_layers_blame_the_lowest_sigmoid():
+    layers = [{"name": f"l{i}", "class": "Dense", "activation": "sigmoid"} for i in range(4)] + \
+        [{"name": "out", "class": "Dense", "activation": "softmax", "units": 3}]
+    t = trace([1.1] * 10, f=facts(extra_layers=layers[:4], act="softmax", units=3, ref=1.0986), n_layers=5)
+    t.meta["layers"] = layers
+    grad = t.arrays["stats"][:, :, STAGES.index("output_grad"), STATS.index("std")]
+    grad[:] = 1e-2 * np.array([1e-5, 1e-4, 1e-3, 1e-2, 1.0])  # each sigmoid layer shrinks it tenfold
+    out = t.arrays["stats"][:, :4, STAGES.index("output")]
+    out[..., STATS.index("mean")], out[..., STATS.index("std")] = 0.5, 0.1  # sigmoid outputs in their middle
+    first = errors(replay(Diagnose(), t))[0]
+    assert (first.code, first.fix_code, first.layer) == ("NOT_LEARNING", "ACH", 0)
+    assert "sigmoid" in first.fix

@@ -66,7 +66,13 @@ def test_a_detector_that_raises_switches_itself_off_with_one_warning():
     assert len(warned) == 1 and "exploding" in warned[0] and "ZeroDivisionError" in warned[0]
 
 
-def test_a_model_the_probe_cannot_trace_trains_with_its_own_step():
+def test_a_subclassed_model_trains_with_its_own_step_watched_by_every_detector(capsys):
+    """Was: every detector switched itself off with a RuntimeWarning ("the probe needs a Sequential or functional
+    model"). Now the model keeps its own step, one line says the layers are not watched, the rest goes on."""
+    import warnings
+
+    from detectors import registry
+
     class Custom(keras.Model):  # subclassed: no layer graph for the probe to run
         def __init__(self):
             super().__init__()
@@ -78,9 +84,14 @@ def test_a_model_the_probe_cannot_trace_trains_with_its_own_step():
     x, y = data()
     model = Custom()
     model.compile(loss="mse", optimizer="adam")
-    history, warned = fit_quietly(model, x, y, [Diagnose()])
-    assert len(history.epoch) == 2 and len(warned) == 1
-    assert "train_step" not in vars(model)
+    detectors = [registry.create(name) for name in registry.expand([*registry.DEFAULT, "peers"])]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        history = model.fit(x, y, epochs=2, batch_size=16, verbose=0, callbacks=detectors)
+    assert len(history.epoch) == 2 and "train_step" not in vars(model)
+    assert capsys.readouterr().out.count("not watched in this fit") == 1  # said once, by the probe's owner
+    diagnose = next(d for d in detectors if d.name == "diagnose")
+    assert diagnose._started and not diagnose._disabled
 
 
 def test_after_a_fit_the_model_has_its_own_step_again():

@@ -13,10 +13,12 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STAGES = ("data", "cases", "training", "running", "scoring", "reporting")
 # The contract every stage and every detector may read: no stage of its own.
-# harness.baseline is part of the facts: the learned reference a detector reads from them.
-CONTRACT = {"harness.trace", "harness.facts", "harness.baseline", "harness.errors", "harness.provenance", "harness"}
+# harness.baseline and harness.outputs are part of the facts: the learned reference and the measured outputs.
+CONTRACT = {"harness.trace", "harness.facts", "harness.baseline", "harness.outputs", "harness.errors",
+            "harness.provenance", "harness"}
 ENTRY = {"harness.__main__"}  # with harness.cli.*: the command line sees every stage
-LIVE_ENTRY = "harness.training.probe"  # the one door a live callback has into training
+# The doors a live callback has into training: the probe, and what only a live fit needs (never a worker's).
+LIVE_ENTRY = {"harness.training.probe", "harness.training.live_probe"}
 
 
 def modules(package: str) -> dict[str, str]:
@@ -72,9 +74,24 @@ def test_the_contract_imports_no_stage():
 
 @pytest.mark.parametrize("module", sorted(m for m in ALL if m.startswith("detectors")))
 def test_detectors_read_only_the_contract(module):
-    allowed = CONTRACT | ({LIVE_ENTRY} if module == "detectors.live" else set())
+    allowed = CONTRACT | (LIVE_ENTRY if module == "detectors.live" else set())
     reach = [i for i in GRAPH[module] if i.startswith("harness") and i not in allowed]
     assert not reach, f"{module} reaches into the harness: {reach}"
+
+
+def test_live_only_modules_are_never_imported_by_a_training_worker():
+    """harness.provenance leaves them out of the unit key: nothing a worker runs may import them."""
+    from harness.provenance import LIVE_ONLY
+
+    live = {p[:-3].replace("/", ".") for p in LIVE_ONLY}
+    seen, todo = set(), ["harness.training.train", "harness.running.engine"]
+    while todo:
+        module = todo.pop()
+        if module in seen or module not in GRAPH:
+            continue
+        seen.add(module)
+        todo.extend(GRAPH[module])
+    assert not seen & live
 
 
 def test_no_import_circles():

@@ -156,3 +156,33 @@ def test_a_flat_validation_curve_is_a_warning_a_rising_one_an_error():
     rising = [0.55, 0.50, 0.58, 0.62]
     found = errors(replay(Diagnose(), trace([0.62, 0.49, 0.43, 0.37], accuracy=[0.7, 0.8, 0.85, 0.9], val=rising)))
     assert [x.code for x in found] == ["OVERFITTING"]
+
+
+def test_a_validation_part_of_unseen_classes_is_a_shifted_split():
+    from harness.facts import validation_facts
+
+    y = np.repeat(np.arange(5), 40)  # sorted by class
+    found = gaps.shifted_split(validation_facts(y, y[-40:]))  # validation_split=0.2 takes class 4 alone
+    assert found and "classes [4] never occur in training" in found["message"]
+    assert "validation {4: 40}" in found["message"] and "(5 runs of one class in 200 rows)" in found["message"]
+    assert found["fix"].startswith("shuffle the rows before splitting")
+    shuffled = np.random.default_rng(0).permutation(y)
+    assert gaps.shifted_split(validation_facts(shuffled, shuffled[-40:])) is None
+    assert validation_facts(np.linspace(0, 1, 50), np.linspace(0, 1, 10)) is None  # targets: no classes
+
+
+def test_labels_no_learner_predicts_while_the_network_fits_them_are_unrelated():
+    f = dict(facts(), baseline={"learner": "k-nearest neighbours", "task": "classes", "accuracy": 0.49,
+                                "majority": 0.5, "loss": 0.70, "rows": 600})
+    fitted = [{"loss": 0.3, "acc": 0.9, "val_loss": math.nan, "val_acc": None}]
+    assert gaps.reference_learns(f) is False
+    assert "misaligned or shuffled apart" in gaps.unrelated_labels(f, fitted, 0.5)["message"]
+    assert gaps.unrelated_labels(f, [dict(fitted[0], loss=0.69, acc=0.5)], 0.5) is None  # not even memorised
+    generalises = [dict(fitted[0], val_loss=0.4, val_acc=0.85)]
+    assert gaps.unrelated_labels(f, generalises, 0.5) is None  # new rows are predicted: the inputs carry them
+    learnt = dict(f, baseline=dict(f["baseline"], accuracy=0.8))
+    assert gaps.unrelated_labels(learnt, fitted, 0.5) is None
+    tokens = dict(f, layers=[{"name": "e", "class": "Embedding"}, *f["layers"]])
+    assert gaps.reference_learns(tokens) is None  # a bag of words may miss what order says
+    few = dict(f, baseline=dict(f["baseline"], rows=30))
+    assert gaps.reference_learns(few) is None  # 30 rows: chance and a 5-point margin are within noise

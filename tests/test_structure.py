@@ -159,3 +159,29 @@ def test_from_logits_losses_take_a_linear_output():
     f = facts([dense(8, "relu"), dense(3, "softmax")])
     f["from_logits"] = True
     assert severities(f) == {"OUT_LOSS": "warning"}
+
+
+def test_token_ids_and_inputs_the_first_layer_scales_are_not_unscaled_inputs():
+    ids = {"name": "e", "class": "Embedding", "activation": None, "units": None}
+    norm = {"name": "n", "class": "Normalization", "activation": None, "scales_inputs": True}
+    idle = {"name": "n", "class": "Normalization", "activation": None}  # mean 0, variance 1: scales nothing
+    tail = [dense(8, "relu"), dense(3, "softmax")]
+    raw = (0.0, 500.0)
+    assert [c for c in codes(facts([ids, *tail], x=raw)) if c[0] == "INPUT_SCALE"] == []
+    assert [c for c in codes(facts([norm, *tail], x=raw)) if c[0] == "INPUT_SCALE"] == []
+    assert ("INPUT_SCALE", None, "CPP") in codes(facts([idle, *tail], x=raw))
+
+
+def test_recurrent_attention_and_normalisation_layers_are_not_a_missing_activation():
+    embed = {"name": "e", "class": "Embedding", "activation": None}
+    for between in ({"name": "r", "class": "LSTM", "activation": "tanh", "units": 8},
+                    {"name": "g", "class": "GRU", "activation": "tanh", "units": 8},
+                    {"name": "a", "class": "MultiHeadAttention", "activation": None},
+                    {"name": "l", "class": "LayerNormalization", "activation": None}):
+        layers = [embed, between, dense(3, "softmax")]
+        assert [c for c in codes(facts(layers)) if c[0] == "LINEAR"] == [], between["class"]
+    assert ("LINEAR", 0, "AAL") in codes(facts([dense(8), dense(3, "softmax")]))  # two Dense still compose
+
+
+def test_a_subclassed_models_layers_are_no_data_flow_for_the_linear_rule():
+    assert codes(dict(facts([dense(8), dense(3, "softmax")]), graph=False)) == []

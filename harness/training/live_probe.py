@@ -1,0 +1,124 @@
+"""What only a live detector uses from training: a probe that leaves the model's step alone, and the fit's
+validation labels.
+
+The full probe (``harness.training.probe``) runs the training step itself to see every layer. Where that
+would change the user's program, or cannot see the layers, the model keeps its own step and this probe
+records, per batch, the loss and metrics from the logs Keras hands every callback: a subclassed model
+(no layer graph to run), a model with its own ``train_step`` (the probe's step would replace it), a step
+compiled with XLA (``jit_compile=True``: the probe's statistics op has no XLA kernel). No layer
+statistics, so the trace has no layers; the detectors' loss, metric, sample and end-of-training checks
+run as usual.
+
+Keras logs running means over the epoch; a batch's own value is recovered from two consecutive means,
+``(n m_n - k m_k) / (n - k)``, exact for equal batches (a smaller last batch is weighted as a full one; a
+custom ``train_step`` that returns raw batch values instead of its metrics' results is read as means too).
+
+No training worker imports this module (``tests/test_layout.py`` checks), so it shapes no stored trace and
+the unit key does not hash it (``harness.provenance.LIVE_ONLY``). The private Keras names it reads, beside
+``harness.training.keras_step``'s (checked against Keras 3.15.1): a graph's ``_run_through_graph`` (as
+``keras_step.layer_graph``), and the running fit's ``_eval_epoch_iterator`` with its adapter's ``_inputs``.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+
+from harness.trace import STAGES, STATS, TraceRecorder
+from harness.training import keras_step
+
+
+def unprobed(model) -> str | None:
+    """Why the full probe must not take over this model's step (None: it may)."""
+    import keras
+
+    if "train_step" in vars(model) or type(model).train_step is not keras.Model.train_step:
+        return "the model has its own train_step, which the probe would replace"
+    if getattr(model, "jit_compile", False):  # "auto" resolves to False on CPU
+        return "the step is compiled with XLA (jit_compile=True), which the probe's statistics cannot join"
+    graph = model._functional if isinstance(model, keras.Sequential) else model
+    if not hasattr(graph, "_run_through_graph"):
+        return "a subclassed model has no layer graph to run layer by layer"
+    return None
+
+
+def validation_arrays(model):
+    """``(x, y)`` of the running fit's validation data when they are in-memory arrays, else None.
+
+    Keras keeps the validation iterator on the model from the first validation to the end of ``fit``.
+    """
+    iterator = getattr(model, "_eval_epoch_iterator", None)
+    inputs = getattr(getattr(iterator, "data_adapter", None), "_inputs", None)
+    if not isinstance(inputs, tuple) or len(inputs) < 2 or inputs[1] is None:
+        return None
+    return inputs[0], inputs[1]
+
+
+class LogProbe:
+    """Record each batch's loss and metrics from Keras' logs; the model trains with its own step.
+
+    Not a Keras callback itself: the detector that owns it forwards the hooks, as it does a full probe's.
+
+    Args:
+        model: a compiled Keras model of any kind.
+        reason: why the layers are not watched (printed by the detector that installs it).
+    """
+
+    fallback = True  # the interface of Probe: nothing here can fail to trace
+    failure = None
+
+    def __init__(self, model, reason: str):
+        self.reason = reason
+        self._model_ref = model
+        self.recorder = None
+        self._per_call = keras_step.steps_per_call(model)
+        self._epoch, self._seen, self._means = 0, 0, {}
+
+    def set_model(self, model):
+        self._model_ref = model
+
+    def set_params(self, params):
+        self._per_call = keras_step.steps_per_call(self._model_ref)
+
+    def metric_directions(self) -> dict[str, str]:
+        compiled = keras_step.compiled_metrics(self._model_ref)
+        metrics = compiled.metrics if compiled is not None else []
+        return {m.name: keras_step.metric_direction(m) for m in metrics if keras_step.metric_direction(m)}
+
+    def on_train_begin(self, logs=None):
+        self.recorder = None
+        self._t0 = time.perf_counter()
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch, self._seen, self._means = epoch, 0, {}
+
+    def on_train_batch_end(self, batch, logs=None):
+        logs = {k: float(v) for k, v in (logs or {}).items() if np.ndim(v) == 0}
+        if self.recorder is None:
+            names = ["loss", *sorted(k for k in logs if k != "loss"), "learning_rate"]
+            self.recorder = TraceRecorder([], names)
+        seen = batch + 1  # batches of this epoch so far (steps_per_execution runs several per hook)
+        values = [self._own(name, logs.get(name, math.nan), seen) for name in self.recorder.value_names[:-1]]
+        values.append(self._learning_rate())
+        self._seen, self._means = seen, {k: logs.get(k, math.nan) for k in self.recorder.value_names[:-1]}
+        self.recorder.add_batch(epoch=self._epoch, batch=batch, seconds=time.perf_counter() - self._t0,
+                                stats=np.zeros((0, len(STAGES), len(STATS)), np.float32),
+                                mask=np.zeros((0, len(STAGES)), bool), values=np.array(values, np.float64), logs=logs)
+
+    def _own(self, name: str, mean: float, seen: int) -> float:
+        before = self._means.get(name, 0.0) if self._seen else 0.0
+        if seen <= self._seen:
+            return mean
+        return (seen * mean - self._seen * before) / (seen - self._seen)
+
+    def _learning_rate(self) -> float:
+        try:
+            return float(np.asarray(self._model_ref.optimizer.learning_rate))
+        except (AttributeError, TypeError, ValueError):
+            return math.nan
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.recorder is not None:
+            self.recorder.add_epoch(epoch=epoch, seconds=time.perf_counter() - self._t0, logs=logs or {})
