@@ -103,7 +103,7 @@ def _project(x: np.ndarray, seed: int) -> np.ndarray:
     return PCA(FEATURES, svd_solver="randomized", iterated_power=2, random_state=seed).fit_transform(centred)
 
 
-def _labels(y: np.ndarray) -> np.ndarray | None:
+def class_indices(y: np.ndarray) -> np.ndarray | None:
     """Class indices from indices, one-hot rows or a single 0/1 column; None for multi-label or soft targets."""
     y = y.reshape(len(y), -1)
     if y.shape[1] == 1:
@@ -121,7 +121,7 @@ def _classes(x: np.ndarray, y: np.ndarray, seed: int) -> dict:
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    labels = _labels(y)
+    labels = class_indices(y)
     if labels is None:
         return {"skipped": "multi-label or soft targets: no single class per row"}
     classes, counts = np.unique(labels, return_counts=True)

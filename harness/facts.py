@@ -13,7 +13,7 @@ import warnings
 
 import numpy as np
 
-from harness.baseline import even_rows, learned_reference
+from harness.baseline import class_indices, even_rows, learned_reference
 from harness.outputs import activation_name, measure
 
 # 5: the learned reference (harness.baseline), dropout rates and regularisers; 6: token ids and sequences read as such;
@@ -55,13 +55,8 @@ def class_labels(y) -> np.ndarray | None:
     y = single_array(y)
     if y is None or not len(y):
         return None
-    y = np.asarray(y, np.float64)
-    if y.ndim == 2 and y.shape[1] > 1:
-        return np.argmax(y, axis=1) if set(np.unique(y).tolist()) <= {0.0, 1.0} and np.all(y.sum(1) == 1) else None
-    y = y.reshape(len(y), -1)
-    if y.shape[1] != 1 or not np.all(np.isfinite(y)) or not _class_indices(y) or y.max() >= 1000:
-        return None
-    return y[:, 0].astype(np.int64)
+    labels = class_indices(np.asarray(y, np.float64))
+    return labels if labels is not None and labels.max() < 1000 else None  # counted per class: a bounded width
 
 
 def validation_facts(y, y_val) -> dict | None:

@@ -88,15 +88,13 @@ class ResultsDir:
         return [os.path.join(folder, name) for folder, _, files in os.walk(self.runs) for name in sorted(files)
                 if os.path.join(folder, name) not in keep]
 
-    def prune(self, units: list[dict]) -> list[str]:
-        """Remove the ``stale`` result files and the folders they leave empty; the removed paths."""
-        removed = self.stale(units)
-        for path in removed:
+    def remove(self, paths: list[str]) -> None:
+        """Remove result files (``stale`` ones) and the folders they leave empty."""
+        for path in paths:
             os.remove(path)
         for folder, _, _ in sorted(os.walk(self.runs), reverse=True):
             if folder != self.runs and not os.listdir(folder):
                 os.rmdir(folder)
-        return removed
 
     def unwritable(self) -> str | None:
         """Why result files cannot be written here (None when they can): checked before any training."""

@@ -112,7 +112,8 @@ def _prune_or_note(results: ResultsDir, units: list[dict], prune: bool) -> None:
     if not stale:
         return
     if prune:
-        for path in results.prune(units):
+        results.remove(stale)
+        for path in stale:
             print(f"removed {path}", file=sys.stderr)
         return
     cases = len({os.path.dirname(p) for p in stale})
