@@ -49,6 +49,7 @@ CONSTANTS = [
     (gaps, "EVEN", "evenness of the suspects over class pairs"),
     (gaps, "HEAVY_DROPOUT", "dropout rate named as a cause"),
     (gaps, "PENALTY_SHARE", "penalty share of the loss named as a cause"),
+    (gaps, "FEW_STEPS", "steps per epoch at or below which the batch size is named"),
 ]
 
 

@@ -22,15 +22,18 @@
   UNRELATED_LABELS (the network fits labels that no simple learner predicts
   from their inputs out of fold: misaligned or shuffled apart),
   NOT_GENERALISING (validation never beats the constant predictor),
-  UNDERFITTING (after the loss levelled off, less than half of a simple
-  learner's out-of-fold gain on the same training data), LABEL_NOISE (many
+  LOSS_ABOVE_CONSTANT (the accuracy beats chance but the loss ends above the
+  constant predictor's), UNDERFITTING (less than half of a simple learner's
+  out-of-fold gain on the same training data; in a run too short to show a
+  trend, with the budget as the cause), LABEL_NOISE (many
   labels the reference confidently disagrees with, spread like random
   relabelling); and OVERFITTING (validation loss not improved for PATIENCE
   epochs while the training loss fell, ending GAP times the no-learning loss
   above it; an error only when it rose materially above its best and above
   the reference's out-of-fold loss). A loss still falling when the budget ends
-  is a warning, UNDERTRAINED, with the budget that would bring it near its
-  floor: the reference's fully fitted gain is no fair bar for it yet.
+  is UNDERTRAINED, with the budget that would bring it near its floor: an
+  error when the loss is slowing towards that floor and the run is behind the
+  simple learner, else a warning.
 
 Each error names one root cause with its layer and one fix, the most likely
 first, the others as ``alternatives``. Static red flags (unscaled inputs, a
@@ -108,6 +111,14 @@ def _with_activations(layers: list[dict], described: list[dict]) -> list[dict]:
     return [dict(a, activation=b.get("activation", a.get("activation"))) for a, b in zip(layers, described)]
 
 
+def _with_params(described: list[dict], layers: list[dict]) -> list[dict]:
+    """The facts' layers with the parameter counts the run's layers carry (the facts describe the program, the
+    trace counts its weights), where the two describe the same layers."""
+    if len(described) != len(layers) or any(a.get("name") != b.get("name") for a, b in zip(described, layers)):
+        return described
+    return [dict(a, params=a.get("params", b.get("params"))) for a, b in zip(described, layers)]
+
+
 class Diagnose(Detector):
     """Tell a failing training from a healthy one; name the root cause, its layer and a fix.
 
@@ -123,7 +134,9 @@ class Diagnose(Detector):
     name = "diagnose"
     # 2: learns-but-worse verdicts (a learned reference), OVERFITTING an error only when material; 3: measured
     # outputs, SPLIT, UNRELATED_LABELS, NUMERICAL at the forward origin, vanishing through squashing layers
-    version = "3"
+    # 4: a run behind the reference while still falling, or too short to show a trend, is an error; the loss above
+    # the constant predictor's with the accuracy above chance; penalties from the run's parameter counts
+    version = "4"
     localizes = True
     suggests = True
 
@@ -442,7 +455,8 @@ class Diagnose(Detector):
                        "(labels shuffled or misaligned apart from the inputs)")] if noise else []
         budget = [Issue("BUDGET", falling["message"], None, "HNE", falling["fix"])] if falling else []
         weights = rms(self._last_batch, "weights").tolist() if self._last_batch is not None else None
-        program = gaps.program_causes(facts, last["loss"], weights)
+        program = gaps.program_causes(dict(facts, layers=_with_params(facts.get("layers") or [], self._layers)),
+                                      last["loss"], weights)
         chance = accuracy_reference(facts.get("reference"), last["metric"], facts.get("loss"),
                                     rules.output_units(self._layers))
         unrelated = gaps.unrelated_labels(facts, self._epochs, chance)
@@ -457,17 +471,33 @@ class Diagnose(Detector):
                                      "training rows' distribution, with their own labels")])[0]
             self._report(step, "NOT_GENERALISING", found["message"], severity="error", cause=cause)
             return True
+        above = gaps.loss_above_constant(facts, last, chance)
+        if above:
+            causes = [*[c for c in program if c.code == "REGULARISER"], *self._causes()]
+            self._report(step, "LOSS_ABOVE_CONSTANT", above["message"], severity="error", cause=causes[0],
+                         alternatives=causes[1:4])
+            return True
         behind = gaps.behind_reference(facts, last["acc"], last["loss"])
         if falling:
-            # Still descending: the reference's fully fitted gain is not yet a fair bar. Train longer, then judge.
+            # Still descending. Slowing towards a floor the fit can place (a factor) and behind the reference, the
+            # budget (or what the program states) ended the run short of it, worse than a simple learner: an error.
+            # Falling as fast as ever (no floor in sight: a plateau being left), or not behind, it is advice.
+            broken = bool(behind) and falling["factor"] is not None
             also = f"; at the end: {behind['message']}" if behind else ""
             cause = program[0] if behind and program else budget[0]  # far behind: what the program states first
-            self._report(step, "UNDERTRAINED", falling["message"] + also, severity="warning", cause=cause,
-                         alternatives=[c for c in (*program, *budget) if c is not cause][:3])
-        elif behind and not gaps.trend_known(self._losses):
-            self._report(step, "UNDERFITTING", behind["message"] + f"; {len(self._losses)} batches are too few to tell "
-                         "whether its loss had levelled off", severity="warning", cause=Issue(
-                             "BUDGET", "", None, "HNE", "train longer, then compare again"))
+            self._report(step, "UNDERTRAINED", falling["message"] + also, severity="error" if broken else "warning",
+                         cause=cause, alternatives=[c for c in (*program, *budget) if c is not cause][:3])
+            if broken:
+                return True
+        elif not gaps.trend_known(self._losses) and (behind or (behind := gaps.behind_reference(
+                facts, last["acc"], last["loss"], recover=1.0))):
+            # Too few steps to have converged, and short of what a simple learner reaches: RECOVER's allowance
+            # (a converged model weaker than the reference on these data) does not apply to a run this short.
+            short = gaps.short_budget(len(self._losses), self._budget)
+            causes = [*program, short, *noisy]
+            self._report(step, "UNDERFITTING", behind["message"] + f"; {short.message}", severity="error",
+                         cause=causes[0], alternatives=causes[1:4])
+            return True
         elif behind:
             causes = [*program, *noisy, *self._causes()]
             self._report(step, "UNDERFITTING", behind["message"] + " after its loss levelled off", severity="error",

@@ -8,6 +8,10 @@ Each source compares the run with a reference that does not depend on any fix:
 * ``still_falling``: the loss was still falling when the budget ended, with the
   budget that would bring it near its floor (an exponential approach fitted to
   the last part of the run);
+* ``short_budget``: a run too short to show a trend, named by its optimizer
+  steps (the batch size when an epoch is one or two steps, else the epochs);
+* ``loss_above_constant``: the accuracy beats chance while the loss ends above
+  the best constant predictor's (the objective itself is being lost);
 * ``not_generalising``: the training data are learned while the validation data
   are predicted no better than the constant predictor;
 * ``label_noise``: the reference's out-of-fold probabilities say many labels
@@ -37,7 +41,10 @@ SEGMENTS = 10  # the run's batch losses as ten medians: robust to a few spiky ba
 # The loss still has this share of what it fell left to fall (an exponential approach's floor): a quarter
 # more descent is a budget cut short, not the last polish of a converged run.
 REMAINING = 0.25
-NEAR_FLOOR = 0.05  # "near its floor": within 5 % of the total fall, for the suggested budget
+NEAR_FLOOR = 0.05
+# An epoch of at most two steps is a batch of half the data or more: full-batch descent, whose few steps a
+# smaller batch multiplies (the usual mini-batch of 32 gives dozens of steps per epoch on the smallest sets).
+FEW_STEPS = 2  # "near its floor": within 5 % of the total fall, for the suggested budget
 NOISY_LABELS = 0.2  # confident learning's suspect share: twice the high end of real datasets' label errors
 EVEN = 0.9  # suspects spread this evenly over the class pairs (normalised entropy) look like random relabelling
 # A validation part whose class shares are this far (total variation distance) from the training part's: half its
@@ -47,8 +54,25 @@ HEAVY_DROPOUT = 0.8  # four units of five dropped: the layer's signal is mostly 
 PENALTY_SHARE = 0.5  # the regulariser's penalty is half the final loss: it, not the data, is being fitted
 
 
-def behind_reference(facts: dict, accuracy: float | None, loss: float | None) -> dict | None:
-    """How much of the reference learner's margin the run recovered, when that is less than RECOVER."""
+def loss_above_constant(facts: dict, last: dict, chance: float | None) -> dict | None:
+    """The accuracy beats the majority class while the training loss ends LOSS_MARGIN above the best constant
+    predictor's: the run learns to rank the classes but loses on the objective it optimises (confident mistakes
+    from steps too large, or a weight penalty larger than the data term, which Keras adds to the logged loss)."""
+    from harness.facts import ACC_MARGIN, DEGENERATE, LOSS_MARGIN
+
+    ref = (facts.get("reference") or {}).get("loss")
+    loss, acc = last.get("loss"), last.get("acc")
+    if ref is None or ref <= DEGENERATE or acc is None or chance is None or loss is None or not math.isfinite(loss):
+        return None
+    if acc < chance + ACC_MARGIN or loss < (1 + LOSS_MARGIN) * ref:
+        return None
+    return {"message": f"the accuracy beats the majority class ({acc:.3f} against {chance:.3f}) but the training "
+                       f"loss {loss:.4g} ends above a constant predictor's {ref:.4g}: the run loses on the "
+                       "objective it optimises (confident mistakes, or a weight penalty larger than the data term)"}
+
+
+def behind_reference(facts: dict, accuracy: float | None, loss: float | None, recover: float = RECOVER) -> dict | None:
+    """How much of the reference learner's margin the run recovered, when that is less than ``recover``."""
     from harness.facts import ACC_MARGIN, LOSS_MARGIN
 
     base = facts.get("baseline") or {}
@@ -69,7 +93,7 @@ def behind_reference(facts: dict, accuracy: float | None, loss: float | None) ->
             return None
         share = (constant - loss) / (constant - ref)
         what = f"loss {loss:.4g} against a {base['learner']}'s {ref:.4g} (constant predictor {constant:.4g})"
-    if share >= RECOVER:
+    if share >= recover:
         return None
     return {"share": float(share), "message": f"fits its training data worse than a simple learner: {what}, "
             f"{max(share, 0):.0%} of the learner's gain"}
@@ -110,6 +134,19 @@ def still_falling(losses: list[float], budget: dict) -> dict | None:
             "message": f"the loss was still falling when training ended: it fell {ratio:.0%} of its whole fall in "
                        f"the last {TAIL:.0%} of the run, after {epochs} epochs{per_epoch}",
             "fix": f"train longer ({longer})"}
+
+
+def short_budget(batches: int, budget: dict) -> Issue:
+    """A run of fewer batches than a trend needs: too few optimizer steps, by the batch size when an epoch is at
+    most FEW_STEPS steps (the batch is most of the data), else by the epochs."""
+    steps, epochs, size = budget.get("steps_per_epoch"), budget.get("epochs"), budget.get("batch_size")
+    message = f"only {batches} optimizer steps in all"
+    if steps and epochs:
+        message += f" ({epochs} epochs of {steps} steps" + (f", batch size {size})" if size else ")")
+    if steps and steps <= FEW_STEPS:
+        return Issue("BUDGET", message, None, "HBS", "use a smaller batch (more steps per epoch; Keras's default "
+                     "is 32)")
+    return Issue("BUDGET", message, None, "HNE", "train for more epochs")
 
 
 def _decay_time(ratio: float, span: float) -> float | None:

@@ -167,6 +167,18 @@ def _loss_vs_labels(facts: dict) -> list[Issue]:
     if loss in REGRESSION_LOSSES and (y["one_hot"] or (y["binary"] and act in ("sigmoid", "softmax"))):
         return [Issue("LOSS_LABELS", f"a regression loss ({loss}) on class labels", None, "LCH",
                       "use a cross-entropy loss")]
+    signed = y.get("min") is not None and y["min"] < 0
+    if loss == "mean_absolute_percentage_error" and signed and y["max"] > 0:
+        # |y - y_hat| / |y|: targets of both signs pass near zero, where a row's error is divided by almost nothing.
+        return [Issue("LOSS_LABELS", f"mean absolute percentage error divides by the target, but the targets span "
+                      f"[{y['min']:.4g}, {y['max']:.4g}]: rows near zero swamp it", None, "LCH",
+                      "use mean_absolute_error or mean_squared_error (a percentage needs targets of one sign)",
+                      "error")]
+    if loss == "mean_squared_logarithmic_error" and signed:
+        # Keras takes log(max(y, eps) + 1): every target below zero reads as zero.
+        return [Issue("LOSS_LABELS", f"mean squared logarithmic error reads targets below zero as zero, but they "
+                      f"reach {y['min']:.4g}", None, "LCH", "use mean_squared_error (or shift the targets to be "
+                      "non-negative)", "error")]
     if loss == "categorical_crossentropy" and not y["one_hot"] and y["integer"] and (y.get("classes") or 0) > 2:
         return [Issue("LOSS_LABELS", "categorical cross-entropy on integer class labels", None, "CPP",
                       "one-hot encode the labels (or use sparse_categorical_crossentropy)", "error")]

@@ -92,7 +92,9 @@ def _project(x: np.ndarray, seed: int) -> np.ndarray:
 
     Fitted once on the sample, without labels, so no fold sees another fold's labels through it.
     """
-    if x.shape[1] <= FEATURES:
+    # At most half a fold's training rows: a linear model with as many features as rows interpolates them.
+    components = max(1, min(FEATURES, _fold_rows(len(x)) // 2))
+    if x.shape[1] <= components:
         return x
     from sklearn.decomposition import PCA
 
@@ -100,7 +102,17 @@ def _project(x: np.ndarray, seed: int) -> np.ndarray:
     std = x.std(axis=0)
     centred = (x - x.mean(axis=0)) / np.where(std > 0, std, 1.0)
     # Two power iterations: the leading components are found as well for a reference, in a third of the time.
-    return PCA(FEATURES, svd_solver="randomized", iterated_power=2, random_state=seed).fit_transform(centred)
+    return PCA(components, svd_solver="randomized", iterated_power=2, random_state=seed).fit_transform(centred)
+
+
+def _fold_rows(rows: int) -> int:
+    """Rows in the smallest training part of FOLDS folds."""
+    return rows - -(-rows // FOLDS)
+
+
+def _neighbours(rows: int) -> int:
+    """NEIGHBOURS, or fewer when a fold's training part has fewer rows (k cannot exceed the rows it fits)."""
+    return max(1, min(NEIGHBOURS, _fold_rows(rows)))
 
 
 def class_indices(y: np.ndarray) -> np.ndarray | None:
@@ -131,7 +143,7 @@ def _classes(x: np.ndarray, y: np.ndarray, seed: int) -> dict:
     x = _project(x, seed)
     folds = StratifiedKFold(FOLDS, shuffle=True, random_state=seed)
     # tol 1e-3 (sklearn's default 1e-4): the accuracy moves by a few tenths of a point, the cost halves.
-    learners = {"k-nearest neighbours": KNeighborsClassifier(NEIGHBOURS),
+    learners = {"k-nearest neighbours": KNeighborsClassifier(_neighbours(len(index))),
                 "logistic regression": LogisticRegression(max_iter=200, tol=1e-3)}
     best = None
     for name, learner in learners.items():
@@ -161,7 +173,7 @@ def _targets(x: np.ndarray, y: np.ndarray, loss: str, seed: int) -> dict:
     folds = KFold(FOLDS, shuffle=True, random_state=seed)
     absolute = loss == "mean_absolute_error"
     best = None
-    learners = {"ridge regression": Ridge(1.0), "k-nearest neighbours": KNeighborsRegressor(NEIGHBOURS)}
+    learners = {"ridge regression": Ridge(1.0), "k-nearest neighbours": KNeighborsRegressor(_neighbours(len(y)))}
     for name, learner in learners.items():
         pred = cross_val_predict(make_pipeline(StandardScaler(), learner), x, y, cv=folds).reshape(y.shape)
         mse, mae = float(np.mean((pred - y) ** 2)), float(np.mean(np.abs(pred - y)))

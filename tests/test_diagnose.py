@@ -60,9 +60,10 @@ def test_no_better_than_the_constant_predictor_is_an_error_at_the_end():
 
 
 def test_accuracy_above_chance_is_learning_even_with_a_high_loss():
-    """A classifier can beat the majority class while its loss is above the constant predictor's."""
+    """A classifier can beat the majority class while its loss is above the constant predictor's: it learns (no
+    NOT_LEARNING), but loses on its own objective (LOSS_ABOVE_CONSTANT, tests/test_learning_gaps.py)."""
     found = replay(Diagnose(), trace([3.0, 3.0, 3.0], accuracy=[0.6, 0.7, 0.75]))
-    assert errors(found) == []
+    assert "NOT_LEARNING" not in [f.code for f in found]
 
 
 def test_labels_all_alike_judge_against_the_first_loss():

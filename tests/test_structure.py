@@ -185,3 +185,11 @@ def test_recurrent_attention_and_normalisation_layers_are_not_a_missing_activati
 
 def test_a_subclassed_models_layers_are_no_data_flow_for_the_linear_rule():
     assert codes(dict(facts([dense(8), dense(3, "softmax")]), graph=False)) == []
+
+
+def test_percentage_and_logarithmic_losses_on_targets_of_both_signs_are_errors():
+    signed = np.linspace(-1.5, 2.5, 30)  # standardised targets
+    for loss in ("mean_absolute_percentage_error", "mean_squared_logarithmic_error"):
+        assert severities(facts([dense(8, "relu"), dense(1)], loss=loss, y=signed)) == {"LOSS_LABELS": "error"}
+        positive = np.linspace(0.5, 2.0, 30)  # prices, counts: a percentage error is meaningful
+        assert codes(facts([dense(8, "relu"), dense(1)], loss=loss, y=positive)) == []

@@ -145,6 +145,7 @@ CODE_WORDS = {
     "NOT_GENERALISING": "validation no better than a constant predictor",
     "UNDERFITTING": "fits its data worse than a simple learner", "LABEL_NOISE": "labels that look relabelled",
     "UNDERTRAINED": "loss still falling when training ended",
+    "LOSS_ABOVE_CONSTANT": "loss above a constant predictor's while the accuracy beats chance",
     "OUT_LOSS": "output activation does not fit the loss", "OUT_RANGE": "output cannot take the labels' values",
     "LOSS_LABELS": "loss does not fit the labels", "INPUT_SCALE": "inputs not normalised",
     "LR_RANGE": "learning rate out of the usual range", "LINEAR": "layers with no activation between them",
