@@ -78,3 +78,22 @@ def test_three_paper_cases_in_parallel(tmp_path):
     assert len(ok) == len(runs) == 6
     assert ok[ok.variant == "buggy"]["symptom_shown"].all()
     assert not ok[ok.variant == "patched"]["symptom_shown"].any()
+
+
+def test_a_unit_shared_by_two_cases_keeps_each_ones_variant(tmp_path):
+    """Case B's buggy program is case A's fixed one: they train once (one content key), and B's record still
+    says buggy (it said patched, so B's buggy rows vanished from the tables and its fidelity read 'error')."""
+    cases = tmp_path / "cases"
+    cases.mkdir()
+    (cases / "a.yaml").write_text(GOOD.replace("id: t-good", "id: t-a"))
+    flipped = GOOD.replace("id: t-good", "id: t-b").replace("activation: softmax}", "activation: sigmoid}") \
+        .replace("to: sigmoid}", "to: softmax}")
+    (cases / "b.yaml").write_text(flipped)
+    results = tmp_path / "results"
+    assert run_cli("--cases-dir", str(cases), "--results", str(results), "--cache", str(tmp_path / "c")) == 0
+    for case, variant in (("t-a", "buggy"), ("t-a", "patched"), ("t-b", "buggy"), ("t-b", "patched")):
+        record = json.loads((results / "runs" / case / f"{variant}-seed0.json").read_text())
+        assert (record["case"]["id"], record["variant"]) == (case, variant)
+    runs = pd.read_csv(results / "runs.csv")
+    assert sorted(zip(runs["case"], runs["variant"])) == [("t-a", "buggy"), ("t-a", "patched"),
+                                                          ("t-b", "buggy"), ("t-b", "patched")]

@@ -209,3 +209,22 @@ def test_the_new_subset_counts_the_valid_pairs_from_outside_the_paper(results):
     per_case = tables.majority(tables.scoring.outcomes(tables.ResultsDir(results).records()))
     alone = tables.summary(per_case[~per_case["from_paper"].astype(bool)], [])
     assert "new" not in set(alone["subset"])  # a suite with no paper cases has no `new` rows: they would be `valid`
+
+
+def test_the_goals_are_judged_on_the_papers_valid_cases_only():
+    """The goals were set on the paper's valid cases: the new pairs' counts are taken out of the valid subset."""
+    import pandas as pd
+
+    from harness.reporting.tables import target_notes
+
+    def row(subset, sep, loc, fix, fa):
+        return {"detector": "diagnose", "subset": subset, "separates": sep, "localized": loc,
+                "suggested_fix": fix, "false_alarms": fa}
+    summ = pd.DataFrame([row("paper", "17/23", "21/40", "21/40", "2/29"),
+                         row("valid", "25/32", "22/34", "21/34", "2/32"), row("new", "7/8", "2/8", "1/8", "0/8")])
+    note = target_notes(summ)[0]
+    assert "on the paper's valid cases" in note
+    assert "separates 18/24 (goal >= 23: missed)" in note and "localized 20/26 (goal >= 20: met)" in note
+    assert "false_alarms 2/24 (goal <= 2: met)" in note
+    without_new = target_notes(summ[summ["subset"] != "new"])[0]
+    assert "separates 25/32 (goal >= 23: met)" in without_new

@@ -215,22 +215,30 @@ def comparison(summ: pd.DataFrame) -> pd.DataFrame:
 
 
 def target_notes(summ: pd.DataFrame) -> list[str]:
-    """The goals set for the paper's valid cases; none for a suite without them (the generated one)."""
+    """The goals set for the paper's valid cases (the `valid` subset less the `new` one, when there is one); none
+    for a suite without them (the generated one)."""
     if summ.empty or not (summ["subset"] == "paper").any():
         return []
-    rows = summ[(summ["detector"] == TARGET_DETECTOR) & (summ["subset"] == "valid")]
-    if rows.empty:
+    mine = summ[summ["detector"] == TARGET_DETECTOR].set_index("subset")
+    if "valid" not in mine.index:
         return []
-    row, parts = rows.iloc[0], []
+    parts = []
     for column, (op, goal) in TARGETS.items():
-        cell = str(row[column])
-        if not cell.split("/")[0].isdigit():
-            parts.append(f"{column} {cell} (goal {op} {goal}: not measured)")
+        got = _fraction(mine.loc["valid", column])
+        if got and "new" in mine.index and _fraction(mine.loc["new", column]):
+            new = _fraction(mine.loc["new", column])
+            got = (got[0] - new[0], got[1] - new[1])
+        if not got:
+            parts.append(f"{column} {mine.loc['valid', column]} (goal {op} {goal}: not measured)")
             continue
-        got = int(cell.split("/")[0])
-        met = got >= goal if op == ">=" else got <= goal
-        parts.append(f"{column} {cell} (goal {op} {goal}: {'met' if met else 'missed'})")
-    return [f"Goals for `{TARGET_DETECTOR}` on the valid cases: " + "; ".join(parts) + "."]
+        met = got[0] >= goal if op == ">=" else got[0] <= goal
+        parts.append(f"{column} {got[0]}/{got[1]} (goal {op} {goal}: {'met' if met else 'missed'})")
+    return [f"Goals for `{TARGET_DETECTOR}` on the paper's valid cases: " + "; ".join(parts) + "."]
+
+
+def _fraction(cell) -> tuple[int, int] | None:
+    head, _, tail = str(cell).partition("/")
+    return (int(head), int(tail)) if head.isdigit() and tail.isdigit() else None
 
 
 def _paper_count(detector: str, cases, paper: dict, field: str = "IB") -> str:

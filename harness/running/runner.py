@@ -246,7 +246,9 @@ def backfill_facts(store: UnitStore, units: list[dict], cached: list) -> None:
 
 
 def _finish(case: LoadedCase, unit: dict, record: dict, names: list[str], config: RunConfig) -> dict:
-    record = score_unit(case, record, names, replay_all=config.replay)
+    # One training result serves every unit of its content key (another case's variant, a mutant's program):
+    # the record names the unit it is written for.
+    record = score_unit(case, dict(record, **unit_identity(unit)), names, replay_all=config.replay)
     ResultsDir(config.results_dir).write(unit, record)
     return record
 
