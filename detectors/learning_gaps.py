@@ -71,8 +71,11 @@ def loss_above_constant(facts: dict, last: dict, chance: float | None) -> dict |
                        "objective it optimises (confident mistakes, or a weight penalty larger than the data term)"}
 
 
-def behind_reference(facts: dict, accuracy: float | None, loss: float | None, recover: float = RECOVER) -> dict | None:
-    """How much of the reference learner's margin the run recovered, when that is less than ``recover``."""
+def behind_reference(facts: dict, accuracy: float | None, loss: float | None,
+                     recover: float | None = None) -> dict | None:
+    """How much of the reference learner's margin the run recovered, when that is less than ``recover``
+    (RECOVER, read at call time so that bench/sensitivity.py can move it)."""
+    recover = RECOVER if recover is None else recover
     from harness.facts import ACC_MARGIN, LOSS_MARGIN
 
     base = facts.get("baseline") or {}

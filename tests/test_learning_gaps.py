@@ -243,3 +243,10 @@ def test_the_reference_fits_small_samples_of_wide_inputs(rows):
     assert "skipped" not in found and found["accuracy"] > 0.5, found
     target = learned_reference(wide, x[:, 0], "mean_squared_error")
     assert "skipped" not in target and target["mse"] < target["constant"], target
+
+
+def test_recover_is_read_when_judging_so_the_sensitivity_bench_can_move_it(monkeypatch):
+    f = dict(facts(), baseline=BASE)
+    assert gaps.behind_reference(f, 0.6, 0.6)  # 23 % of the reference's gain
+    monkeypatch.setattr(gaps, "RECOVER", 0.1)
+    assert gaps.behind_reference(f, 0.6, 0.6) is None
