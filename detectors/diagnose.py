@@ -100,13 +100,18 @@ _WATCHED = [STAGES.index(s) for s in WATCHED]
 ACCURACY_LOGS = ("accuracy", "binary_accuracy", "categorical_accuracy", "sparse_categorical_accuracy", "acc")
 
 
+def _same_layers(a: list[dict], b: list[dict]) -> bool:
+    """The run's layer list and the facts' describe the same layers (same count, same names in order)."""
+    return len(a) == len(b) and all(x.get("name") == y.get("name") for x, y in zip(a, b))
+
+
 def _with_activations(layers: list[dict], described: list[dict]) -> list[dict]:
     """The run's layers with the activations the facts read (an activation layer's class, a wrapper's inner
     layer: harness.outputs.activation_name), where the two describe the same layers; the facts' layers when the
     run has none."""
     if not layers:
         return list(described)
-    if len(described) != len(layers) or any(a.get("name") != b.get("name") for a, b in zip(layers, described)):
+    if not _same_layers(layers, described):
         return layers
     return [dict(a, activation=b.get("activation", a.get("activation"))) for a, b in zip(layers, described)]
 
@@ -114,7 +119,7 @@ def _with_activations(layers: list[dict], described: list[dict]) -> list[dict]:
 def _with_params(described: list[dict], layers: list[dict]) -> list[dict]:
     """The facts' layers with the parameter counts the run's layers carry (the facts describe the program, the
     trace counts its weights), where the two describe the same layers."""
-    if len(described) != len(layers) or any(a.get("name") != b.get("name") for a, b in zip(described, layers)):
+    if not _same_layers(described, layers):
         return described
     return [dict(a, params=a.get("params", b.get("params"))) for a, b in zip(described, layers)]
 
@@ -477,7 +482,10 @@ class Diagnose(Detector):
             self._report(step, "LOSS_ABOVE_CONSTANT", above["message"], severity="error", cause=causes[0],
                          alternatives=causes[1:4])
             return True
-        behind = gaps.behind_reference(facts, last["acc"], last["loss"])
+        # A run too short to show a trend has not been shown to converge: RECOVER's allowance (a converged model
+        # weaker than the reference on these data) does not apply, and any shortfall counts.
+        trend = gaps.trend_known(self._losses)
+        behind = gaps.behind_reference(facts, last["acc"], last["loss"], recover=None if trend else 1.0)
         if falling:
             # Still descending. Slowing towards a floor the fit can place (a factor) and behind the reference, the
             # budget (or what the program states) ended the run short of it, worse than a simple learner: an error.
@@ -489,10 +497,7 @@ class Diagnose(Detector):
                          cause=cause, alternatives=[c for c in (*program, *budget) if c is not cause][:3])
             if broken:
                 return True
-        elif not gaps.trend_known(self._losses) and (behind or (behind := gaps.behind_reference(
-                facts, last["acc"], last["loss"], recover=1.0))):
-            # Too few steps to have converged, and short of what a simple learner reaches: RECOVER's allowance
-            # (a converged model weaker than the reference on these data) does not apply to a run this short.
+        elif behind and not trend:
             short = gaps.short_budget(len(self._losses), self._budget)
             causes = [*program, short, *noisy]
             self._report(step, "UNDERFITTING", behind["message"] + f"; {short.message}", severity="error",

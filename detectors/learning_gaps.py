@@ -41,10 +41,10 @@ SEGMENTS = 10  # the run's batch losses as ten medians: robust to a few spiky ba
 # The loss still has this share of what it fell left to fall (an exponential approach's floor): a quarter
 # more descent is a budget cut short, not the last polish of a converged run.
 REMAINING = 0.25
-NEAR_FLOOR = 0.05
+NEAR_FLOOR = 0.05  # "near its floor": within 5 % of the total fall, for the suggested budget
 # An epoch of at most two steps is a batch of half the data or more: full-batch descent, whose few steps a
 # smaller batch multiplies (the usual mini-batch of 32 gives dozens of steps per epoch on the smallest sets).
-FEW_STEPS = 2  # "near its floor": within 5 % of the total fall, for the suggested budget
+FEW_STEPS = 2
 NOISY_LABELS = 0.2  # confident learning's suspect share: twice the high end of real datasets' label errors
 EVEN = 0.9  # suspects spread this evenly over the class pairs (normalised entropy) look like random relabelling
 # A validation part whose class shares are this far (total variation distance) from the training part's: half its
@@ -75,8 +75,9 @@ def behind_reference(facts: dict, accuracy: float | None, loss: float | None,
                      recover: float | None = None) -> dict | None:
     """How much of the reference learner's margin the run recovered, when that is less than ``recover``
     (RECOVER, read at call time so that bench/sensitivity.py can move it)."""
-    recover = RECOVER if recover is None else recover
     from harness.facts import ACC_MARGIN, LOSS_MARGIN
+
+    recover = RECOVER if recover is None else recover
 
     base = facts.get("baseline") or {}
     if "skipped" in base or not base:

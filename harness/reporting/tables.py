@@ -225,8 +225,8 @@ def target_notes(summ: pd.DataFrame) -> list[str]:
     parts = []
     for column, (op, goal) in TARGETS.items():
         got = _fraction(mine.loc["valid", column])
-        if got and "new" in mine.index and _fraction(mine.loc["new", column]):
-            new = _fraction(mine.loc["new", column])
+        new = _fraction(mine.loc["new", column]) if "new" in mine.index else None
+        if got and new:
             got = (got[0] - new[0], got[1] - new[1])
         if not got:
             parts.append(f"{column} {mine.loc['valid', column]} (goal {op} {goal}: not measured)")

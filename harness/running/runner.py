@@ -175,8 +175,7 @@ def _run_locked(cases: list[LoadedCase], config: RunConfig, names: list[str]) ->
     todo, refused = _with_consent(todo, config)
     for unit, reason in refused:
         for same in waiting[unit["key"]]:
-            records.append(_finish(by_id[same["case"]], same, dict(unit_identity(same), status="error",
-                                                                  error=reason), names, config))
+            records.append(_finish(by_id[same["case"]], same, dict(status="error", error=reason), names, config))
     try:
         _train(todo, waiting, by_id, store, names, config, records)
     except WriteFailed as exc:
@@ -198,9 +197,8 @@ def _train(todo, waiting, by_id, store, names, config, records) -> None:
             records.append(_finish(by_id[same["case"]], same, dict(record, cached=same is not unit), names, config))
     for unit in (u for u in todo if u["key"] not in returned):  # never silently missing from the tables
         for same in waiting[unit["key"]]:
-            records.append(_finish(by_id[same["case"]], same, dict(unit_identity(same), status="error",
-                                                                  error="no result came back from its worker"),
-                                   names, config))
+            records.append(_finish(by_id[same["case"]], same,
+                                   dict(status="error", error="no result came back from its worker"), names, config))
 
 
 def _with_consent(todo: list[dict], config: RunConfig) -> tuple[list[dict], list[tuple[dict, str]]]:
