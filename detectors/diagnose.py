@@ -141,7 +141,7 @@ class Diagnose(Detector):
     # outputs, SPLIT, UNRELATED_LABELS, NUMERICAL at the forward origin, vanishing through squashing layers
     # 4: a run behind the reference while still falling, or too short to show a trend, is an error; the loss above
     # the constant predictor's with the accuracy above chance; penalties from the run's parameter counts
-    version = "4"
+    version = "5"
     localizes = True
     suggests = True
 

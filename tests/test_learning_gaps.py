@@ -234,6 +234,24 @@ def test_labels_no_learner_predicts_while_the_network_fits_them_are_unrelated():
     assert gaps.reference_learns(few) is None  # 30 rows: chance and a 5-point margin are within noise
 
 
+def test_a_reference_at_the_majority_rate_of_imbalanced_labels_learns_by_its_log_loss():
+    """10 % positives: a logistic regression at 0.93 accuracy (majority 0.90) whose log loss is well below the
+    prior's learns; the bar is the same margin the run's own loss is judged by."""
+    base = {"learner": "logistic regression", "task": "classes", "accuracy": 0.93, "majority": 0.90, "loss": 0.20,
+            "classes": 2, "rows": 1000}
+    f = dict(facts(ref=0.325), baseline=base)
+    assert gaps.reference_learns(f) is True
+    fitted = [{"loss": 0.15, "acc": 0.95, "val_loss": math.nan, "val_acc": None}]
+    assert gaps.unrelated_labels(f, fitted, 0.9) is None
+    assert gaps.reference_learns(dict(f, baseline=dict(base, loss=0.32))) is False  # within the margin: no learning
+    # A loss that is not the classes' log loss (MSE on the labels; binary cross-entropy over several columns)
+    # gives no prior to compare with: the accuracy alone judges.
+    assert gaps.reference_learns(dict(f, loss="mean_squared_error")) is False
+    columns = dict(f["y"], shape=[3], one_hot=True, classes=3)
+    assert gaps.reference_learns(dict(f, y=columns)) is False
+    assert gaps.reference_learns(dict(f, loss="categorical_crossentropy", y=columns)) is True
+
+
 @pytest.mark.parametrize("rows", [14, 30, 60])
 def test_the_reference_fits_small_samples_of_wide_inputs(rows):
     """A few dozen rows of 100 features: the projection and k-NN are bounded by the rows (they used to fail)."""
