@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import Literal, get_args
 
 from detectors.live import LiveHooks
+
+Severity = Literal["error", "warning"]
+SEVERITIES: tuple[str, ...] = get_args(Severity)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,8 +46,17 @@ class Finding:
     fix: str | None = None
     fix_code: str | None = None
     fix_layer: int | None = None
-    severity: str = "error"
+    severity: Severity = "error"
     alternatives: tuple[str, ...] = ()  # other fixes worth trying, most likely first ("HLR: lower the ...")
+
+    def __post_init__(self):
+        if self.severity not in SEVERITIES:  # a misspelt severity would count as neither in every table
+            raise ValueError(f"{self.detector} {self.code}: severity {self.severity!r} is not one of {SEVERITIES}")
+
+    @property
+    def is_error(self) -> bool:
+        """Whether this finding counts as a detection (and a false alarm on a healthy run)."""
+        return self.severity == "error"
 
     def to_dict(self) -> dict:
         out = dataclasses.asdict(self)
@@ -70,6 +83,8 @@ class Detector(LiveHooks):
 
     name = "detector"
     version = "1"
+    # Every finding code the detector emits, in words: the tables' legends and figures read them from here.
+    codes: dict[str, str] = {}
     localizes = False  # whether findings name a layer or a fault kind
     suggests = False  # whether findings carry a fix with its kind (fix_code)
 
@@ -106,7 +121,7 @@ class Detector(LiveHooks):
         """
         return []
 
-    def report(self, step, code: str, message: str, *, severity: str, fix_code: str | None = None,
+    def report(self, step, code: str, message: str, *, severity: Severity, fix_code: str | None = None,
                fix: str | None = None, fix_layer: int | None = None, layer: int | None = None,
                stage: str | None = None, diagnosis: str | None = None, key=None, static: bool = False,
                alternatives=()) -> Finding | None:
@@ -151,7 +166,7 @@ def failing(facts: dict, loss: float, first_loss: float | None) -> bool:
     return learns(loss, ((facts or {}).get("reference") or {}).get("loss"), first_loss) is False
 
 
-def severity_if(failing_now: bool) -> str:
+def severity_if(failing_now: bool) -> Severity:
     return "error" if failing_now else "warning"
 
 

@@ -46,12 +46,8 @@ import numpy as np
 
 from detectors import rules
 from detectors.base import Detector, Finding, failing, severity_if
-from detectors.steps import Persistence, nonfinite, rms
+from detectors.steps import MIN_WINDOW, TOL, WINDOW, Persistence, nonfinite, rms
 
-WINDOW = 20  # batches a condition must persist: longer than the noise of one
-#             epoch of a small dataset, short enough for budgets of ~100 batches
-MIN_WINDOW = 5  # never judge "persistent" on fewer batches than the paper's callback
-TOL = 1e-6  # relative: spreads/changes below this are float32 rounding (eps 1.2e-7, a few ulps), i.e. none
 PATIENCE = 5  # epochs after which a loss that never fell is "model does not learn"
 MIN_GAIN = 0.01  # ... "never fell" = never 1 % below the first epoch's loss (noise-proof)
 UPDATE_RATIO = 0.9  # |update| >= 0.9 |weights after it|: the step replaced the weights
@@ -72,6 +68,13 @@ class LayerTrend(Detector):
 
     name = "layer-trend"
     version = "3"
+    # The paper's message codes; EOG and ELR are this detector's.
+    codes = {
+        "EBA": "error before activation (a layer's output)", "EAA": "error after activation",
+        "EBW": "error in the weights", "EBDW": "error in the weight gradients", "ELF": "error in the loss",
+        "EAF": "error in the accuracy", "MDL": "model does not learn", "EOG": "error in the output gradient",
+        "ELR": "learning rate too high",
+    }
     localizes = True
     suggests = True
 

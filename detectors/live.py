@@ -165,7 +165,7 @@ class LiveHooks:
         1-based epoch of the first error (0: none yet). Numbers only: TensorBoard writes every log as a scalar.
         The first error's code and fix are in ``first_error`` and the printed line."""
         found = getattr(self, "findings", [])
-        errors = [f for f in found if f.severity == "error"]
+        errors = [f for f in found if f.is_error]
         key = getattr(self, "name", type(self).__name__).replace("-", "_")
         return {f"{key}_errors": float(len(errors)), f"{key}_warnings": float(len(found) - len(errors)),
                 f"{key}_first_error_epoch": float(errors[0].epoch + 1) if errors else 0.0}
@@ -173,7 +173,7 @@ class LiveHooks:
     @property
     def first_error(self):
         """The first error finding of this fit (None: none yet)."""
-        return next((f for f in getattr(self, "findings", []) if f.severity == "error"), None)
+        return next((f for f in getattr(self, "findings", []) if f.is_error), None)
 
     def on_train_end(self, logs=None) -> None:
         if getattr(self, "_started", False):
@@ -215,7 +215,7 @@ class LiveHooks:
         for f in findings:
             if self.verbose:
                 print(format_finding(self.name, f))
-        if any(f.severity == "error" for f in findings) and self.stop_on_finding:
+        if any(f.is_error for f in findings) and self.stop_on_finding:
             self.model.stop_training = True
 
     def _measure_outputs(self):

@@ -8,6 +8,16 @@ from __future__ import annotations
 
 import numpy as np
 
+# Shared by every detector that judges persistence (layer-trend, symptoms, diagnose), so that "persists" and
+# "does not move" mean the same in each.
+WINDOW = 20  # batches a condition must persist: longer than the noise of one epoch of a small dataset, short
+#              enough for budgets of ~100 batches
+MIN_WINDOW = 5  # never judge "persistent" on fewer batches than the paper's callback
+TOL = 1e-6  # relative: a spread or change below this is float32 rounding (2^-23 = 1.2e-7, a few ulps), i.e. none
+UPDATE_BAND = (1e-5, 1e-1)  # DeepDiagnosis's sane band for lr * |dW| / |W| (here: the update the optimizer made)
+# The names Keras logs an accuracy under (``acc``: Keras 2's spelling, still written by hand-made logs).
+ACCURACY_LOGS = ("accuracy", "binary_accuracy", "categorical_accuracy", "sparse_categorical_accuracy", "acc")
+
 
 def nonfinite(step, stage: str) -> np.ndarray:
     """[layer] booleans: ``stage`` has NaN/Inf elements, or values so large that their float32 mean overflows.

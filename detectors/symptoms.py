@@ -43,16 +43,12 @@ import numpy as np
 from detectors import rules
 from detectors.base import Detector, failing, severity_if
 from detectors.rules import DEAD, SATURATED, saturated_fraction
-from detectors.steps import Persistence, nonfinite, rms
+from detectors.steps import MIN_WINDOW, TOL, UPDATE_BAND, WINDOW, Persistence, nonfinite, rms
 
-WINDOW = 20  # batches a condition must persist (as layer-trend; shortened for small budgets)
-MIN_WINDOW = 5
-TOL = 1e-6  # relative change below which a statistic "does not move" (a few float32 ulps)
 VANISHING = 1e-7  # DeepDiagnosis: mean |weight gradient| below this
 SPREAD = 10.0  # a linear output spreading over 10x the label range
 MIN_GAIN = 0.01  # the loss must fall 1 % (or the accuracy rise 0.01) between the first and the last window
 ACC_CEILING = 0.99  # an accuracy this high cannot be expected to rise
-RATIO = (1e-5, 1e-1)  # DeepDiagnosis's sane band for lr * |dW| / |W| (here: the update the optimizer made)
 
 class Symptoms(Detector):
     """Report training symptoms per layer, each with a suggested fix.
@@ -64,6 +60,12 @@ class Symptoms(Detector):
 
     name = "symptoms"
     version = "3"
+    codes = {
+        "NUMERICAL": "NaN/Inf values", "DEAD_RELU": "dead ReLU outputs", "SATURATED": "saturated activations",
+        "UNCHANGED": "an output that does not move", "VANISHING": "vanishing weight gradients",
+        "LOSS_FLAT": "the loss did not fall", "ACC_FLAT": "the accuracy did not rise",
+        "OUT_OF_RANGE": "output cannot reach the labels",
+    }
     localizes = True
     suggests = True
 
@@ -120,9 +122,9 @@ class Symptoms(Detector):
         if rules.input_scale(self._facts):
             return "CPP", "normalize the input data", None
         lo, hi = self._ratio
-        if hi > RATIO[1]:
+        if hi > UPDATE_BAND[1]:
             return "HLR", f"lower the learning rate (an update moved a layer's weights by {hi:.2g} of their size)", None
-        if hi < RATIO[0]:
+        if hi < UPDATE_BAND[0]:
             return "HLR", f"raise the learning rate (updates move the weights by only {hi:.2g} of their size)", None
         for issue in rules.issues(self._facts):
             if issue.code in ("OUT_LOSS", "LOSS_LABELS", "OUT_RANGE"):

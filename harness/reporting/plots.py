@@ -21,6 +21,7 @@ import numpy as np
 
 from harness.provenance import source_hash
 from harness.reporting.glossary import METHODS, code_words, detector_order, fault_words
+from harness.running.records import is_error
 from harness.running.results import RecordFormatError, ResultsDir, ResultUnreadable
 from harness.trace import STAGES, STATS, Trace
 
@@ -150,7 +151,7 @@ def first_marks(record: dict, trace: Trace) -> list[Mark]:
     positions = step_positions(trace.arrays["epoch"], trace.arrays["epoch_index"])
     marks = []
     for detector, found in sorted((record.get("findings") or {}).items()):
-        errors = [f for f in found if f.get("severity", "error") != "warning"]
+        errors = [f for f in found if is_error(f)]
         if not found:
             continue
         first = min(errors or found, key=lambda f: f["step"])

@@ -68,6 +68,12 @@ class StoredFinding(_Open):
     batch: int | None = None
 
 
+def is_error(finding: dict) -> bool:
+    """Whether a stored finding counts as a detection: the one reading of its severity (``StoredFinding``'s default
+    is an error, as findings stored before severities existed were)."""
+    return finding.get("severity", "error") == "error"
+
+
 class FindingsEntry(_Open):
     """One detector's findings on one trace, remembered beside the trace under the detector's fingerprint."""
 

@@ -18,7 +18,7 @@ from detectors.registry import DEFAULT as DEFAULT_DETECTORS
 from harness.cases.load import VARIANTS, LoadedCase
 from harness.data import files as data_files
 from harness.errors import WriteFailed
-from harness.running.records import Unit
+from harness.running.records import Unit, is_error
 from harness.running.results import ResultsDir
 from harness.running.store import UnitStore, unit_key
 from harness.training import stats_op
@@ -130,7 +130,7 @@ def split_cases(records: list[dict], detector: str) -> set[str]:
         findings = (record.get("findings") or {}).get(detector)
         if record.get("status") != "ok" or findings is None:
             continue
-        erred = any(f.get("severity", "error") == "error" for f in findings)
+        erred = any(is_error(f) for f in findings)
         verdicts.setdefault((record["case"]["id"], record["variant"]), set()).add(erred)
     return {case for (case, _), seen in verdicts.items() if len(seen) > 1}
 

@@ -10,7 +10,9 @@ from __future__ import annotations
 import pandas as pd
 
 from detectors.rules import output_units
+from detectors.steps import ACCURACY_LOGS
 from harness.facts import accuracy_reference, learns
+from harness.running.records import is_error
 from harness.scoring import reproduced as symptoms
 
 
@@ -46,7 +48,7 @@ def unit_learns(rec: dict) -> bool | None:
     ref = facts.get("reference") or {}
     units = output_units(facts.get("layers") or [])
     final = summary.get("final") or {}
-    metric = next((m for m in symptoms.ACCURACY_NAMES if m in final), "accuracy")
+    metric = next((m for m in ACCURACY_LOGS if m in final), "accuracy")
     chance = accuracy_reference(ref, metric, facts.get("loss"), units)
     first_loss = symptoms.final({"final": summary.get("first") or {}}, "loss")  # the first epoch's
     return learns(symptoms.final(summary, "loss"), ref.get("loss"), first_loss, symptoms.final_accuracy(summary),
@@ -69,8 +71,8 @@ def in_paper(case: dict) -> bool:
 def _score(findings: list[dict], truth: dict, variant: str, localizes: bool, layers: list | None,
            suggests: bool = False) -> dict:
     """Errors detect (and, on a healthy run, false-alarm); warnings are scored apart."""
-    warnings = [f for f in findings if f.get("severity", "error") == "warning"]
-    findings = [f for f in findings if f.get("severity", "error") != "warning"]
+    warnings = [f for f in findings if not is_error(f)]
+    findings = [f for f in findings if is_error(f)]
     first = findings[0] if findings else None
     out = {"detected": bool(findings), "n_findings": len(findings), "n_warnings": len(warnings),
            "localized": None, "localized_fused": None, "diagnosed": None, "suggested": None, "fix_code": None,

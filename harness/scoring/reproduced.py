@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 
+from detectors.steps import ACCURACY_LOGS
+
 
 def final(summary: dict, name: str) -> float:
     """A final epoch log value as a float (NaN when absent or non-numeric)."""
@@ -14,12 +16,9 @@ def final(summary: dict, name: str) -> float:
         return math.nan
 
 
-ACCURACY_NAMES = ("accuracy", "binary_accuracy", "categorical_accuracy", "sparse_categorical_accuracy")
-
-
 def final_accuracy(summary: dict) -> float:
     """The final accuracy under whichever name the case's metric logs it (``accuracy`` first)."""
-    for name in ACCURACY_NAMES:
+    for name in ACCURACY_LOGS:
         value = final(summary, name)
         if not math.isnan(value):
             return value
