@@ -22,23 +22,10 @@ from __future__ import annotations
 import functools
 import importlib
 
+from detectors import registry
 from harness import __version__
 
-DETECTORS = {
-    "Diagnose": "detectors.diagnose:Diagnose",
-    "LayerTrend": "detectors.layer_trend:LayerTrend",
-    "LayerTrendFaithful": "detectors.layer_trend_faithful:LayerTrendFaithful",
-    "Symptoms": "detectors.symptoms:Symptoms",
-    "TrainingProblems": "detectors.training_problems:TrainingProblems",
-    "Structure": "detectors.structure:Structure",
-    "TerminateOnNaNDetector": "detectors.keras_baseline:TerminateOnNaNDetector",
-    "EarlyStoppingLossDetector": "detectors.keras_baseline:EarlyStoppingLossDetector",
-    "EarlyStoppingAccuracyDetector": "detectors.keras_baseline:EarlyStoppingAccuracyDetector",
-    "KerasUnionDetector": "detectors.keras_baseline:KerasUnionDetector",
-    "AutoTrainer": "detectors.autotrainer:AutoTrainer",
-    "DeepDiagnosis": "detectors.deepdiagnosis:DeepDiagnosis",
-    "Umlaut": "detectors.umlaut:Umlaut",
-}
+DETECTORS = {b.class_name: b.target for b in registry.TABLE if not b.stand_in}  # the registry's one table
 OTHERS = {"replay": "detectors.base:replay", "Finding": "detectors.base:Finding", "Detector": "detectors.base:Detector",
           "main": "harness.cli:main"}
 

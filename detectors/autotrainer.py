@@ -128,6 +128,11 @@ class AutoTrainer(Detector):
 
     name = "autotrainer"
     version = "1"
+    codes = {  # AUTOTRAINER's problem names
+        "ABNORMAL_DATA": "abnormally large layer outputs", "ACTIVATION_ISSUE": "improper output activation",
+        "LOSS_ISSUE": "improper loss", "VANISH": "vanishing gradient", "EXPLODE": "exploding gradient",
+        "RELU": "dying ReLU", "NOT_CONVERGE": "slow convergence", "UNSTABLE": "oscillating loss",
+    }
     localizes = True  # findings name a problem kind (the repair's fault code)
     suggests = True
 

@@ -97,6 +97,13 @@ class DeepDiagnosis(Detector):
 
     name = "deepdiagnosis"
     version = "1"
+    codes = {
+        "NUMERICAL": "NaN/Inf values", "DEAD_NODE": "dead ReLU outputs", "SATURATED": "saturated activations",
+        "UNCHANGED": "an output that does not move", "VANISHING": "vanishing weight gradients",
+        "OUT_OF_RANGE": "output cannot reach the labels", "INVALID_LOSS": "NaN/Inf loss",
+        "INVALID_ACCURACY": "NaN/Inf or zero accuracy", "LOSS_NOT_DECREASING": "the loss is exactly flat",
+        "ACCURACY_NOT_INCREASING": "the accuracy is exactly flat",
+    }
     localizes = True
     suggests = True
 

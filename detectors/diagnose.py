@@ -70,17 +70,13 @@ from detectors import learning_gaps as gaps
 from detectors import rules
 from detectors.base import Detector
 from detectors.rules import DEAD, SATURATED, Issue, saturated_fraction
-from detectors.steps import Persistence, nonfinite, rms
+from detectors.steps import ACCURACY_LOGS, MIN_WINDOW, TOL, UPDATE_BAND, WINDOW, Persistence, nonfinite, rms
 from harness.facts import LOSS_MARGIN, accuracy_reference, learns, with_sample
 from harness.trace import STAGES, STATS
 
-WINDOW = 20  # batches a definite failure must persist (as layer-trend and symptoms)
-MIN_WINDOW = 5
-TOL = 1e-6  # relative: a spread or change below this is float32 rounding (2^-23 = 1.2e-7, a few ulps)
 PATIENCE = 2  # epochs the validation loss has not improved on its best (EarlyStopping's patience, doubled) ...
 PATIENCE_SHARE = 0.1  # ... or a tenth of the budget's epochs, if more: a long noisy run wanders for a few epochs
 GAP = 0.2  # final validation minus training loss, as a share of the no-learning loss: a fifth of it lost on new data
-UPDATE_BAND = (1e-5, 1e-1)  # DeepDiagnosis's sane band for |update| / |weights| per step
 STILL_FALLING = 0.05  # the last epoch still 5 % below the one before: the budget ended mid-descent
 # AUTOTRAINER's vanishing-gradient ratio (beta_1): the lowest weight layer gets under a thousandth of the gradient
 # the highest one gets. Eight sigmoid layers (slope <= 1/4 each) shrink it by 4^-8 = 1.5e-5 at best.
@@ -96,8 +92,6 @@ STAGE_WORDS = {"output": "output", "weights": "kernel", "update": "update"}
 STAGE_PLACES = {"output": "the forward pass", "weights": "the kernels", "update": "the updates"}
 OVERFLOWING = {"exponential"}  # activations growing faster than their input: exp(x) is Inf in float32 above 88.7
 _WATCHED = [STAGES.index(s) for s in WATCHED]
-
-ACCURACY_LOGS = ("accuracy", "binary_accuracy", "categorical_accuracy", "sparse_categorical_accuracy", "acc")
 
 
 def _same_layers(a: list[dict], b: list[dict]) -> bool:
@@ -142,6 +136,18 @@ class Diagnose(Detector):
     # 4: a run behind the reference while still falling, or too short to show a trend, is an error; the loss above
     # the constant predictor's with the accuracy above chance; penalties from the run's parameter counts
     version = "5"
+    codes = {
+        **rules.RULE_CODES,
+        "NUMERICAL": "NaN/Inf values", "CONSTANT_OUTPUT": "an output that does not vary",
+        "VANISHED": "no gradient reaches the layers", "NOT_LEARNING": "no better than a constant predictor",
+        "OVERFITTING": "validation loss rises while training loss falls",
+        "NOT_GENERALISING": "validation no better than a constant predictor",
+        "UNDERFITTING": "fits its data worse than a simple learner", "LABEL_NOISE": "labels that look relabelled",
+        "UNDERTRAINED": "loss still falling when training ended",
+        "LOSS_ABOVE_CONSTANT": "loss above a constant predictor's while the accuracy beats chance",
+        "SPLIT": "validation classes unlike the training classes",
+        "UNRELATED_LABELS": "labels no simple learner predicts from their inputs",
+    }
     localizes = True
     suggests = True
 

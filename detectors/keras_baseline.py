@@ -59,6 +59,7 @@ class KerasCallbackDetector(Detector):
 
     name = "keras-callbacks"
     version = "1"
+    codes = {"STOP": "the callback stopped training"}
     callbacks: tuple[str, ...] = ("ton", "es-loss", "es-acc")
 
     def __init__(self, callbacks: tuple[str, ...] | None = None, stop_on_finding: bool = False, verbose: int = 1):

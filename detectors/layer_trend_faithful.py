@@ -21,6 +21,7 @@ import numpy as np
 
 from detectors import rules
 from detectors.base import Detector, Finding
+from detectors.layer_trend import LayerTrend
 
 N = 5  # the released callback's window
 
@@ -35,6 +36,7 @@ class LayerTrendFaithful(Detector):
 
     name = "layer-trend-faithful"
     version = "3"
+    codes = {code: words for code, words in LayerTrend.codes.items() if code != "ELR"}
     localizes = True
     suggests = False  # the released callback suggested no fixes
 

@@ -7,6 +7,7 @@ expands to several detectors that are reported as separate rows.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import functools
 import importlib
@@ -14,22 +15,43 @@ from importlib.metadata import entry_points
 
 ENTRY_POINT_GROUP = "bugbench.detectors"
 
-BUILTINS: dict[str, str] = {
-    "null": "detectors.base:NullDetector",
-    "keras-ton": "detectors.keras_baseline:TerminateOnNaNDetector",
-    "keras-es-loss": "detectors.keras_baseline:EarlyStoppingLossDetector",
-    "keras-es-acc": "detectors.keras_baseline:EarlyStoppingAccuracyDetector",
-    "keras-union": "detectors.keras_baseline:KerasUnionDetector",
-    "layer-trend": "detectors.layer_trend:LayerTrend",
-    "layer-trend-faithful": "detectors.layer_trend_faithful:LayerTrendFaithful",
-    "symptoms": "detectors.symptoms:Symptoms",
-    "training-problems": "detectors.training_problems:TrainingProblems",
-    "structure": "detectors.structure:Structure",
-    "diagnose": "detectors.diagnose:Diagnose",
-    "autotrainer": "detectors.autotrainer:AutoTrainer",
-    "deepdiagnosis": "detectors.deepdiagnosis:DeepDiagnosis",
-    "umlaut": "detectors.umlaut:Umlaut",
-}
+@dataclasses.dataclass(frozen=True)
+class Builtin:
+    """A built-in detector: its name, its class, and what the reports call it (rows are listed in table order)."""
+
+    name: str
+    target: str  # "module:Class"; the class is also ``bugbench.<Class>``, a Keras callback
+    paper_column: str | None = None  # the paper's column for it (CB: the authors' callback, which the faithful is)
+    heading: str | None = None  # its column in the paper's Tables VI/VII layout (None: not in that layout)
+    stand_in: bool = False  # reports nothing (tests, timing): no table row, no callback
+
+    @property
+    def class_name(self) -> str:
+        return self.target.partition(":")[2]
+
+    def load(self) -> type:
+        module, _, attr = self.target.partition(":")
+        return getattr(importlib.import_module(module), attr)
+
+
+TABLE: tuple[Builtin, ...] = (
+    Builtin("keras-ton", "detectors.keras_baseline:TerminateOnNaNDetector", "TON", "TerminateOnNaN"),
+    Builtin("keras-es-loss", "detectors.keras_baseline:EarlyStoppingLossDetector", "ESloss", "EarlyStopping(loss)"),
+    Builtin("keras-es-acc", "detectors.keras_baseline:EarlyStoppingAccuracyDetector", "ESacc",
+            "EarlyStopping(accuracy)"),
+    Builtin("keras-union", "detectors.keras_baseline:KerasUnionDetector", "X", "Keras union"),
+    Builtin("layer-trend-faithful", "detectors.layer_trend_faithful:LayerTrendFaithful", "CB", "layer-trend faithful"),
+    Builtin("layer-trend", "detectors.layer_trend:LayerTrend", None, "layer-trend default"),
+    Builtin("symptoms", "detectors.symptoms:Symptoms"),
+    Builtin("training-problems", "detectors.training_problems:TrainingProblems"),
+    Builtin("structure", "detectors.structure:Structure"),
+    Builtin("diagnose", "detectors.diagnose:Diagnose"),
+    Builtin("autotrainer", "detectors.autotrainer:AutoTrainer"),
+    Builtin("deepdiagnosis", "detectors.deepdiagnosis:DeepDiagnosis"),
+    Builtin("umlaut", "detectors.umlaut:Umlaut"),
+    Builtin("null", "detectors.base:NullDetector", stand_in=True),
+)
+BUILTINS: dict[str, str] = {b.name: b.target for b in TABLE}
 
 GROUPS: dict[str, tuple[str, ...]] = {
     "keras-baseline": ("keras-ton", "keras-es-loss", "keras-es-acc", "keras-union"),

@@ -49,6 +49,15 @@ PROBABILITIES = {"sigmoid", "softmax", "hard_sigmoid"}
 F32 = 1e-6
 
 
+# The static checks' codes in words (structure and diagnose both report them).
+RULE_CODES = {
+    "OUT_LOSS": "output activation does not fit the loss", "OUT_RANGE": "output cannot take the labels' values",
+    "LOSS_LABELS": "loss does not fit the labels", "INPUT_SCALE": "inputs not normalised",
+    "LR_RANGE": "learning rate out of the usual range", "LINEAR": "layers with no activation between them",
+    "INIT": "weight initialisation that cannot learn",
+}
+
+
 @dataclasses.dataclass(frozen=True)
 class Issue:
     """One static problem: what, where, and the change that would remove it."""

@@ -28,7 +28,7 @@ are in ``detectors.rules``, where the other detectors take their fixes from.
 from __future__ import annotations
 
 from detectors.base import Detector
-from detectors.rules import Issue, issues, output_units
+from detectors.rules import RULE_CODES, Issue, issues, output_units
 
 # Re-exported for callers that read the rules from the detector (harness.scoring reads output_units).
 __all__ = ["Structure", "Issue", "issues", "output_units"]
@@ -46,6 +46,7 @@ class Structure(Detector):
 
     name = "structure"
     version = "3"  # 3: the output's measured kind (harness.outputs); token and scaling first layers; affine stacks
+    codes = RULE_CODES
     localizes = True
     suggests = True
 

@@ -56,6 +56,11 @@ class TrainingProblems(Detector):
 
     name = "training-problems"
     version = "3"
+    codes = {
+        "DYING_RELU": "dying ReLU (zero gradients)", "VANISHING_GRADIENT": "vanishing gradient",
+        "EXPLODING_GRADIENT": "exploding gradient", "OSCILLATING": "oscillating accuracy",
+        "SLOW_CONVERGENCE": "slow convergence",
+    }
     localizes = True
     suggests = True  # findings name a fault kind (the repair), never a layer
 

@@ -73,6 +73,13 @@ class Umlaut(Detector):
 
     name = "umlaut"
     version = "1"
+    codes = {
+        "NO_SOFTMAX": "no softmax layer before the loss", "MISSING_ACTIVATION": "a layer with a linear activation",
+        "FINAL_ACTIVATION": "a non-linear last layer", "INPUT_NOT_NORMALIZED": "inputs beyond [-1, 1]",
+        "LR_HIGH": "learning rate above 0.01", "LR_LOW": "learning rate below 1e-7",
+        "HIGH_VAL_ACCURACY": "validation accuracy suspiciously high",
+        "OVERFITTING": "validation loss rises while training loss falls",
+    }
     localizes = True
     suggests = True
 

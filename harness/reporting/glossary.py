@@ -1,14 +1,18 @@
 """What the tables call things, in one place: the methods compared and every column legend.
 
-``METHODS`` is the one table of detectors the reports know: the paper's column
-for each (where the paper published cells for it), its heading in the paper's
-Tables VI/VII layout, and the order rows are listed in. A detector missing here
-is still reported, after these, by name.
+``METHODS`` are the detectors the reports know, from the registry's one table
+(``detectors.registry.TABLE``): the paper's column for each (where the paper
+published cells for it), its heading in the paper's Tables VI/VII layout, and
+the order rows are listed in. A detector missing there is still reported, after
+these, by name. A finding code's words come from the class that emits it.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
+
+from detectors import registry
 
 
 @dataclasses.dataclass(frozen=True)
@@ -18,21 +22,7 @@ class Method:
     heading: str | None  # its column in the paper's Tables VI/VII layout (None: not in that layout)
 
 
-METHODS = (
-    Method("keras-ton", "TON", "TerminateOnNaN"),
-    Method("keras-es-loss", "ESloss", "EarlyStopping(loss)"),
-    Method("keras-es-acc", "ESacc", "EarlyStopping(accuracy)"),
-    Method("keras-union", "X", "Keras union"),
-    Method("layer-trend-faithful", "CB", "layer-trend faithful"),
-    Method("layer-trend", None, "layer-trend default"),
-    Method("symptoms", None, None),
-    Method("training-problems", None, None),
-    Method("structure", None, None),
-    Method("diagnose", None, None),
-    Method("autotrainer", None, None),
-    Method("deepdiagnosis", None, None),
-    Method("umlaut", None, None),
-)
+METHODS = tuple(Method(b.name, b.paper_column, b.heading) for b in registry.TABLE if not b.stand_in)
 PAPER_COLUMN = {m.detector: m.paper_column for m in METHODS if m.paper_column}
 
 
@@ -130,52 +120,18 @@ FIDELITY_LEGEND = (
 )
 
 
-# What a finding's code means, in words, for legends (the full message is in the result files).
-CODE_WORDS = {
-    # layer-trend and its faithful mode (the paper's codes; EOG and ELR are ours)
-    "EBA": "error before activation (a layer's output)", "EAA": "error after activation",
-    "EBW": "error in the weights", "EBDW": "error in the weight gradients", "ELF": "error in the loss",
-    "EAF": "error in the accuracy", "MDL": "model does not learn", "EOG": "error in the output gradient",
-    "ELR": "learning rate too high",
-    # Keras callbacks
-    "STOP": "the callback stopped training",
-    # diagnose, structure
-    "NUMERICAL": "NaN/Inf values", "CONSTANT_OUTPUT": "an output that does not vary",
-    "VANISHED": "no gradient reaches the layers", "NOT_LEARNING": "no better than a constant predictor",
-    "OVERFITTING": "validation loss rises while training loss falls",
-    "NOT_GENERALISING": "validation no better than a constant predictor",
-    "UNDERFITTING": "fits its data worse than a simple learner", "LABEL_NOISE": "labels that look relabelled",
-    "UNDERTRAINED": "loss still falling when training ended",
-    "LOSS_ABOVE_CONSTANT": "loss above a constant predictor's while the accuracy beats chance",
-    "OUT_LOSS": "output activation does not fit the loss", "OUT_RANGE": "output cannot take the labels' values",
-    "LOSS_LABELS": "loss does not fit the labels", "INPUT_SCALE": "inputs not normalised",
-    "LR_RANGE": "learning rate out of the usual range", "LINEAR": "layers with no activation between them",
-    "INIT": "weight initialisation that cannot learn",
-    # symptoms, training-problems
-    "DEAD_RELU": "dead ReLU outputs", "DYING_RELU": "dying ReLU (zero gradients)",
-    "SATURATED": "saturated activations", "UNCHANGED": "an output that does not move",
-    "VANISHING": "vanishing weight gradients", "VANISHING_GRADIENT": "vanishing gradient",
-    "EXPLODING_GRADIENT": "exploding gradient", "OSCILLATING": "oscillating accuracy",
-    "SLOW_CONVERGENCE": "slow convergence", "LOSS_FLAT": "the loss did not fall",
-    "ACC_FLAT": "the accuracy did not rise", "OUT_OF_RANGE": "output cannot reach the labels",
-    # autotrainer (AUTOTRAINER's problem names)
-    "ABNORMAL_DATA": "abnormally large layer outputs", "ACTIVATION_ISSUE": "improper output activation",
-    "LOSS_ISSUE": "improper loss", "VANISH": "vanishing gradient", "EXPLODE": "exploding gradient",
-    "RELU": "dying ReLU", "NOT_CONVERGE": "slow convergence", "UNSTABLE": "oscillating loss",
-    # deepdiagnosis
-    "DEAD_NODE": "dead ReLU outputs", "INVALID_LOSS": "NaN/Inf loss", "INVALID_ACCURACY": "NaN/Inf or zero accuracy",
-    "LOSS_NOT_DECREASING": "the loss is exactly flat", "ACCURACY_NOT_INCREASING": "the accuracy is exactly flat",
-    # umlaut
-    "NO_SOFTMAX": "no softmax layer before the loss", "MISSING_ACTIVATION": "a layer with a linear activation",
-    "FINAL_ACTIVATION": "a non-linear last layer", "INPUT_NOT_NORMALIZED": "inputs beyond [-1, 1]",
-    "LR_HIGH": "learning rate above 0.01", "LR_LOW": "learning rate below 1e-7",
-    "HIGH_VAL_ACCURACY": "validation accuracy suspiciously high",
-}
+@functools.cache
+def code_table() -> dict[str, str]:
+    """Every built-in detector's finding codes in words (each class's ``codes``, beside the code that emits them)."""
+    out: dict[str, str] = {}
+    for builtin in registry.TABLE:
+        out.update(builtin.load().codes)
+    return out
 
 
 def code_words(code: str) -> str:
     """``EBDW`` -> ``EBDW (error in the weight gradients)``; a code it does not know, as it is."""
-    words = CODE_WORDS.get(code)
+    words = code_table().get(code)
     return f"{code} ({words})" if words else code
 
 
