@@ -119,6 +119,16 @@ def test_case_cells(results):
     assert c.loc["case-a", "keras-union paper"] == "Y"
 
 
+def test_the_cells_resting_on_seeds_that_disagreed_are_counted_under_the_case_table(results):
+    tables.report(results)
+    c = pd.read_csv(os.path.join(results, "cases.csv"))
+    marked = sum(str(cell).count("~") for det in c.columns if det not in ("case", "status") for cell in c[det])
+    text = open(os.path.join(results, "cases.md")).read()
+    assert marked and f"{marked} of " in text and "rest on a majority of seeds that disagreed" in text
+    cases = sum(any("~" in str(cell) for cell in row[2:]) for row in c.itertuples(index=False))
+    assert f"disagreed (`~`), in {cases} cases" in text
+
+
 def test_runs_table_judges_symptoms(results):
     tables.report(results)
     r = pd.read_csv(os.path.join(results, "runs.csv"))

@@ -46,7 +46,7 @@ def report(results_dir: str = "results") -> list[str]:
         write_table(fid, results_dir, "fidelity", "Fidelity: do the cases misbehave, and does the patch fix them?",
                     [FIDELITY_LEGEND, fidelity.summary_line(fid)]),
         write_table(case_table(per_case, records), results_dir, "cases", "Per case: what each detector did",
-                    [CASE_LEGEND]),
+                    [CASE_LEGEND, unsettled_note(per_case)]),
         write_table(summ := summary(per_case, records), results_dir, "summary", "Summary per detector",
                     [SUMMARY_LEGEND, *target_notes(summ), *paper_note(summ), not_learning_note(per_case),
                      machine_note(records)],
@@ -131,6 +131,20 @@ def machine_note(records: list[dict]) -> str:
             seen[key] = seen.get(key, 0) + 1
     parts = [f"{n} on {cpu} ({isa}; keras {keras}, numpy {np_})" for (cpu, isa, keras, np_), n in sorted(seen.items())]
     return "Units trained: " + ("; ".join(parts) or "none") + "."
+
+
+def unsettled_note(per_case: pd.DataFrame) -> str:
+    """How many cells rest on seeds that disagreed (``~``): the ones another CPU kind moves first."""
+    if per_case.empty:
+        return "No cells."
+    flaky = per_case[per_case["flaky"].fillna(False).astype(bool)]
+    by = flaky.groupby("detector").size().to_dict()
+    order = sorted(by, key=detector_order)
+    return (f"Cells that may read otherwise on another machine: {len(flaky)} of {len(per_case)} rest on a majority "
+            f"of seeds that disagreed (`~`), in {flaky['case'].nunique()} cases"
+            + (f" ({', '.join(f'{d} {by[d]}' for d in order)})" if order else "") + ". Their verdict already "
+            "depends on the seed, so they are the first to change where float rounding differs (another CPU kind "
+            "or library version: the machine line in summary.md); a cell whose seeds agree can still move.")
 
 
 def not_learning_note(per_case: pd.DataFrame) -> str:
