@@ -25,8 +25,7 @@ from detectors import learning_gaps as gaps  # noqa: E402
 from harness import facts  # noqa: E402
 from harness.reporting import tables
 from harness.running.results import ResultsDir
-from harness.scoring import outcomes as scoring
-from harness.scoring import verdicts
+from harness.scoring import outcomes, verdicts
 
 # (module, name, what it is): every constant a diagnose verdict depends on.
 CONSTANTS = [
@@ -74,7 +73,7 @@ def replayed(units, learns: dict):
         found = [f.to_dict() for f in replay(diagnose.Diagnose(), trace)]
         records.append(dict(rec, findings={"diagnose": found}, localizes={"diagnose": True},
                             suggests={"diagnose": True}))
-    outcome = scoring.outcomes(records)
+    outcome = outcomes.outcomes(records)
     outcome["learns"] = [learns[(r.case, r.variant, r.seed)] for r in outcome.itertuples()]
     return records, verdicts.majority(outcome)
 
@@ -127,7 +126,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     units = load_units(args.results)
     generated = load_units(args.generated) if os.path.isdir(args.generated) else []
-    learns = {(r["case"]["id"], r["variant"], r["seed"]): scoring.unit_learns(r) for r, _ in units + generated}
+    learns = {(r["case"]["id"], r["variant"], r["seed"]): outcomes.unit_learns(r) for r, _ in units + generated}
 
     def both():
         return {**score(units, learns), **score_generated(generated, learns)}

@@ -31,11 +31,10 @@ The rules (constants below, one set for every case):
   while the loss blows up (too high), or weights that never move while the
   gradient does not vanish (too low), names HLR as the diagnosis of findings.
 
-Example::
+Example (a loss that turns NaN at the second batch: an error in the loss, the loss function blamed)::
 
-    >>> from tests.synthetic import make_trace          # doctest: +SKIP
-    >>> replay(LayerTrend(), make_trace([1, nan], 1))   # doctest: +SKIP
-    [Finding(code='ELF', ...)]
+    f = replay(LayerTrend(), make_trace([1.0, math.nan], 1))[0]   # detectors.toy_traces.make_trace
+    f.code, f.epoch, f.diagnosis   # ('ELF', 1, 'LCH')
 """
 
 from __future__ import annotations

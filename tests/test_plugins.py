@@ -85,7 +85,7 @@ def test_the_plugin_is_scored_and_appears_in_the_tables(installed, tmp_path):
     for variant, trace in (("buggy", toy_traces()["healthy"]), ("patched", toy_traces()["flat"])):
         unit = {"case": case.id, "variant": variant, "seed": 0}
         result = fake_unit(tmp_path, trace, f"{variant}-seed0")
-        record = runner.score_unit(case, result, ["loss-above-one", "keras-ton"])
+        record = runner.attach_findings(case, result, ["loss-above-one", "keras-ton"])
         ResultsDir(results).write(unit, record)
     tables.report(results)
     summary = pd.read_csv(os.path.join(results, "comparison.csv"))
@@ -97,18 +97,18 @@ def test_the_plugin_is_scored_and_appears_in_the_tables(installed, tmp_path):
 def test_stored_findings_are_reused_until_the_detector_changes(tmp_path, monkeypatch):
     case = load_cases(discover("cases/stackoverflow/48385830.yaml"))[0][0]
     result = fake_unit(tmp_path, toy_traces()["nan"])
-    first = runner.score_unit(case, result, ["layer-trend", "symptoms"])
+    first = runner.attach_findings(case, result, ["layer-trend", "symptoms"])
     assert os.path.exists(FindingsStore(result["trace"]).path)
 
     def no_replay(*args, **kwargs):
         raise AssertionError("replayed although the stored findings are current")
 
-    monkeypatch.setattr(runner, "_replay_entry", no_replay)
-    assert runner.score_unit(case, result, ["layer-trend", "symptoms"])["findings"] == first["findings"]
+    monkeypatch.setattr(runner, "replay_entry", no_replay)
+    assert runner.attach_findings(case, result, ["layer-trend", "symptoms"])["findings"] == first["findings"]
     with pytest.raises(AssertionError, match="replayed"):
-        runner.score_unit(case, result, ["layer-trend-faithful"])  # never stored: must replay
+        runner.attach_findings(case, result, ["layer-trend-faithful"])  # never stored: must replay
     with pytest.raises(AssertionError, match="replayed"):
-        runner.score_unit(case, result, ["layer-trend"], replay_all=True)
+        runner.attach_findings(case, result, ["layer-trend"], replay_all=True)
 
 
 def test_a_changed_parameter_is_a_new_fingerprint():

@@ -13,7 +13,10 @@ import pandas as pd
 import pytest
 
 from harness.reporting import tables
+from harness.running.results import ResultsDir
 from harness.scoring import intervals
+from harness.scoring.outcomes import outcomes
+from harness.scoring.verdicts import majority
 
 FIXTURE = os.path.join(os.path.dirname(__file__), "fixtures", "results")
 
@@ -216,7 +219,7 @@ def test_the_new_subset_counts_the_valid_pairs_from_outside_the_paper(results):
     s = pd.read_csv(os.path.join(results, "summary.csv")).set_index(["detector", "subset"])
     assert s.loc[("keras-ton", "new"), "cases"] == 1 and s.loc[("keras-ton", "valid"), "cases"] == 2
     assert frac(s, ("keras-ton", "new"), "detected") == "1/1"
-    per_case = tables.majority(tables.scoring.outcomes(tables.ResultsDir(results).records()))
+    per_case = majority(outcomes(ResultsDir(results).records()))
     alone = tables.summary(per_case[~per_case["from_paper"].astype(bool)], [])
     assert "new" not in set(alone["subset"])  # a suite with no paper cases has no `new` rows: they would be `valid`
 

@@ -26,8 +26,7 @@ from harness.reporting.glossary import (
 from harness.reporting.paper_tables import paper_cell
 from harness.reporting.render import write_table
 from harness.running.results import ResultsDir
-from harness.scoring import fidelity
-from harness.scoring import outcomes as scoring
+from harness.scoring import fidelity, outcomes
 from harness.scoring.intervals import rate
 from harness.scoring.verdicts import every_fix, fixed_not_learning, healthy_controls, majority, separates
 
@@ -35,9 +34,9 @@ from harness.scoring.verdicts import every_fix, fixed_not_learning, healthy_cont
 def report(results_dir: str = "results") -> list[str]:
     """Rebuild every table from ``results_dir/runs``; return the files written."""
     records = ResultsDir(results_dir).records()
-    outcome = scoring.outcomes(records)
+    outcome = outcomes.outcomes(records)
     per_case = majority(outcome)
-    runs = scoring.runs(records)
+    runs = outcomes.runs(records)
     fid = fidelity.fidelity(runs, records)
     written = [
         write_table(runs, results_dir, "runs", "Runs: one row per case x variant x seed",

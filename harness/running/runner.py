@@ -246,7 +246,7 @@ def backfill_facts(store: UnitStore, units: list[dict], cached: list) -> None:
 def _finish(case: LoadedCase, unit: dict, record: dict, names: list[str], config: RunConfig) -> dict:
     # One training result serves every unit of its content key (another case's variant, a mutant's program):
     # the record names the unit it is written for.
-    record = score_unit(case, dict(record, **unit_identity(unit)), names, replay_all=config.replay)
+    record = attach_findings(case, dict(record, **unit_identity(unit)), names, replay_all=config.replay)
     ResultsDir(config.results_dir).write(unit, record)
     return record
 
@@ -260,7 +260,7 @@ def _progress(stream, total: int, config: RunConfig):
     return tqdm(stream, total=total, disable=not show or total == 0, unit="run", desc="training")
 
 
-def score_unit(case: LoadedCase, result: dict, detector_names: list[str], replay_all: bool = False) -> dict:
+def attach_findings(case: LoadedCase, result: dict, detector_names: list[str], replay_all: bool = False) -> dict:
     """Attach the case snapshot and every detector's findings to a training result.
 
     A detector whose findings on this trace are stored and current (same
@@ -294,7 +294,7 @@ def _score_entries(record, result, store, loaded, detector_names, replay_all) ->
         stamp = fingerprint(detector)
         entry = None if replay_all else store.get(name, stamp)
         if entry is None:
-            entry = _replay_entry(detector, stamp, _trace(result, loaded))
+            entry = replay_entry(detector, stamp, _trace(result, loaded))
             store.put(name, entry)
         entries[name] = entry
     layers = store.get(LAYERS, "trace")
@@ -325,7 +325,8 @@ def _trace(result: dict, loaded: list):
     return loaded[0]
 
 
-def _replay_entry(detector, stamp: str, trace) -> dict:
+def replay_entry(detector, stamp: str, trace) -> dict:
+    """``detector``'s findings entry on ``trace``, replayed from a fresh state (what a stored entry spares)."""
     from detectors.base import replay
 
     return {"fingerprint": stamp, "findings": [f.to_dict() for f in replay(detector, trace)],

@@ -13,7 +13,7 @@ from detectors.rules import output_units
 from detectors.steps import ACCURACY_LOGS
 from harness.facts import accuracy_reference, learns
 from harness.running.records import is_error
-from harness.scoring import reproduced as symptoms
+from harness.scoring import reproduced
 
 
 def outcomes(records: list[dict]) -> pd.DataFrame:
@@ -50,8 +50,8 @@ def unit_learns(rec: dict) -> bool | None:
     final = summary.get("final") or {}
     metric = next((m for m in ACCURACY_LOGS if m in final), "accuracy")
     chance = accuracy_reference(ref, metric, facts.get("loss"), units)
-    first_loss = symptoms.final({"final": summary.get("first") or {}}, "loss")  # the first epoch's
-    return learns(symptoms.final(summary, "loss"), ref.get("loss"), first_loss, symptoms.final_accuracy(summary),
+    first_loss = reproduced.final({"final": summary.get("first") or {}}, "loss")  # the first epoch's
+    return learns(reproduced.final(summary, "loss"), ref.get("loss"), first_loss, reproduced.final_accuracy(summary),
                   chance)
 
 
@@ -139,13 +139,13 @@ def runs(records: list[dict]) -> pd.DataFrame:
     for (case, variant, seed), rec in sorted(by_key.items()):
         summary = rec.get("summary") or {}
         patched = by_key.get((case, "patched", seed), {}).get("summary")
-        shown = symptoms.shows(rec["case"]["symptom"], summary, patched) if rec.get("status") == "ok" else None
+        shown = reproduced.shows(rec["case"]["symptom"], summary, patched) if rec.get("status") == "ok" else None
         rows.append({"case": case, "variant": variant, "seed": seed, "status": rec.get("status"),
                      "case_status": rec["case"].get("status", "valid"), "semantics": rec.get("semantics"),
                      "symptom": rec["case"]["symptom"]["kind"], "symptom_shown": shown, "learns": unit_learns(rec),
-                     "final_loss": symptoms.final(summary, "loss"),
-                     "final_accuracy": symptoms.final_accuracy(summary),
-                     "final_val_loss": symptoms.final(summary, "val_loss"),
+                     "final_loss": reproduced.final(summary, "loss"),
+                     "final_accuracy": reproduced.final_accuracy(summary),
+                     "final_val_loss": reproduced.final(summary, "val_loss"),
                      "loss_nonfinite": summary.get("loss_nonfinite"), "epochs": summary.get("epochs"),
                      "batches": summary.get("batches"), "fit_seconds": rec.get("fit_seconds"),
                      "data": (rec.get("data") or {}).get("source"), "error": rec.get("error")})
