@@ -142,7 +142,7 @@ def test_a_healthy_program_has_no_patch_and_is_trained_once_as_its_patched_varia
     case = load_case(str(tmp_path / "zoo.yaml"))
     assert case.variants == ("patched",) and case.spec("patched") == case.spec("buggy")
     units = units_for([case], RunConfig(seeds=(0, 1)))
-    assert [(u["variant"], u["seed"]) for u in units] == [("patched", 0), ("patched", 1)]
+    assert [(u.variant, u.seed) for u in units] == [("patched", 0), ("patched", 1)]
 
 
 def test_a_healthy_program_with_a_patch_or_a_fault_is_refused(tmp_path):

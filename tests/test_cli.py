@@ -89,7 +89,7 @@ def test_prune_keeps_only_units_of_the_current_case_files(tmp_path, capsys):
     units.mkdir(parents=True)
     for u in current:
         for ext in (".json", ".npz", ".findings.json"):
-            (units / f"{u['variant']}-seed{u['seed']}-{u['key']}{ext}").write_text("{}")
+            (units / f"{u.variant}-seed{u.seed}-{u.key}{ext}").write_text("{}")
     (units / "buggy-seed0-0123456789abcdef.json").write_text("{}")  # the case before an edit
     (units / "buggy-seed0-0123456789abcdef.npz").write_text("x" * 2048)
     gone = tmp_path / "store" / "units" / "removed-case"
@@ -105,7 +105,7 @@ def test_prune_keeps_only_units_of_the_current_case_files(tmp_path, capsys):
     assert cli.main(["prune", *store]) == 0
     assert "deleted 3 file(s)" in capsys.readouterr().out
     left = {os.path.basename(p) for p, *_ in UnitStore(str(tmp_path / "store")).files()}
-    assert left == {f"{u['variant']}-seed{u['seed']}-{u['key']}{ext}" for u in current
+    assert left == {f"{u.variant}-seed{u.seed}-{u.key}{ext}" for u in current
                     for ext in (".json", ".npz", ".findings.json")}
     assert (units / "notes.txt").exists()
 

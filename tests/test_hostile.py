@@ -14,6 +14,7 @@ from harness import cli
 from harness.cases.load import discover, load_case, load_cases
 from harness.errors import CaseFileError
 from harness.reporting import tables
+from harness.running.records import UnitId
 from harness.running.store import UnitStore
 from tests.test_validation import GOOD
 
@@ -119,7 +120,7 @@ def test_layer_arguments_that_name_files_are_refused_without_reading_them(write_
 
 def test_a_truncated_trace_is_not_served_from_the_cache(tmp_path):
     store = UnitStore(str(tmp_path))
-    unit = {"case": "c", "variant": "buggy", "seed": 0, "key": "0123456789abcdef"}
+    unit = UnitId("c", "buggy", 0, "0123456789abcdef")
     store.put(unit, {"status": "ok", "trace_npz": b"PK\x03\x04" + b"\x00" * 96})  # 100 bytes, no zip directory
     assert store.get(unit) is None  # so the run trains it again
 
@@ -291,7 +292,7 @@ def test_results_of_cases_not_in_the_run_are_kept_and_named_unless_pruned(tmp_pa
 
     results = tmp_path / "results"
     _result_files(results, ["a", "b", "c"])
-    units = [{"case": "a", "variant": v, "seed": 0} for v in ("buggy", "patched")]
+    units = [UnitId("a", v, 0, "0" * 16) for v in ("buggy", "patched")]
     _prune_or_note(ResultsDir(str(results)), units, prune=False)
     assert len(list(results.rglob("*.json"))) == 6
     assert "4 result file(s) of 2 case(s)" in capsys.readouterr().err
@@ -370,7 +371,7 @@ def test_a_link_to_the_root_folder_is_not_walked(tmp_path):
 def test_a_cache_record_that_is_no_record_is_retrained_with_a_warning(tmp_path, capsys, content):
     """Was: a TypeError traceback in store._read that stopped every run on that cache."""
     store = UnitStore(str(tmp_path))
-    unit = {"case": "c", "variant": "buggy", "seed": 0, "key": "0123456789abcdef"}
+    unit = UnitId("c", "buggy", 0, "0123456789abcdef")
     path = tmp_path / "units" / "c" / "buggy-seed0-0123456789abcdef.json"
     path.parent.mkdir(parents=True)
     path.write_text(content)

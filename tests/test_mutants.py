@@ -71,12 +71,13 @@ def test_a_mutant_case_file_loads_and_its_patched_variant_is_the_program(tmp_pat
 
 
 def test_the_store_finds_a_unit_trained_under_another_case(tmp_path):
+    from harness.running.records import UnitId
     from harness.running.store import UnitStore
 
     store = UnitStore(str(tmp_path))
-    program = {"case": "zoo-x", "variant": "patched", "seed": 0, "key": "abcdef0123456789"}
+    program = UnitId("zoo-x", "patched", 0, "abcdef0123456789")
     store.put(program, {"status": "error", "error": "x"})  # errors are not stored: nothing to find
-    assert store.get(dict(program, case="mut-x--lr")) is None
+    assert store.get(program._replace(case="mut-x--lr")) is None
     (tmp_path / "units" / "zoo-x").mkdir(parents=True, exist_ok=True)
     stem = tmp_path / "units" / "zoo-x" / "patched-seed0-abcdef0123456789"
     import zipfile
@@ -84,7 +85,7 @@ def test_the_store_finds_a_unit_trained_under_another_case(tmp_path):
     with zipfile.ZipFile(f"{stem}.npz", "w") as z:
         z.writestr("x", "y")
     (tmp_path / "units" / "zoo-x" / "patched-seed0-abcdef0123456789.json").write_text(json.dumps({"status": "ok"}))
-    hit = UnitStore(str(tmp_path)).get(dict(program, case="mut-x--lr"))  # a later run: files written meanwhile
+    hit = UnitStore(str(tmp_path)).get(program._replace(case="mut-x--lr"))  # a later run: files written meanwhile
     assert hit and hit["trace"] == f"{stem}.npz"
 
 

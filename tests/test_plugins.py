@@ -15,6 +15,7 @@ from harness.cases.load import discover, load_cases
 from harness.reporting import tables
 from harness.running import runner
 from harness.running.findings import FindingsStore
+from harness.running.records import UnitId
 from harness.running.results import ResultsDir
 
 PLUGIN = '''
@@ -83,10 +84,9 @@ def test_the_plugin_is_scored_and_appears_in_the_tables(installed, tmp_path):
     case = load_cases(discover("cases/stackoverflow/48385830.yaml"))[0][0]
     results = str(tmp_path / "results")
     for variant, trace in (("buggy", toy_traces()["healthy"]), ("patched", toy_traces()["flat"])):
-        unit = {"case": case.id, "variant": variant, "seed": 0}
         result = fake_unit(tmp_path, trace, f"{variant}-seed0")
         record = runner.attach_findings(case, result, ["loss-above-one", "keras-ton"])
-        ResultsDir(results).write(unit, record)
+        ResultsDir(results).write(record)
     tables.report(results)
     summary = pd.read_csv(os.path.join(results, "comparison.csv"))
     row = summary[(summary.detector == "loss-above-one") & (summary.subset == "all")].iloc[0]
@@ -124,7 +124,7 @@ def test_retraining_a_unit_forgets_its_stored_findings(tmp_path):
     from harness.running.store import UnitStore
 
     store = UnitStore(str(tmp_path))
-    unit = {"case": "c", "variant": "buggy", "seed": 0, "key": "k"}
+    unit = UnitId("c", "buggy", 0, "k")
     store.put(unit, {"status": "ok", "trace_npz": toy_traces()["nan"].to_bytes()})
     findings = FindingsStore(store.trace_path(unit))
     findings.put("x", {"fingerprint": "f"})

@@ -49,8 +49,8 @@ def cases():
 
 @pytest.mark.parametrize("case_id, variant", UNITS)
 def test_a_fresh_unit_matches_the_committed_one(cases, case_id, variant):
-    (unit,) = [u for u in units_for([cases[case_id]], RunConfig(variants=(variant,))) if u["seed"] == 0]
-    record = train_unit(unit)
+    (unit,) = [u for u in units_for([cases[case_id]], RunConfig(variants=(variant,))) if u.seed == 0]
+    record = train_unit(unit.work())
     assert record["status"] == "ok", record.get("error")
     reference = committed(case_id, variant)
     got, want = record["summary"]["final"]["loss"], reference["summary"]["final"]["loss"]

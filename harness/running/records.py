@@ -1,4 +1,4 @@
-"""The typed shapes of what a run stores: a unit, a case snapshot, a detector's findings entry, a unit record.
+"""The typed shapes of what a run stores: a unit's identity, a case snapshot, a detector's findings entry, a unit record.
 
 Records are JSON files (``results/runs/<case>/<variant>-seed<k>.json``) that
 tables, plots and other tools read long after the run; a field renamed without
@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import os
 import stat
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import pydantic
 
@@ -24,15 +24,12 @@ class _Open(pydantic.BaseModel):
     model_config = pydantic.ConfigDict(extra="allow")
 
 
-class Unit(_Open):
-    """One training to do: a case's variant under a seed, with its resolved spec and cache key."""
+class UnitId(NamedTuple):
+    """What names a unit on disk: its case, variant and seed (the results) and its content key (the store)."""
 
     case: str
-    variant: Literal["buggy", "patched"]
-    seed: int = pydantic.Field(ge=0)
-    spec: dict
-    semantics: str | None = None
-    stats: str | None = None
+    variant: str
+    seed: int
     key: str
 
 

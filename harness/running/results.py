@@ -15,7 +15,7 @@ import tempfile
 import pydantic
 
 from harness.errors import WriteFailed
-from harness.running.records import RecordFormatError, StoredFileError, UnitRecord, check_format, read_json
+from harness.running.records import RecordFormatError, StoredFileError, UnitId, UnitRecord, check_format, read_json
 from harness.trace import write_atomic
 
 
@@ -31,8 +31,8 @@ class ResultsDir:
     def path(self, case: str, variant: str, seed: int) -> str:
         return os.path.join(self.runs, case, f"{variant}-seed{seed}.json")
 
-    def path_for(self, unit: dict) -> str:
-        return self.path(unit["case"], unit["variant"], unit["seed"])
+    def path_for(self, unit: UnitId) -> str:
+        return self.path(unit.case, unit.variant, unit.seed)
 
     def exists(self) -> bool:
         return os.path.isdir(self.runs)
@@ -42,11 +42,12 @@ class ResultsDir:
             return []
         return sorted(d for d in os.listdir(self.runs) if os.path.isdir(os.path.join(self.runs, d)))
 
-    def write(self, unit: dict, record: dict) -> str:
-        """Validate and write one unit's record atomically (temp file, then rename)."""
+    def write(self, record: dict) -> str:
+        """Validate and write one unit's record atomically (temp file, then rename), where its own case, variant
+        and seed put it."""
         record = dict(record, format=UnitRecord.model_fields["format"].default)
-        UnitRecord.model_validate(record)
-        path = self.path_for(unit)
+        valid = UnitRecord.model_validate(record)
+        path = self.path(valid.case.id, valid.variant, valid.seed)
         try:
             write_atomic(path, (json.dumps(record, indent=1, sort_keys=True, default=str) + "\n").encode())
         except OSError as exc:
@@ -82,7 +83,7 @@ class ResultsDir:
                     print(f"bugbench: skipping {exc}", file=sys.stderr)
         return out
 
-    def stale(self, units: list[dict]) -> list[str]:
+    def stale(self, units: list[UnitId]) -> list[str]:
         """Result files no unit of ``units`` writes (deleted cases, other cases, fewer seeds)."""
         keep = {self.path_for(u) for u in units}
         return [os.path.join(folder, name) for folder, _, files in os.walk(self.runs) for name in sorted(files)

@@ -18,11 +18,10 @@ from detectors.registry import DEFAULT as DEFAULT_DETECTORS
 from harness.cases.load import VARIANTS, LoadedCase
 from harness.data import files as data_files
 from harness.errors import WriteFailed
-from harness.running.records import Unit, is_error
+from harness.running.records import UnitId, is_error
 from harness.running.results import ResultsDir
-from harness.running.store import UnitStore, unit_key
+from harness.running.store import Unit, UnitStore
 from harness.training import stats_op
-from harness.training.train import unit_identity
 
 
 @dataclasses.dataclass
@@ -59,17 +58,10 @@ def unit_limit(timeout: float | str | None):
     return lambda unit: min(LIMIT_FIXED + LIMIT_PER_EPOCH * unit["spec"]["fit"]["epochs"], LIMIT_CAP)
 
 
-def units_for(cases: list[LoadedCase], config: RunConfig, stats: str | None = None) -> list[dict]:
+def units_for(cases: list[LoadedCase], config: RunConfig, stats: str | None = None) -> list[Unit]:
     stats = stats or stats_op.backend()  # named in the unit: a dask worker's environment may differ
-    units = [
-        {"case": c.id, "variant": v, "seed": s, "spec": c.spec_dict(v), "semantics": config.semantics,
-         "stats": stats}
-        for c in cases for v in config.variants if v in c.variants for s in config.seeds
-    ]
-    for unit in units:
-        unit["key"] = unit_key(unit)
-        Unit.model_validate(unit)
-    return units
+    return [Unit(case=c.id, variant=v, seed=s, spec=c.spec_dict(v), semantics=config.semantics, stats=stats)
+            for c in cases for v in config.variants if v in c.variants for s in config.seeds]
 
 
 def current_keys(cases: list[LoadedCase], seeds) -> set[str]:
@@ -79,14 +71,14 @@ def current_keys(cases: list[LoadedCase], seeds) -> set[str]:
     for semantics in (None, "keras2", "keras3"):
         config = RunConfig(seeds=tuple(seeds), semantics=semantics)
         for stats in stats_op.BACKENDS:
-            keys |= {u["key"] for u in units_for(cases, config, stats)}
+            keys |= {u.key for u in units_for(cases, config, stats)}
     return keys
 
 
 def needs_training(cases: list[LoadedCase], config: RunConfig) -> set[str]:
     """Ids of the cases with at least one unit the store does not have."""
     store = UnitStore(config.cache_dir)
-    return {u["case"] for u in units_for(cases, config) if config.force or not store.get(u)}
+    return {u.case for u in units_for(cases, config) if config.force or not store.get(u.id)}
 
 
 def run(cases: list[LoadedCase], config: RunConfig) -> list[dict]:
@@ -102,11 +94,11 @@ def run(cases: list[LoadedCase], config: RunConfig) -> list[dict]:
             extra = dataclasses.replace(config, seeds=tuple(range(first, first + config.more_seeds)))
             more_units, more = _run_locked([c for c in cases if c.id in split], extra, names)
             units, records = units + more_units, records + more
-        _prune_or_note(ResultsDir(config.results_dir), units, config.prune)
+        _prune_or_note(ResultsDir(config.results_dir), [u.id for u in units], config.prune)
         return records
 
 
-def _prune_or_note(results: ResultsDir, units: list[dict], prune: bool) -> None:
+def _prune_or_note(results: ResultsDir, units: list[UnitId], prune: bool) -> None:
     """With ``prune``, delete and list the result files no unit of this run wrote; without, say they are there."""
     stale = results.stale(units)
     if not stale:
@@ -157,25 +149,25 @@ def cache_lock(cache_dir: str):
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def _run_locked(cases: list[LoadedCase], config: RunConfig, names: list[str]) -> tuple[list[dict], list[dict]]:
+def _run_locked(cases: list[LoadedCase], config: RunConfig, names: list[str]) -> tuple[list[Unit], list[dict]]:
     store = UnitStore(config.cache_dir)
     by_id = {c.id: c for c in cases}
     units = units_for(cases, config)
-    cached = [None if config.force else store.get(u) for u in units]
-    waiting: dict[str, list[dict]] = {}  # key -> the units that train as one (a mutant's patched is its program)
+    cached = [None if config.force else store.get(u.id) for u in units]
+    waiting: dict[str, list[Unit]] = {}  # key -> the units that train as one (a mutant's patched is its program)
     for unit, hit in zip(units, cached):
         if not hit:
-            waiting.setdefault(unit["key"], []).append(unit)
+            waiting.setdefault(unit.key, []).append(unit)
     todo = [same[0] for same in waiting.values()]
     backfill_facts(store, units, cached)
     records = []
     for unit, hit in zip(units, cached):
         if hit:
-            records.append(_finish(by_id[unit["case"]], unit, dict(hit, cached=True), names, config))
+            records.append(_finish(by_id[unit.case], unit, dict(hit, cached=True), names, config))
     todo, refused = _with_consent(todo, config)
     for unit, reason in refused:
-        for same in waiting[unit["key"]]:
-            records.append(_finish(by_id[same["case"]], same, dict(status="error", error=reason), names, config))
+        for same in waiting[unit.key]:
+            records.append(_finish(by_id[same.case], same, dict(status="error", error=reason), names, config))
     try:
         _train(todo, waiting, by_id, store, names, config, records)
     except WriteFailed as exc:
@@ -188,38 +180,42 @@ def _train(todo, waiting, by_id, store, names, config, records) -> None:
     """Train ``todo``, storing and scoring each unit as it arrives (appended to ``records``)."""
     from harness.running.engine import run_units
 
-    stream = run_units(todo, config.jobs, config.backend, config.scheduler, unit_limit(config.timeout))
+    # The engine hands workers plain dicts (what train_unit reads); its answers are matched back by key.
+    by_key = {unit.key: unit for unit in todo}
+    stream = run_units([u.work() for u in todo], config.jobs, config.backend, config.scheduler,
+                       unit_limit(config.timeout))
     returned = set()
-    for unit, record in _progress(stream, len(todo), config):
-        returned.add(unit["key"])
-        record = store.put(unit, record)
-        for same in waiting[unit["key"]]:
-            records.append(_finish(by_id[same["case"]], same, dict(record, cached=same is not unit), names, config))
-    for unit in (u for u in todo if u["key"] not in returned):  # never silently missing from the tables
-        for same in waiting[unit["key"]]:
-            records.append(_finish(by_id[same["case"]], same,
+    for work, record in _progress(stream, len(todo), config):
+        unit = by_key[work["key"]]
+        returned.add(unit.key)
+        record = store.put(unit.id, record)
+        for same in waiting[unit.key]:
+            records.append(_finish(by_id[same.case], same, dict(record, cached=same is not unit), names, config))
+    for unit in (u for u in todo if u.key not in returned):  # never silently missing from the tables
+        for same in waiting[unit.key]:
+            records.append(_finish(by_id[same.case], same,
                                    dict(status="error", error="no result came back from its worker"), names, config))
 
 
-def _with_consent(todo: list[dict], config: RunConfig) -> tuple[list[dict], list[tuple[dict, str]]]:
+def _with_consent(todo: list[Unit], config: RunConfig) -> tuple[list[Unit], list[tuple[Unit, str]]]:
     """The units that may train, each marked with the consent it carries, and the refused ones with why."""
     from harness.cases.trust import refusal
 
     allowed, refused = [], []
     for unit in todo:
-        if not data_files.runs_code(unit["spec"]):
+        if not data_files.runs_code(unit.spec):
             allowed.append(unit)
             continue
-        params = unit["spec"]["data"]["params"]
+        params = unit.spec["data"]["params"]
         why = refusal(params["path"], params.get("sha256"), config.trust_case_code)
         if why:
             refused.append((unit, why))
         else:
-            allowed.append(dict(unit, trust_code=True))
+            allowed.append(unit.model_copy(update={"trust_code": True}))
     return allowed, refused
 
 
-def backfill_facts(store: UnitStore, units: list[dict], cached: list) -> None:
+def backfill_facts(store: UnitStore, units: list[Unit], cached: list) -> None:
     """Give stored units whose static facts are missing or of an older facts version today's facts.
 
     Facts need the model and data built, never training: a trace stays valid
@@ -229,7 +225,7 @@ def backfill_facts(store: UnitStore, units: list[dict], cached: list) -> None:
 
     # A unit whose data comes from case code is not rebuilt here: that code runs only in a worker.
     missing = [(u, hit) for u, hit in zip(units, cached) if hit and hit.get("status") == "ok"
-               and not data_files.runs_code(u["spec"]) and (hit.get("facts") or {}).get("version") != FACTS_VERSION
+               and not data_files.runs_code(u.spec) and (hit.get("facts") or {}).get("version") != FACTS_VERSION
                and "error" not in (hit.get("facts") or {})]
     if not missing:
         return
@@ -237,17 +233,17 @@ def backfill_facts(store: UnitStore, units: list[dict], cached: list) -> None:
 
     for unit, hit in missing:
         try:
-            hit["facts"] = static_facts(unit)
+            hit["facts"] = static_facts(unit.work())
         except Exception as exc:  # the unit trained once; a build problem now must not lose it
             hit["facts"] = {"error": f"{type(exc).__name__}: {exc}"}
-        store.put(unit, hit)
+        store.put(unit.id, hit)
 
 
-def _finish(case: LoadedCase, unit: dict, record: dict, names: list[str], config: RunConfig) -> dict:
+def _finish(case: LoadedCase, unit: Unit, record: dict, names: list[str], config: RunConfig) -> dict:
     # One training result serves every unit of its content key (another case's variant, a mutant's program):
     # the record names the unit it is written for.
-    record = attach_findings(case, dict(record, **unit_identity(unit)), names, replay_all=config.replay)
-    ResultsDir(config.results_dir).write(unit, record)
+    record = attach_findings(case, dict(record, **unit.id._asdict()), names, replay_all=config.replay)
+    ResultsDir(config.results_dir).write(record)
     return record
 
 

@@ -22,10 +22,13 @@ import re
 import sys
 import zipfile
 from importlib import metadata
+from typing import Literal
+
+import pydantic
 
 from harness.errors import WriteFailed
 from harness.provenance import TRACE_SOURCES, source_hash
-from harness.running.records import StoredFileError, read_json
+from harness.running.records import StoredFileError, UnitId, read_json
 from harness.trace import write_atomic
 
 _UNIT_FILE = re.compile(r"^(?P<variant>[A-Za-z0-9_]+)-seed(?P<seed>\d+)-(?P<key>[0-9a-f]{16})\.")
@@ -68,6 +71,33 @@ def unit_key(unit: dict) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+class Unit(pydantic.BaseModel):
+    """One training to do: a case's variant under a seed, with its resolved spec. Frozen, so its key, a hash of its
+    content, cannot go stale."""
+
+    model_config = pydantic.ConfigDict(frozen=True, extra="forbid")
+
+    case: str
+    variant: Literal["buggy", "patched"]
+    seed: int = pydantic.Field(ge=0)
+    spec: dict
+    semantics: str | None = None
+    stats: str | None = None  # what computes the statistics (named: a dask worker's environment may differ)
+    trust_code: bool = False  # the run's consent to run the case's own code (file.py); not part of the key
+
+    @functools.cached_property
+    def key(self) -> str:
+        return unit_key(self.model_dump())
+
+    @property
+    def id(self) -> UnitId:
+        return UnitId(self.case, self.variant, self.seed, self.key)
+
+    def work(self) -> dict:
+        """What a worker trains: the unit as the plain dict ``harness.training.train_unit`` reads."""
+        return {**self.model_dump(), "key": self.key}
+
+
 class UnitStore:
     """``<root>/units/<case>/<variant>-seed<k>-<key>.{json,npz}``; writes are atomic."""
 
@@ -75,13 +105,13 @@ class UnitStore:
         self.root = root
         self._by_key: dict[tuple[int, str], list[str]] | None = None  # (seed, key) -> stems, read on first need
 
-    def _stem(self, unit: dict) -> str:
-        return os.path.join(self.root, "units", unit["case"], f"{unit['variant']}-seed{unit['seed']}-{unit['key']}")
+    def _stem(self, unit: UnitId) -> str:
+        return os.path.join(self.root, "units", unit.case, f"{unit.variant}-seed{unit.seed}-{unit.key}")
 
-    def trace_path(self, unit: dict) -> str:
+    def trace_path(self, unit: UnitId) -> str:
         return self._stem(unit) + ".npz"
 
-    def get(self, unit: dict) -> dict | None:
+    def get(self, unit: UnitId) -> dict | None:
         """The stored training record of ``unit``, or None (also when half-written).
 
         A unit of another case with the same key is the same training (a mutant's patched variant is its
@@ -92,7 +122,7 @@ class UnitStore:
             found = next(filter(None, map(self._read, self._same_key(unit))), None)
         return found
 
-    def _same_key(self, unit: dict) -> list[str]:
+    def _same_key(self, unit: UnitId) -> list[str]:
         """Stems of the records stored under ``unit``'s seed and key, in any case: the store is listed once
         (a cold run misses every unit), then kept current by ``put``; files written by other means are
         seen by the next ``UnitStore`` (a run holds the cache lock, so nothing else writes meanwhile)."""
@@ -101,7 +131,7 @@ class UnitStore:
             for path, *_, seed, key in self.files():
                 if path.endswith(".json") and not path.endswith(".findings.json"):
                     self._by_key.setdefault((seed, key), []).append(path[: -len(".json")])
-        return self._by_key.get((unit["seed"], unit["key"]), [])
+        return self._by_key.get((unit.seed, unit.key), [])
 
     def _read(self, stem: str) -> dict | None:
         try:
@@ -119,14 +149,14 @@ class UnitStore:
             return None  # missing, truncated or not a trace at all: train the unit again
         return record
 
-    def put(self, unit: dict, record: dict) -> dict:
+    def put(self, unit: UnitId, record: dict) -> dict:
         """Store a worker's record; its trace bytes become a file beside it (WriteFailed when they cannot)."""
         try:
             return self._put(unit, dict(record))
         except OSError as exc:
             raise WriteFailed(self._stem(unit), exc) from None
 
-    def _put(self, unit: dict, record: dict) -> dict:
+    def _put(self, unit: UnitId, record: dict) -> dict:
         data = record.pop("trace_npz", None)
         if data is not None:
             record["trace"] = self.trace_path(unit)
@@ -136,7 +166,7 @@ class UnitStore:
         if record.get("status") == "ok":
             write_atomic(self._stem(unit) + ".json", json.dumps(record, default=str).encode())
             if self._by_key is not None:
-                self._by_key.setdefault((unit["seed"], unit["key"]), []).append(self._stem(unit))
+                self._by_key.setdefault((unit.seed, unit.key), []).append(self._stem(unit))
         return record
 
     def files(self):
