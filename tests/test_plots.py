@@ -10,7 +10,7 @@ import pytest
 
 from detectors.toy_traces import make_trace
 from harness import cli
-from harness.reporting import plots
+from harness.reporting import figures, plots
 from harness.trace import STAGES, STATS, TraceRecorder
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -136,7 +136,7 @@ def test_thin_keeps_the_last_batch():
 
 
 def test_plot_case_writes_a_png(results, tmp_path):
-    out = plots.plot_case(str(results), CASE, out=str(tmp_path / "x" / "plot.png"), stage="weight_grad", stat="std")
+    out = figures.plot_case(str(results), CASE, out=str(tmp_path / "x" / "plot.png"), stage="weight_grad", stat="std")
     assert is_png(tmp_path / "x" / "plot.png") and out.endswith("plot.png")
 
 
@@ -174,7 +174,7 @@ def test_one_missing_variant_still_plots(results, capsys):
 
 def test_plot_all_skips_cases_without_traces(results, capsys):
     (results / "runs" / "so-9").mkdir()
-    written = plots.plot_all(str(results), jobs=1)
+    written = figures.plot_all(str(results), jobs=1)
     assert written == [str(results / "plots" / f"{CASE}.png")]
     assert "no plot for so-9" in capsys.readouterr().err
 
@@ -189,14 +189,14 @@ def test_show_and_report_do_not_import_tensorflow():
 
 
 def test_plot_all_redraws_only_what_changed(results):
-    path = plots.plot_all(str(results), jobs=1)[0]
+    path = figures.plot_all(str(results), jobs=1)[0]
     drawn = os.path.getmtime(path)
     os.utime(path, (drawn - 100, drawn - 100))
-    plots.plot_all(str(results), jobs=1)
+    figures.plot_all(str(results), jobs=1)
     assert os.path.getmtime(path) == drawn - 100  # same stored runs: kept
     record = results / "runs" / CASE / "patched-seed0.json"
     record.write_text(record.read_text().replace('"accuracy": 0.5', '"accuracy": 0.75'))
-    plots.plot_all(str(results), jobs=1)
+    figures.plot_all(str(results), jobs=1)
     assert os.path.getmtime(path) > drawn - 100
 
 

@@ -43,7 +43,7 @@ def cmd_report(args) -> int:
 
 
 def _plots(args) -> int:
-    from harness.reporting.plots import plot_all
+    from harness.reporting.figures import plot_all
 
     lacking: list = []
     for path in plot_all(args.results, cache=args.cache, lacking=lacking):
@@ -57,7 +57,7 @@ def _plots(args) -> int:
 
 
 def cmd_show(args) -> int:
-    from harness.reporting.plots import MissingRun, plot_case
+    from harness.reporting.figures import MissingRun, plot_case
 
     try:
         path = plot_case(args.results, args.case, args.out, seed=args.seed, stage=args.stage, stat=args.stat,

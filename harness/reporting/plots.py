@@ -1,45 +1,31 @@
-"""Per-layer trend plots of a case's buggy and patched runs, from stored results.
+"""Draws the per-layer trend figure of a case's buggy and patched runs (only draws: ``plot_inputs`` loads the
+stored runs, ``figures`` decides which figures to write).
 
-Reads only ``results/runs/<case>/<variant>-seed<k>.json`` and the traces they
-name, so plotting never trains and never imports TensorFlow. One PNG per case:
-two columns (buggy, patched) sharing each row's y scale, so a fault reads as
-the difference between the columns; every detector's first finding is a
-vertical line at the batch where it was reported.
+One figure per case: two columns (buggy, patched) sharing each row's y scale,
+so a fault reads as the difference between the columns; every detector's first
+finding is a vertical line at the batch where it was reported.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import difflib
-import hashlib
-import os
-import sys
 import textwrap
 from collections.abc import Callable
 
 import numpy as np
 
-from harness.provenance import source_hash
 from harness.reporting.glossary import METHODS, code_words, detector_order, fault_words
+from harness.reporting.plot_inputs import VARIANTS
 from harness.running.records import is_error
-from harness.running.results import RecordFormatError, ResultsDir, ResultUnreadable
 from harness.trace import STAGES, STATS, Trace
 
-VARIANTS = ("buggy", "patched")
 DPI = 80
 WIDTH, TOP, BOTTOM = 14.0, 1.3, 0.6  # inches: figure width, room for titles, room for the x label
 PLOT_RIGHT = 0.66  # the legends take the figure's right third
 LEGEND_WIDTH = 62  # characters per legend line: the legends fit the figure's right third
 MAX_POINTS = 400  # per line: enough to see a trend, few enough to draw 41 cases fast
 NONFINITE_COLOR, NONFINITE_ALPHA = "#d62728", 0.12
-
-
-class MissingRun(Exception):
-    """No stored run (or no trace) to plot; the message says what to run."""
-
-
-class MissingTrace(MissingRun):
-    """The run succeeded but its trace is not where the record says, or is unreadable."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,51 +44,6 @@ class Panel:
     title: str
     values: Callable[[Trace], np.ndarray]  # [batch] or [batch, layer]
     positive: bool = False  # a magnitude: drawn on a log scale, zero at the bottom
-
-
-# -- loading -------------------------------------------------------------------
-
-
-def load_unit(results_dir: str, case: str, variant: str, seed: int, cache: str | None = None) -> tuple[dict, Trace]:
-    """The stored record of one unit and its trace; MissingRun when either is absent or unreadable."""
-    path = ResultsDir(results_dir).path(case, variant, seed)
-    if not os.path.exists(path):
-        raise MissingRun(f"no stored run {path}")
-    try:
-        record = ResultsDir(results_dir).read(path)
-    except (ResultUnreadable, RecordFormatError) as exc:
-        raise MissingRun(str(exc)) from None
-    if record.get("status") != "ok" or not record.get("trace"):
-        raise MissingRun(f"{path}: the run failed ({record.get('error') or record.get('status')}), no trace")
-    trace_file = resolve_trace(record["trace"], results_dir, cache, case)
-    if trace_file is None:
-        raise MissingTrace(f"{path}: its trace {record['trace']} is not in the cache"
-                           + ("" if cache else " (pass --cache DIR if the cache is elsewhere)"))
-    try:
-        return record, Trace.load(trace_file)
-    except Exception as exc:  # a truncated or corrupt file: name it and the cure
-        raise MissingTrace(f"{trace_file}: unreadable trace ({type(exc).__name__}: {exc}); retrain it with "
-                           f"`bugbench run --case {case} --force`") from None
-
-
-def resolve_trace(path: str, results_dir: str, cache: str | None = None, case: str | None = None) -> str | None:
-    """Find a trace named relative to the folder the run started in, or in ``cache``.
-
-    Runs store the path as given (``.bugbench/units/...``); the results folder
-    normally sits in that same folder, so try beside it too; a copied results
-    folder finds its traces in the cache it is pointed at (same file name).
-    """
-    candidates = [path]
-    if not os.path.isabs(path):
-        candidates.append(os.path.join(os.path.dirname(os.path.abspath(results_dir)), path))
-    if cache and case:
-        candidates.insert(0, os.path.join(cache, "units", case, os.path.basename(path)))
-    return next((p for p in candidates if os.path.exists(p)), None)
-
-
-def _suggest_case(results_dir: str, case: str) -> str:
-    close = difflib.get_close_matches(case, ResultsDir(results_dir).cases(), n=1, cutoff=0.7)
-    return f" (did you mean '{close[0]}'?)" if close else ""
 
 
 # -- where things happen ---------------------------------------------------------
@@ -266,93 +207,6 @@ def symlog_ticks(low: float, high: float, linthresh: float, most: int = 3) -> li
 # -- drawing ---------------------------------------------------------------------
 
 
-def plot_case(results_dir: str, case: str, out: str | None = None, seed: int = 0, stage: str = "output",
-              stat: str = "mean", reuse: bool = False, cache: str | None = None, run_hint: str | None = None) -> str:
-    """Write the case's PNG; return its path. MissingRun when neither variant has a trace.
-
-    ``reuse``: keep an existing PNG drawn from the same stored runs by the same code. ``run_hint``: the
-    command that would write the missing runs (default: ``bugbench run --case CASE``).
-    """
-    rows = panels(stage, stat)
-    hint = f"run `{run_hint or f'bugbench run --case {case}'}` first"
-    if case not in ResultsDir(results_dir).cases():
-        raise MissingRun(f"no stored runs of {case} in {ResultsDir(results_dir).runs}"
-                         f"{_suggest_case(results_dir, case)}\n{hint}")
-    units, missing = {}, {}
-    for variant in VARIANTS:
-        try:
-            units[variant] = load_unit(results_dir, case, variant, seed, cache)
-        except MissingRun as exc:
-            missing[variant] = exc
-    if not units:
-        kind = MissingTrace if any(isinstance(e, MissingTrace) for e in missing.values()) else MissingRun
-        raise kind("\n".join([*map(str, missing.values()), hint]))
-    for why in missing.values():
-        print(f"bugbench: {why}; its column is left empty", file=sys.stderr)
-    out = out or os.path.join(results_dir, "plots", f"{case}.png")
-    key = inputs_key(results_dir, case, seed, stage, stat)
-    if reuse and stored_key(out) == key:
-        return out
-    figure = draw(units, rows, seed)
-    os.makedirs(os.path.dirname(out) or ".", exist_ok=True)
-    figure.savefig(out, dpi=DPI, metadata={KEY_FIELD: key})
-    return out
-
-
-KEY_FIELD = "bugbench-inputs"
-
-
-def inputs_key(results_dir: str, case: str, seed: int, stage: str, stat: str) -> str:
-    """Hash of what a plot is drawn from: the stored records (which name their traces by content) and this code."""
-    digest = hashlib.sha256(f"{case} {seed} {stage} {stat}".encode())
-    digest.update(source_hash(os.path.abspath(__file__)).encode())
-    for variant in VARIANTS:
-        path = ResultsDir(results_dir).path(case, variant, seed)
-        if os.path.exists(path):
-            with open(path, "rb") as fh:
-                digest.update(fh.read())
-    return digest.hexdigest()[:16]
-
-
-def stored_key(png: str) -> str | None:
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(png) as image:
-            return image.text.get(KEY_FIELD)
-    except (OSError, UnidentifiedImageError):
-        return None
-
-
-def plot_all(results_dir: str, seed: int = 0, jobs: int | None = None, cache: str | None = None,
-             lacking: list | None = None) -> list[str]:
-    """One PNG per stored case in ``results_dir/plots``; cases without traces are skipped, on stderr.
-
-    A PNG whose stored runs have not changed is kept (a rerun of the benchmark from the cache
-    redraws nothing). The others are drawn in ``jobs`` processes (default: one per core):
-    figures are independent and drawing is CPU-bound. ``lacking`` collects the cases whose runs
-    succeeded but whose traces are missing or unreadable (a copied results folder, a broken cache).
-    """
-    from joblib import Parallel, delayed
-
-    cases = ResultsDir(results_dir).cases()
-    jobs = max(1, min(jobs or os.cpu_count() or 1, len(cases) or 1))
-    outcomes = Parallel(n_jobs=jobs)(delayed(_plot_or_skip)(results_dir, case, seed, cache) for case in cases)
-    for case, (_path, skipped, no_trace) in zip(cases, outcomes):
-        if skipped:
-            print(f"bugbench: no plot for {case}: {skipped}", file=sys.stderr)
-        if no_trace and lacking is not None:
-            lacking.append(case)
-    return [path for path, _, _ in outcomes if path]
-
-
-def _plot_or_skip(results_dir: str, case: str, seed: int, cache: str | None):
-    try:
-        return plot_case(results_dir, case, seed=seed, reuse=True, cache=cache), None, False
-    except MissingRun as exc:
-        return None, str(exc).splitlines()[0], isinstance(exc, MissingTrace)
-
-
 def draw(units: dict, rows: list[Panel], seed: int):
     # A bare Figure draws with Agg and keeps no global pyplot state: headless, and
     # nothing accumulates when a report draws every case.
@@ -428,7 +282,6 @@ def layer_colors(units: dict) -> tuple[dict, list[str]]:
     patch kept, or only changed (another activation, more units), has one colour
     in both columns; a layer only one variant has gets a colour of its own.
     """
-    import difflib
 
     layers = {v: list(trace.layers) for v, (_, trace) in units.items()}
     first = "buggy" if "buggy" in layers else next(iter(layers))

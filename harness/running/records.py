@@ -1,4 +1,4 @@
-"""The typed shapes of what a run stores: a unit's identity, a case snapshot, a detector's findings entry, a unit record.
+"""The typed shapes of what a run stores: a unit's identity, a case snapshot, a findings entry, a unit record.
 
 Records are JSON files (``results/runs/<case>/<variant>-seed<k>.json``) that
 tables, plots and other tools read long after the run; a field renamed without
