@@ -229,8 +229,10 @@ def test_the_goals_are_judged_on_the_papers_valid_cases_only():
     import pandas as pd
 
     from harness.reporting.tables import target_notes
+    from harness.scoring.intervals import Count
 
-    def row(subset, sep, loc, fix, fa):
+    def row(subset, *cells):
+        sep, loc, fix, fa = (Count(*map(int, c.split("/"))) for c in cells)
         return {"detector": "diagnose", "subset": subset, "separates": sep, "localized": loc,
                 "suggested_fix": fix, "false_alarms": fa}
     summ = pd.DataFrame([row("paper", "17/23", "21/40", "21/40", "2/29"),

@@ -13,7 +13,7 @@ import pandas as pd
 
 from harness.reporting.glossary import detector_order
 from harness.reporting.render import write_table
-from harness.scoring.intervals import rate
+from harness.scoring.intervals import Count, rate
 from harness.scoring.verdicts import healthy_controls
 
 LEGEND = (
@@ -66,15 +66,15 @@ def _summary(killed: pd.DataFrame, zoo: pd.DataFrame) -> pd.DataFrame:
         n, hits, alarms = k.case.nunique(), int(k.detected.fillna(False).astype(bool).sum()), \
             int(h.detected.fillna(False).astype(bool).sum())
 
-        rows.append({"detector": det, "mutants": n, "detected": f"{hits}/{n}", "detection_rate": rate(hits, n),
+        rows.append({"detector": det, "mutants": n, "detected": Count(hits, n), "detection_rate": rate(hits, n),
                      "localized": _count(k, "localized", n), "suggested_fix": _count(k, "suggested", n),
-                     "false_alarms": f"{alarms}/{len(h)}", "false_alarm_rate": rate(alarms, len(h))})
+                     "false_alarms": Count(alarms, len(h)), "false_alarm_rate": rate(alarms, len(h))})
     return pd.DataFrame(rows)
 
 
-def _count(part: pd.DataFrame, column: str, n: int) -> str:
+def _count(part: pd.DataFrame, column: str, n: int) -> Count | str:
     values = part[column].dropna()
-    return f"{int(values.astype(bool).sum())}/{n}" if len(values) else "–"
+    return Count(int(values.astype(bool).sum()), n) if len(values) else "–"
 
 
 OPERATOR_TABLES = (  # (outcome column, file, title, what a cell counts)
@@ -93,11 +93,11 @@ def _operators(per_case: pd.DataFrame, killed: pd.DataFrame, mutants: dict, colu
     for op in sorted({g["operator"] for g in mutants.values()}):
         cases = {c for c in generated.case.unique() if op_of[c] == op}
         k = killed[killed.case.isin(cases)]
-        row = {"operator": op, "killed": f"{k.case.nunique()}/{len(cases)}"}
+        row = {"operator": op, "killed": Count(k.case.nunique(), len(cases))}
         for det in sorted(killed.detector.unique(), key=detector_order):
             d = k[k.detector == det]
             values = d[column].dropna()
-            row[det] = f"{int(values.astype(bool).sum())}/{d.case.nunique()}" if len(values) else "–"
+            row[det] = Count(int(values.astype(bool).sum()), d.case.nunique()) if len(values) else "–"
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -157,7 +157,7 @@ def _programs(records: list[dict]) -> pd.DataFrame:
     for case, tests in sorted(by_case.items()):
         metric, value, ref, learns = _test_learns(tests)
         rows.append({"program": case, "test_rows": tests[0].get("n"), "metric": metric, "test": value,
-                     "constant_guess": ref, "learns": "–" if ref is None else f"{learns}/{len(tests)}"})
+                     "constant_guess": ref, "learns": "–" if ref is None else Count(learns, len(tests))})
     return pd.DataFrame(rows)
 
 

@@ -10,6 +10,7 @@ import pandas as pd
 
 from harness.reporting.glossary import LAYOUT_LEGEND, METHODS, VERSUS_LEGEND
 from harness.reporting.render import write_table
+from harness.scoring.intervals import Count
 
 
 def paper_cell(paper: dict, column: str, field: str = "IB") -> str:
@@ -99,7 +100,8 @@ def paper_vs_ours(per_case: pd.DataFrame, paper: dict) -> tuple[pd.DataFrame, pd
         rows.append(row)
     agreement = pd.DataFrame([
         {"method": heading, "paper column": column,
-         "IB agree": f"{sum(t['ib'])}/{len(t['ib'])}", "FL agree": f"{sum(t['fl'])}/{len(t['fl'])}" if t["fl"] else "–",
+         "IB agree": Count(sum(t["ib"]), len(t["ib"])),
+         "FL agree": Count(sum(t["fl"]), len(t["fl"])) if t["fl"] else "–",
          "disagreements": ", ".join(t["diff"]) or "none"}
         for det, column, heading in ((m.detector, m.paper_column, m.heading) for m in METHODS)
         if column and (t := tally[det])["ib"]

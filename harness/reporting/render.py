@@ -1,6 +1,7 @@
 """One renderer for every table: Markdown (title, notes, table), CSV with numbers, and LaTeX on request.
 
-Markdown keeps the cells a reader wants (``21/26``, ``0.81 [0.62, 0.92]``).
+Tables are built from numbers (``Count``, ``Rate``) and formatted here, last:
+Markdown keeps the cells a reader wants (``21/26``, ``0.81 [0.62, 0.92]``);
 CSV is for analysis, so such cells are split into numbers: a count column
 ``detected`` with its denominator ``detected_of``; a rate ``detection_rate``
 with ``detection_rate_lo``/``_hi`` (its 95 % interval). ``–`` (not measured)
@@ -11,12 +12,11 @@ would include (``latex=True``).
 from __future__ import annotations
 
 import os
-import re
 
 import pandas as pd
 
-_COUNT = re.compile(r"^(\d+)/(\d+)$")
-_RATE = re.compile(r"^(\d+(?:\.\d+)?) \[(\d+(?:\.\d+)?), (\d+(?:\.\d+)?)\]$")
+from harness.scoring.intervals import Count, Rate
+
 _MISSING = {"–", "-", ""}
 
 
@@ -36,20 +36,21 @@ def write_table(df: pd.DataFrame, results_dir: str, name: str, title: str, notes
 
 
 def numeric(df: pd.DataFrame) -> pd.DataFrame:
-    """The table with ``k/n`` cells split into count and denominator columns, rates into value and bounds."""
+    """The table with ``Count`` cells split into count and denominator columns, ``Rate`` cells into value and
+    bounds (as shown); a column of anything else, or of a mix, is written as shown."""
     out = {}
     for column in df.columns:
-        cells = [str(v) for v in df[column] if not _missing(v)]
-        if cells and all(_COUNT.match(c) for c in cells):
-            parts = [_COUNT.match(str(v)) if not _missing(v) else None for v in df[column]]
-            out[column] = [int(m.group(1)) if m else None for m in parts]
-            out[f"{column}_of"] = [int(m.group(2)) if m else None for m in parts]
-        elif cells and all(_RATE.match(c) for c in cells):
-            parts = [_RATE.match(str(v)) if not _missing(v) else None for v in df[column]]
-            for suffix, group in (("", 1), ("_lo", 2), ("_hi", 3)):
-                out[f"{column}{suffix}"] = [float(m.group(group)) if m else None for m in parts]
+        cells = [v for v in df[column] if not _missing(v)]
+        if cells and all(isinstance(c, Count) for c in cells):
+            out[column] = [None if _missing(v) else v.k for v in df[column]]
+            out[f"{column}_of"] = [None if _missing(v) else v.n for v in df[column]]
+        elif cells and all(isinstance(c, Rate) for c in cells):
+            shown = [None if _missing(v) else v.shown() for v in df[column]]
+            for suffix, i in (("", 0), ("_lo", 1), ("_hi", 2)):
+                out[f"{column}{suffix}"] = [None if s is None else s[i] for s in shown]
         else:
-            out[column] = [None if isinstance(v, str) and v in _MISSING else v for v in df[column]]
+            out[column] = [None if isinstance(v, str) and v in _MISSING else
+                           str(v) if isinstance(v, (Count, Rate)) else v for v in df[column]]
     return pd.DataFrame(out).astype(object).convert_dtypes() if out else df
 
 

@@ -27,7 +27,7 @@ from harness.reporting.paper_tables import paper_cell
 from harness.reporting.render import write_table
 from harness.running.results import ResultsDir
 from harness.scoring import fidelity, outcomes
-from harness.scoring.intervals import rate
+from harness.scoring.intervals import Count, rate
 from harness.scoring.verdicts import every_fix, fixed_not_learning, healthy_controls, majority, separates
 
 
@@ -193,14 +193,14 @@ def _summary_row(det: str, subset: str, part: pd.DataFrame, paper: dict) -> dict
 
     def count(column):
         values = buggy[column].dropna()
-        return f"{int(values.astype(bool).sum())}/{n}" if len(values) else "–"
+        return Count(int(values.astype(bool).sum()), n) if len(values) else "–"
 
     return {
-        "detector": det, "subset": subset, "cases": n, "detected": f"{int(detected.sum())}/{n}",
+        "detector": det, "subset": subset, "cases": n, "detected": Count(int(detected.sum()), n),
         "localized": count("localized"), "localized_fused": count("localized_fused"), "diagnosed": count("diagnosed"),
-        "suggested_fix": count("suggested"), "false_alarms": f"{alarms}/{len(healthy)}",
-        "false_alarms_any_fix": f"{any_fix}/{len(fixes)}",
-        "separates": f"{sep}/{pairs}" if pairs else "–",
+        "suggested_fix": count("suggested"), "false_alarms": Count(alarms, len(healthy)),
+        "false_alarms_any_fix": Count(any_fix, len(fixes)),
+        "separates": Count(sep, pairs) if pairs else "–",
         "detection_rate": rate(int(detected.sum()), n), "false_alarm_rate": rate(alarms, len(healthy)),
         "warned_fault": count("warned"),
         "warnings_per_healthy_run": round(float(healthy["n_warnings"].mean()), 2) if len(healthy) else None,
@@ -237,21 +237,15 @@ def target_notes(summ: pd.DataFrame) -> list[str]:
         return []
     parts = []
     for column, (op, goal) in TARGETS.items():
-        got = _fraction(mine.loc["valid", column])
-        new = _fraction(mine.loc["new", column]) if "new" in mine.index else None
-        if got and new:
-            got = (got[0] - new[0], got[1] - new[1])
-        if not got:
-            parts.append(f"{column} {mine.loc['valid', column]} (goal {op} {goal}: not measured)")
+        got = mine.loc["valid", column]
+        new = mine.loc["new", column] if "new" in mine.index else None
+        if not isinstance(got, Count):
+            parts.append(f"{column} {got} (goal {op} {goal}: not measured)")
             continue
-        met = got[0] >= goal if op == ">=" else got[0] <= goal
-        parts.append(f"{column} {got[0]}/{got[1]} (goal {op} {goal}: {'met' if met else 'missed'})")
+        got = got - new if isinstance(new, Count) else got
+        met = got.k >= goal if op == ">=" else got.k <= goal
+        parts.append(f"{column} {got} (goal {op} {goal}: {'met' if met else 'missed'})")
     return [f"Goals for `{TARGET_DETECTOR}` on the paper's valid cases: " + "; ".join(parts) + "."]
-
-
-def _fraction(cell) -> tuple[int, int] | None:
-    head, _, tail = str(cell).partition("/")
-    return (int(head), int(tail)) if head.isdigit() and tail.isdigit() else None
 
 
 def _paper_count(detector: str, cases, paper: dict, field: str = "IB") -> str:
@@ -259,7 +253,7 @@ def _paper_count(detector: str, cases, paper: dict, field: str = "IB") -> str:
     cells = [paper_cell(paper[c], column, field) for c in cases
              if column and paper.get(c, {}).get("cells", {}).get(column)]
     cells = [c for c in cells if c in ("Y", "N")]
-    return f"{cells.count('Y')}/{len(cells)}" if cells else "–"
+    return Count(cells.count("Y"), len(cells)) if cells else "–"
 
 
 def _median(values: pd.Series):

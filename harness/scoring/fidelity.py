@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import pandas as pd
 
+from harness.scoring.intervals import Count
+
 
 def fidelity(runs: pd.DataFrame, records: list[dict]) -> pd.DataFrame:
     if runs.empty:
@@ -59,20 +61,17 @@ def summary_line(table: pd.DataFrame) -> str:
             + (", ".join(not_learning) or "none") + ".")
 
 
-def _majority_no(cell: str) -> bool:
-    if "/" not in str(cell):
-        return False
-    k, n = (int(v) for v in str(cell).split("/"))
-    return n > 0 and k <= n / 2
+def _majority_no(cell) -> bool:
+    return isinstance(cell, Count) and cell.n > 0 and cell.k <= cell.n / 2
 
 
 def _symptom(s: dict) -> str:
     return s["kind"] if s.get("value") is None else f"{s['kind']} {s['value']:g}"
 
 
-def _count(df: pd.DataFrame, column: str = "symptom_shown") -> str:
+def _count(df: pd.DataFrame, column: str = "symptom_shown") -> Count | str:
     shown = df[column].dropna()
-    return f"{int(shown.astype(bool).sum())}/{len(shown)}" if len(shown) else "–"
+    return Count(int(shown.astype(bool).sum()), len(shown)) if len(shown) else "–"
 
 
 def _median(df: pd.DataFrame, col: str, absent="nan"):

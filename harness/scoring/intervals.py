@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 
@@ -15,6 +16,35 @@ def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
     return (max(0.0, centre - half), min(1.0, centre + half))
 
 
-def rate(k: int, n: int) -> str:
-    lo, hi = wilson(k, n)
-    return f"{k / n:.2f} [{lo:.2f}, {hi:.2f}]" if n else "–"
+@dataclasses.dataclass(frozen=True)
+class Count:
+    """k of n, kept as numbers until a table is written: ``21/26`` in Markdown, ``k`` and ``k_of`` in CSV."""
+
+    k: int
+    n: int
+
+    def __str__(self) -> str:
+        return f"{self.k}/{self.n}"
+
+    def __sub__(self, other: Count) -> Count:
+        return Count(self.k - other.k, self.n - other.n)
+
+
+@dataclasses.dataclass(frozen=True)
+class Rate:
+    """k/n with its 95 % Wilson interval: ``0.81 [0.62, 0.92]`` in Markdown, value and bounds in CSV (as shown)."""
+
+    k: int
+    n: int
+
+    def shown(self) -> tuple[float, float, float]:
+        lo, hi = wilson(self.k, self.n)
+        return round(self.k / self.n, 2), round(lo, 2), round(hi, 2)
+
+    def __str__(self) -> str:
+        value, lo, hi = (f"{x:.2f}" for x in self.shown())
+        return f"{value} [{lo}, {hi}]"
+
+
+def rate(k: int, n: int) -> Rate | str:
+    return Rate(int(k), int(n)) if n else "–"
