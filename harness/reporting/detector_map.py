@@ -1,8 +1,9 @@
 """The figure a reader looks at first: each detector's detection rate against its false-alarm rate.
 
-One point per detector, from summary.csv's valid subset: x = false-alarm rate on
-healthy runs, y = detection rate on the buggy variants, both with 95 % Wilson
-intervals. Up and to the left is better. Pure function of the tables.
+One point per detector, from the summary table's valid subset: x = false-alarm
+rate on healthy runs, y = detection rate on the buggy variants, both with 95 %
+Wilson intervals. Up and to the left is better. Drawn from the table's numbers
+(``Count`` cells), not from the CSV written beside it.
 """
 
 from __future__ import annotations
@@ -11,16 +12,14 @@ import os
 
 import pandas as pd
 
-from harness.scoring.intervals import wilson
+from harness.scoring.intervals import Count, wilson
 
 
 def counts(row, column: str) -> tuple[int, int] | None:
-    """(count, denominator) of a count column of summary.csv (``detected`` beside ``detected_of``); None where
-    it was not measured or the denominator is 0."""
-    k, n = row.get(column), row.get(f"{column}_of")
-    if pd.isna(k) or pd.isna(n) or int(n) == 0:
-        return None
-    return int(k), int(n)
+    """(count, denominator) of a count cell of the summary; None where it was not measured or the denominator
+    is 0."""
+    cell = row.get(column)
+    return (cell.k, cell.n) if isinstance(cell, Count) and cell.n else None
 
 
 def points(summary: pd.DataFrame, subset: str | None = "valid") -> list[dict]:
@@ -37,15 +36,10 @@ def points(summary: pd.DataFrame, subset: str | None = "valid") -> list[dict]:
     return out
 
 
-def draw_detector_map(results_dir: str, subset: str | None = "valid", summary_file: str = "summary.csv",
+def draw_detector_map(summary: pd.DataFrame, results_dir: str, subset: str | None = "valid",
                       out: str = "detectors.png", title: str | None = None) -> str | None:
     """Write ``<results>/plots/<out>`` from a summary table; return its path (None: no rows)."""
-    path = os.path.join(results_dir, summary_file)
-    try:
-        summary = pd.read_csv(path)
-    except (OSError, pd.errors.EmptyDataError):  # no summary yet, or one without rows
-        return None
-    if subset is not None and "subset" not in summary:
+    if summary.empty or (subset is not None and "subset" not in summary):
         return None
     pts = points(summary, subset)
     if not pts:

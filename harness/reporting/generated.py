@@ -54,8 +54,8 @@ def write_generated(per_case: pd.DataFrame, records: list[dict], results_dir: st
     ]
     from harness.reporting.detector_map import draw_detector_map
 
-    figure = draw_detector_map(results_dir, summary_file="generated_summary.csv", subset=None,
-                               out="detectors_generated.png", title="generated suite: killed mutants vs the zoo")
+    figure = draw_detector_map(summary, results_dir, subset=None, out="detectors_generated.png",
+                               title="generated suite: killed mutants vs the zoo")
     return written + ([figure] if figure else [])
 
 

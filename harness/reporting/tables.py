@@ -60,7 +60,7 @@ def report(results_dir: str = "results") -> list[str]:
     outcome.to_csv(os.path.join(results_dir, "outcomes.csv"), index=False)
     from harness.reporting.detector_map import draw_detector_map
 
-    figure = draw_detector_map(results_dir)
+    figure = draw_detector_map(summ, results_dir)
     from harness.reporting.readme import update_readme
 
     readme = update_readme(results_dir)
