@@ -171,8 +171,9 @@ def _kill_group(process) -> None:
 WORKER_GROWTH = 2**30
 
 # Warnings about a case's own fault, printed by Keras on every call: the detectors report that fault
-# once, as a finding. "softmax over axis -1 ... has size 1" is softmax on one unit (ACH).
-KNOWN_WARNINGS = (r"You are using a softmax over axis",)
+# once, as a finding. "softmax over axis -1 ... has size 1" is softmax on one unit (ACH); "expected
+# y_pred.shape ... num_classes > 1" is categorical cross-entropy on one output unit (LCH).
+KNOWN_WARNINGS = (r"You are using a softmax over axis", r"In loss categorical_crossentropy, expected y_pred.shape")
 
 
 def quiet_known_warnings() -> None:
