@@ -148,6 +148,12 @@ def _output_vs_loss(facts: dict) -> list[Issue]:
     if act == "softmax" and units == 1:
         return [Issue("OUT_LOSS", "softmax over a single output unit always outputs 1", k, "ACH",
                       f"use sigmoid at layer {k} (or two softmax units)", "error")]
+    if loss == "categorical_crossentropy" and units == 1:
+        # Keras divides the output by its sum over the classes (softmaxes logits): one unit gives p / p = 1, so
+        # -y log 1 = 0 for every row, whatever the weights; nothing is learned.
+        return [Issue("OUT_LOSS", "categorical cross-entropy over a single output unit is 0 for every row (the "
+                      "output is normalised over one class): no gradient reaches the weights", None, "LCH",
+                      "use binary_crossentropy (or two softmax units)", "error")]
     if facts.get("from_logits"):
         if act in PROBABILITIES:
             return [Issue("OUT_LOSS", f"{loss} with from_logits=True on a {act} output: the activation is "

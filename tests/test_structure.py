@@ -33,6 +33,16 @@ def test_linear_output_under_categorical_crossentropy_blames_the_output_layer():
     assert codes(facts([dense(8, "relu"), dense(3, "linear")]))[0] == ("OUT_LOSS", 1, "ACH")
 
 
+def test_categorical_cross_entropy_over_one_unit_is_an_error_naming_the_loss():
+    """Keras normalises the one output over one class: the loss is 0 for every row, so nothing is learned."""
+    y = np.array([[0.0], [1.0]] * 15)
+    for act in ("sigmoid", "linear"):
+        found = issues(facts([dense(8, "relu"), dense(1, act)], loss="categorical_crossentropy", y=y))
+        assert [(i.code, i.layer, i.fix_code, i.severity) for i in found[:1]] == [("OUT_LOSS", None, "LCH", "error")]
+    two = [dense(8, "relu"), dense(2, "softmax")]
+    assert issues(facts(two, loss="categorical_crossentropy", y=np.eye(2)[[0, 1] * 15])) == []
+
+
 def test_separate_activation_layer_is_the_output_activation():
     layers = [dense(8, "relu"), dense(3), {"name": "a", "class": "Activation", "activation": "softmax"}]
     assert codes(facts(layers)) == []
