@@ -135,7 +135,7 @@ class Diagnose(Detector):
     # outputs, SPLIT, UNRELATED_LABELS, NUMERICAL at the forward origin, vanishing through squashing layers
     # 4: a run behind the reference while still falling, or too short to show a trend, is an error; the loss above
     # the constant predictor's with the accuracy above chance; penalties from the run's parameter counts
-    version = "5"
+    version = "6"  # 5: imbalanced labels learn by log loss; 6: categorical cross-entropy over one unit is an error
     codes = {
         **rules.RULE_CODES,
         "NUMERICAL": "NaN/Inf values", "CONSTANT_OUTPUT": "an output that does not vary",

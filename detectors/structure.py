@@ -45,7 +45,7 @@ class Structure(Detector):
     """
 
     name = "structure"
-    version = "3"  # 3: the output's measured kind (harness.outputs); token and scaling first layers; affine stacks
+    version = "4"  # 3: the measured output kind, token and scaling first layers, affine stacks; 4: CCE on one unit
     codes = RULE_CODES
     localizes = True
     suggests = True
