@@ -243,6 +243,8 @@ def test_with_consent_hostile_generators_are_error_rows_and_leave_nothing_behind
         "t-gen": "ok", "t-plain": "ok", "t-spawns": "ok", "t-kills": "ok",  # their attacks failed; data came
         "t-sleeps": "error", "t-exits": "error", "t-writes": "error"}
     assert "ran past 5 s" in got["t-sleeps"]["error"] and "PermissionError" in got["t-writes"]["error"]
+    # Trained here, so not "from the cache" (a consented unit is a copy of its unit: counted cached, it was)
+    assert got["t-gen"]["cached"] is False and "4 trained, 0 from the cache" in out.stderr
     assert not (tmp_path / "cache" / "units" / "forged").exists()
     time.sleep(0.5)
     assert leftovers(token) == []

@@ -186,11 +186,11 @@ def _train(todo, waiting, by_id, store, names, config, records) -> None:
                        unit_limit(config.timeout))
     returned = set()
     for work, record in _progress(stream, len(todo), config):
-        unit = by_key[work["key"]]
+        unit = by_key[work["key"]]  # the consented copy of its unit: compared by id, not identity
         returned.add(unit.key)
         record = store.put(unit.id, record)
         for same in waiting[unit.key]:
-            records.append(_finish(by_id[same.case], same, dict(record, cached=same is not unit), names, config))
+            records.append(_finish(by_id[same.case], same, dict(record, cached=same.id != unit.id), names, config))
     for unit in (u for u in todo if u.key not in returned):  # never silently missing from the tables
         for same in waiting[unit.key]:
             records.append(_finish(by_id[same.case], same,
