@@ -204,6 +204,11 @@ def test_a_process_a_unit_starts_does_not_outlive_the_run():
     assert not any(alive(r["child"]) for r in records)
 
 
+def _like_a_terminal() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGINT])
+
+
 def test_an_interrupted_run_ends_its_workers_and_their_children(tmp_path):
     """Ctrl-C mid-unit (SIGTERM unwinds the command the same way): the worker and what it started end too.
 
@@ -218,13 +223,22 @@ def test_an_interrupted_run_ends_its_workers_and_their_children(tmp_path):
             "work=unit_work.spawns_and_hangs))\n"
             "except KeyboardInterrupt:\n"
             "    engine.exit_now(130 if engine.killed_workers else 1)\n")
-    proc = subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.DEVNULL)
+    # As a terminal's Ctrl-C finds it: SIGINT handled and unblocked, whatever this test process inherited or
+    # had set by the tests before it (the script hung on SIGINT in full-suite runs only, never alone).
+    here = (signal.getsignal(signal.SIGINT), signal.pthread_sigmask(signal.SIG_BLOCK, []))
+    proc = subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.DEVNULL, preexec_fn=_like_a_terminal)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and not (pidfile.exists() and pidfile.read_text()):
         time.sleep(0.1)
     worker, child = map(int, pidfile.read_text().split())
     proc.send_signal(signal.SIGINT)
-    assert proc.wait(timeout=30) == 130  # the busy worker was killed, and the process left at once
+    try:
+        rc = proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        raise AssertionError(f"no exit 30 s after SIGINT (this process: SIGINT handler {here[0]}, "
+                             f"blocked {here[1]})") from None
+    assert rc == 130  # the busy worker was killed, and the process left at once
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline and (alive(worker) or alive(child)):
         time.sleep(0.1)
