@@ -420,3 +420,19 @@ def test_a_finding_without_its_epoch_is_named_not_a_crash(tmp_path, capsys):
     path.write_text(json.dumps(record))
     assert cli.main(["report", "--results", str(results)]) == 0
     assert f"{path}: not a valid unit record (findings.keras-ton.0.epoch" in capsys.readouterr().err
+
+
+def test_a_half_written_result_file_of_a_killed_run_is_removed_by_the_next_one(tmp_path):
+    """Was: a run SIGKILLed while writing a record left `<record>.json.tmp<pid>` in results/runs for good (the
+    resumed run's test found one); `run` now removes them first."""
+    from harness.running.results import ResultsDir
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    folder = tmp_path / "runs" / "c"
+    folder.mkdir(parents=True)
+    orphan = folder / f"buggy-seed0.json.tmp{int(dead.stdout)}"
+    live = folder / f"patched-seed0.json.tmp{os.getpid()}"  # a writer still at work: left alone
+    orphan.write_text('{"case": ')
+    live.write_text("{")
+    assert ResultsDir(str(tmp_path)).remove_orphans() == [str(orphan)]
+    assert not orphan.exists() and live.exists()

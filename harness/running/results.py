@@ -7,8 +7,10 @@ atomically and validated (``harness.running.records``); the tables beside
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import re
 import sys
 import tempfile
 
@@ -17,6 +19,18 @@ import pydantic
 from harness.errors import WriteFailed
 from harness.running.records import RecordFormatError, StoredFileError, UnitId, UnitRecord, check_format, read_json
 from harness.trace import write_atomic
+
+_TEMPORARY = re.compile(r"\.tmp(\d+)$")  # write_atomic's name for a file being written, by the writer's pid
+
+
+def _gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # another user's process: alive
+        return False
+    return False
 
 
 class ResultUnreadable(Exception):
@@ -88,6 +102,15 @@ class ResultsDir:
         keep = {self.path_for(u) for u in units}
         return [os.path.join(folder, name) for folder, _, files in os.walk(self.runs) for name in sorted(files)
                 if os.path.join(folder, name) not in keep]
+
+    def remove_orphans(self) -> list[str]:
+        """Remove the half-written files of writers that are gone (a run killed mid-write); return their paths."""
+        gone = [os.path.join(folder, name) for folder, _, names in os.walk(self.runs) for name in names
+                if (m := _TEMPORARY.search(name)) and _gone(int(m.group(1)))]
+        for path in gone:
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(path)
+        return gone
 
     def remove(self, paths: list[str]) -> None:
         """Remove result files (``stale`` ones) and the folders they leave empty."""

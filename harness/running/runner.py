@@ -87,6 +87,7 @@ def run(cases: list[LoadedCase], config: RunConfig) -> list[dict]:
 
     names = registry.expand(config.detectors)
     with cache_lock(config.cache_dir):
+        ResultsDir(config.results_dir).remove_orphans()  # what a run killed mid-write left: never a record
         units, records = _run_locked(cases, config, names)
         split = split_cases(records, config.split_detector) if config.more_seeds else set()
         if split:
