@@ -20,7 +20,6 @@ detector over a stored trace; ``main`` is the ``bugbench`` command.
 from __future__ import annotations
 
 import functools
-import importlib
 
 from detectors import registry
 from harness import __version__
@@ -30,11 +29,6 @@ OTHERS = {"replay": "detectors.base:replay", "Finding": "detectors.base:Finding"
           "main": "harness.cli:main"}
 
 __all__ = ["__version__", "callback_class", *DETECTORS, *OTHERS]
-
-
-def _load(target: str):
-    module, _, attr = target.partition(":")
-    return getattr(importlib.import_module(module), attr)
 
 
 @functools.cache
@@ -48,9 +42,9 @@ def callback_class(detector_cls: type) -> type:
 
 def __getattr__(name: str):
     if name in DETECTORS:
-        return callback_class(_load(DETECTORS[name]))
+        return callback_class(registry.load(DETECTORS[name]))
     if name in OTHERS:
-        return _load(OTHERS[name])
+        return registry.load(OTHERS[name])
     raise AttributeError(f"module 'bugbench' has no attribute '{name}'")
 
 

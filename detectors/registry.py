@@ -15,6 +15,12 @@ from importlib.metadata import entry_points
 
 ENTRY_POINT_GROUP = "bugbench.detectors"
 
+def load(target: str):
+    """The object a ``"module:attr"`` target names (a detector class, for the registry and its entry points)."""
+    module, _, attr = target.partition(":")
+    return getattr(importlib.import_module(module), attr)
+
+
 @dataclasses.dataclass(frozen=True)
 class Builtin:
     """A built-in detector: its name, its class, and what the reports call it (rows are listed in table order)."""
@@ -30,8 +36,7 @@ class Builtin:
         return self.target.partition(":")[2]
 
     def load(self) -> type:
-        module, _, attr = self.target.partition(":")
-        return getattr(importlib.import_module(module), attr)
+        return load(self.target)
 
 
 TABLE: tuple[Builtin, ...] = (
@@ -100,9 +105,7 @@ def create(name: str, **params):
     target = available().get(name)
     if target is None:
         expand([name])  # raises with suggestions
-    module, _, attr = target.partition(":")
-    cls = getattr(importlib.import_module(module), attr)
-    detector = cls(**params)
+    detector = load(target)(**params)
     detector.name = name
     return detector
 
