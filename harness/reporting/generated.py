@@ -13,7 +13,7 @@ import pandas as pd
 
 from harness.reporting.glossary import detector_order
 from harness.reporting.render import write_table
-from harness.scoring.intervals import Count, rate
+from harness.scoring.intervals import Count, count_true, rate
 from harness.scoring.verdicts import healthy_controls
 
 LEGEND = (
@@ -73,8 +73,7 @@ def _summary(killed: pd.DataFrame, zoo: pd.DataFrame) -> pd.DataFrame:
 
 
 def _count(part: pd.DataFrame, column: str, n: int) -> Count | str:
-    values = part[column].dropna()
-    return Count(int(values.astype(bool).sum()), n) if len(values) else "–"
+    return count_true(part[column], n)
 
 
 OPERATOR_TABLES = (  # (outcome column, file, title, what a cell counts)
@@ -96,8 +95,7 @@ def _operators(per_case: pd.DataFrame, killed: pd.DataFrame, mutants: dict, colu
         row = {"operator": op, "killed": Count(k.case.nunique(), len(cases))}
         for det in sorted(killed.detector.unique(), key=detector_order):
             d = k[k.detector == det]
-            values = d[column].dropna()
-            row[det] = Count(int(values.astype(bool).sum()), d.case.nunique()) if len(values) else "–"
+            row[det] = count_true(d[column], d.case.nunique())
         rows.append(row)
     return pd.DataFrame(rows)
 

@@ -27,7 +27,7 @@ from harness.reporting.paper_tables import paper_cell
 from harness.reporting.render import write_table
 from harness.running.results import ResultsDir
 from harness.scoring import fidelity, outcomes
-from harness.scoring.intervals import Count, rate
+from harness.scoring.intervals import Count, count_true, rate
 from harness.scoring.verdicts import every_fix, fixed_not_learning, healthy_controls, majority, separates
 
 
@@ -192,8 +192,7 @@ def _summary_row(det: str, subset: str, part: pd.DataFrame, paper: dict) -> dict
     sep, pairs = separates(part)
 
     def count(column):
-        values = buggy[column].dropna()
-        return Count(int(values.astype(bool).sum()), n) if len(values) else "–"
+        return count_true(buggy[column], n)
 
     return {
         "detector": det, "subset": subset, "cases": n, "detected": Count(int(detected.sum()), n),
@@ -248,7 +247,7 @@ def target_notes(summ: pd.DataFrame) -> list[str]:
     return [f"Goals for `{TARGET_DETECTOR}` on the paper's valid cases: " + "; ".join(parts) + "."]
 
 
-def _paper_count(detector: str, cases, paper: dict, field: str = "IB") -> str:
+def _paper_count(detector: str, cases, paper: dict, field: str = "IB") -> Count | str:
     column = PAPER_COLUMN.get(detector)
     cells = [paper_cell(paper[c], column, field) for c in cases
              if column and paper.get(c, {}).get("cells", {}).get(column)]

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from harness.scoring.intervals import Count
+from harness.scoring.intervals import Count, count_true
 
 
 def fidelity(runs: pd.DataFrame, records: list[dict]) -> pd.DataFrame:
@@ -70,8 +70,7 @@ def _symptom(s: dict) -> str:
 
 
 def _count(df: pd.DataFrame, column: str = "symptom_shown") -> Count | str:
-    shown = df[column].dropna()
-    return Count(int(shown.astype(bool).sum()), len(shown)) if len(shown) else "–"
+    return count_true(df[column])
 
 
 def _median(df: pd.DataFrame, col: str, absent="nan"):

@@ -46,5 +46,14 @@ class Rate:
         return f"{value} [{lo}, {hi}]"
 
 
+def count_true(values, n: int | None = None) -> Count | str:
+    """How many of the measured ``values`` (a Series; NaN: not measured) are true, of ``n`` (default: of those
+    measured); ``–`` when none is measured."""
+    measured = values.dropna()
+    if not len(measured):
+        return "–"
+    return Count(int(measured.astype(bool).sum()), len(measured) if n is None else n)
+
+
 def rate(k: int, n: int) -> Rate | str:
     return Rate(int(k), int(n)) if n else "–"
