@@ -164,7 +164,7 @@ class AutoTrainer(Detector):
         h["val_acc"].append(logs.get("val_accuracy", logs.get("val_acc")))
         if step.epoch % self.checkgap:
             return []
-        total = self._budget.get("epochs") or 0
+        total = self._budget.epochs or 0
         mid = total * 0.5 <= step.epoch and self._mid_check
         with_outputs = self._flags["abnormal_loss"] or self._flags["nan_loss"] or self._flags["sc_accuracy"] or mid
         if mid:

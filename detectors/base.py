@@ -6,6 +6,7 @@ import dataclasses
 from typing import Literal, get_args
 
 from detectors.live import LiveHooks
+from harness.trace import Budget
 
 Severity = Literal["error", "warning"]
 SEVERITIES: tuple[str, ...] = get_args(Severity)
@@ -98,7 +99,7 @@ class Detector(LiveHooks):
         self._seen: set = set()  # keys of the findings made, so each is reported once
         self._layers: list[dict] = []
         self._facts: dict = {}
-        self._budget: dict = {}
+        self._budget = Budget()
 
     def start(self, meta: dict) -> None:
         """Told once per run, after ``reset()``: budget, layers, facts, metric directions.
@@ -107,7 +108,7 @@ class Detector(LiveHooks):
         """
         self._layers = list(meta.get("layers") or [])
         self._facts = dict(meta.get("facts") or {})
-        self._budget = dict(meta.get("budget") or {})
+        self._budget = Budget.of(meta.get("budget"))
 
     def observe(self, step) -> list[Finding]:
         raise NotImplementedError

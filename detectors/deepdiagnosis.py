@@ -230,7 +230,7 @@ class DeepDiagnosis(Detector):
             if bad[i] or means[i] == 0:
                 return self._flag(step, "NUMERICAL", f"layer {i}'s output mean is {means[i]:g}",
                                   self._numerical_chain("FW", i), i, "output")
-            if names[i] in ("relu", "exponential") and step.epoch == (self._budget.get("epochs") or 0) - 1 \
+            if names[i] in ("relu", "exponential") and self._budget.is_final(step.epoch) \
                     and last.stat("output", "zero_frac")[i] >= DEAD:
                 return self._flag(step, "DEAD_NODE", f"at least {DEAD:.0%} of layer {i}'s outputs are <= 0",
                                   ("data", "lr", "dropout"), i, "output")

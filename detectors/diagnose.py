@@ -557,7 +557,7 @@ class Diagnose(Detector):
             return
         best, last = int(np.argmin(val)), self._epochs[-1]
         scale = (self._facts.get("reference") or {}).get("loss") or self._first_loss
-        patience = max(PATIENCE, int(PATIENCE_SHARE * (self._budget.get("epochs") or len(val))))
+        patience = max(PATIENCE, int(PATIENCE_SHARE * (self._budget.epochs or len(val))))
         if not scale or len(val) - 1 - best < patience or last["loss"] >= self._epochs[best]["loss"]:
             return
         if val[-1] - last["loss"] >= GAP * scale:

@@ -30,6 +30,7 @@ import math
 import numpy as np
 
 from detectors.rules import CONSTANT_INITS, Issue, output_layer
+from harness.trace import Budget
 
 # The network must recover at least half of the reference's margin over the constant predictor: a network
 # that gains less than half of what a linear model or k-NN gains, on the rows it trained on (the reference on
@@ -50,6 +51,11 @@ EVEN = 0.9  # suspects spread this evenly over the class pairs (normalised entro
 # A validation part whose class shares are this far (total variation distance) from the training part's: half its
 # rows would have to change class to match. A random split of n rows over C classes is off by about sqrt(C / n) / 2.
 SHIFT = 0.5
+# ... and a shift a random split would give by chance less than once in a thousand runs: the distance three times
+# the split's sampling spread (sum of the class shares' binomial standard deviations, halved), and classes unseen in
+# training with so many validation rows that a random split would put them all there with odds below CHANCE.
+SPREADS = 3
+CHANCE = 1e-3
 HEAVY_DROPOUT = 0.8  # four units of five dropped: the layer's signal is mostly noise while training
 PENALTY_SHARE = 0.5  # the regulariser's penalty is half the final loss: it, not the data, is being fitted
 
@@ -108,7 +114,7 @@ def trend_known(losses: list[float]) -> bool:
     return sum(1 for v in losses if math.isfinite(v)) >= 2 * SEGMENTS
 
 
-def still_falling(losses: list[float], budget: dict) -> dict | None:
+def still_falling(losses: list[float], budget: Budget) -> dict | None:
     """The loss's expected further fall (as a share of its fall so far) and the budget factor to reach its floor.
 
     An exponential approach L(t) = c + b exp(-t / tau) (t: share of the run) is fitted through three medians:
@@ -130,8 +136,8 @@ def still_falling(losses: list[float], budget: dict) -> dict | None:
     if remaining < REMAINING:
         return None
     factor = None if tau is None else max(2, math.ceil(1 + tau * math.log(remaining / NEAR_FLOOR)))
-    steps, epochs = budget.get("steps_per_epoch"), budget.get("epochs")
-    size = f", batch size {budget['batch_size']}" if budget.get("batch_size") else ""
+    steps, epochs = budget.steps_per_epoch, budget.epochs
+    size = f", batch size {budget.batch_size}" if budget.batch_size else ""
     per_epoch = f" ({steps} steps per epoch{size}: batch size and data size set them)" if steps else ""
     longer = f"about x{factor} the epochs" if factor else "at least twice the epochs"
     return {"remaining": remaining, "factor": factor,
@@ -140,10 +146,10 @@ def still_falling(losses: list[float], budget: dict) -> dict | None:
             "fix": f"train longer ({longer})"}
 
 
-def short_budget(batches: int, budget: dict) -> Issue:
+def short_budget(batches: int, budget: Budget) -> Issue:
     """A run of fewer batches than a trend needs: too few optimizer steps, by the batch size when an epoch is at
     most FEW_STEPS steps (the batch is most of the data), else by the epochs."""
-    steps, epochs, size = budget.get("steps_per_epoch"), budget.get("epochs"), budget.get("batch_size")
+    steps, epochs, size = budget.steps_per_epoch, budget.epochs, budget.batch_size
     message = f"only {batches} optimizer steps in all"
     if steps and epochs:
         message += f" ({epochs} epochs of {steps} steps" + (f", batch size {size})" if size else ")")
@@ -263,7 +269,8 @@ def shifted_split(validation: dict | None) -> dict | None:
         return None
     unseen = float(val[train == 0].sum() / val.sum())
     distance = 0.5 * float(np.abs(train / train.sum() - val / val.sum()).sum())
-    if unseen < ACC_MARGIN and distance < SHIFT:
+    shifted = distance >= SHIFT and distance >= SPREADS * _split_spread(train, val)
+    if not (unseen >= ACC_MARGIN and _unseen_by_chance(train, val) < CHANCE) and not shifted:
         return None
 
     def counts(c):
@@ -278,6 +285,20 @@ def shifted_split(validation: dict | None) -> dict | None:
     fix = "shuffle the rows before splitting (validation_split takes the last rows as they are)" \
         if validation.get("tail") else "draw the validation rows from the same classes as the training rows"
     return {"message": message, "fix": fix}
+
+
+def _split_spread(train: np.ndarray, val: np.ndarray) -> float:
+    """The total variation distance by which a random draw of ``val.sum()`` rows from all the rows typically
+    misses the class shares (an upper bound: half the sum of each share's binomial standard deviation)."""
+    p = (train + val) / (train.sum() + val.sum())
+    return 0.5 * float(np.sqrt(p * (1 - p) / val.sum()).sum())
+
+
+def _unseen_by_chance(train: np.ndarray, val: np.ndarray) -> float:
+    """The odds that a random split sends every row of the classes unseen in training to validation (about the
+    validation share to the power of those rows)."""
+    share = val.sum() / (train.sum() + val.sum())
+    return float(share ** val[train == 0].sum())
 
 
 def label_noise(facts: dict) -> dict | None:

@@ -116,11 +116,10 @@ class LiveHooks:
         if not self._started:
             self._started = True
             self.start(self._live_meta())
-        epochs, steps = self.params.get("epochs"), self.params.get("steps")
-        recorder = self._probe.recorder
+        budget, recorder = self._live_budget(), self._probe.recorder
         for row in range(self._live_rows, recorder.n_batches):  # more than one when Keras runs several steps per call
             epoch, b = recorder.batch_at(row)
-            final = epoch == (epochs or 0) - 1 and b + 1 == steps
+            final = budget.is_final(epoch, b)
             self._emit(self.observe(recorder.batch_step_at(row, self._index, final)))
         self._live_rows = recorder.n_batches
 
@@ -131,7 +130,7 @@ class LiveHooks:
         if self._owns:
             self._probe.on_epoch_end(epoch, logs)
         if self._started:
-            final = epoch == (self.params.get("epochs") or 0) - 1
+            final = self._live_budget().is_final(epoch)
             self._learn_validation()
             if final:
                 self._learn_final_outputs()
@@ -236,8 +235,13 @@ class LiveHooks:
         if getattr(self, "_live_outputs", None) is not None:
             facts["outputs"] = self._live_outputs
         return {"layers": describe_layers(self.model), "metric_directions": self._probe.metric_directions(),
-                "facts": facts,
-                "budget": {"epochs": self.params.get("epochs"), "steps_per_epoch": self.params.get("steps")}}
+                "facts": facts, "budget": self._live_budget().to_dict()}
+
+    def _live_budget(self):
+        """The fit's budget as Keras states it in ``params`` (the batch size is not among them)."""
+        from harness.trace import Budget
+
+        return Budget(epochs=self.params.get("epochs"), steps_per_epoch=self.params.get("steps"))
 
 
 def format_finding(detector: str, f) -> str:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from harness.trace import Budget
+
 # Shared by every detector that judges persistence (layer-trend, symptoms, diagnose), so that "persists" and
 # "does not move" mean the same in each.
 WINDOW = 20  # batches a condition must persist: longer than the noise of one epoch of a small dataset, short
@@ -41,8 +43,7 @@ def rms(step, stage: str) -> np.ndarray:
 def persistence_window(meta: dict, window: int, minimum: int) -> int:
     """Batches a condition must persist: ``window``, shortened to a third of a small budget but not below
     ``minimum``."""
-    budget = meta.get("budget") or {}
-    total = (budget.get("epochs") or 0) * (budget.get("steps_per_epoch") or 0)
+    total = Budget.of(meta.get("budget")).total_steps
     return int(min(window, max(minimum, total // 3))) if total else window
 
 

@@ -74,7 +74,7 @@ class TrainingProblems(Detector):
 
     def start(self, meta: dict) -> None:
         super().start(meta)
-        epochs, steps = self._budget.get("epochs") or 0, self._budget.get("steps_per_epoch") or 0
+        epochs, steps = self._budget.epochs or 0, self._budget.steps_per_epoch or 0
         self._period = steps if epochs >= MIN_PERIODS else max(1, (epochs * steps) // MIN_PERIODS)
 
     def observe(self, step):

@@ -19,8 +19,9 @@ from harness.outputs import activation_name, measure
 # 5: the learned reference (harness.baseline), dropout rates and regularisers; 6: token ids and sequences read as such;
 # 7: the measured outputs (harness.outputs), the activations of
 # activation layers and wrappers, input-scaling layers, the validation labels' class counts; 8: the learned
-# reference on small samples (principal components and neighbours bounded by the rows)
-FACTS_VERSION = 8
+# reference on small samples (principal components and neighbours bounded by the rows); 9: the validation labels'
+# class counts in the harness's facts too (a live callback's had them)
+FACTS_VERSION = 9
 SAMPLE = 4096  # rows summarised: enough for ranges and label kinds, cheap on any case
 # Keras 2 clipped probabilities to [EPS, 1 - EPS] inside its cross-entropies; the best constant
 # predictor's loss is computed with the same clip, so a stuck output is compared like with like.

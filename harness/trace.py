@@ -16,12 +16,100 @@ import os
 from collections.abc import Iterator
 
 import numpy as np
+import pydantic
 
 # weights/weight_grad/update are the layer's kernel after the step, its gradient,
 # and the change the optimizer made to it in this step.
 STAGES = ("output", "weights", "weight_grad", "output_grad", "update")
 STATS = ("mean", "std", "min", "max", "zero_frac", "nan", "inf")
 FORMAT = 1
+
+
+@dataclasses.dataclass(frozen=True)
+class Budget:
+    """The fit's planned length: what "the end of training" means for a verdict on the final step.
+
+    One producer per origin (``harness.training.train.budget``, the live callback's ``params``, the toy traces),
+    one reading of "final" (``is_final``) for replay and live alike.
+    """
+
+    epochs: int | None = None
+    steps_per_epoch: int | None = None  # None when Keras could not tell (a generator without a length)
+    batch_size: int | None = None
+
+    @classmethod
+    def of(cls, value) -> Budget:
+        """A Budget from a trace's or record's ``budget`` (a dict, a Budget, or None for unknown)."""
+        if isinstance(value, Budget):
+            return value
+        value = value or {}
+        return cls(*(_count(value.get(k)) for k in ("epochs", "steps_per_epoch", "batch_size")))
+
+    @property
+    def total_steps(self) -> int:
+        """Optimizer steps in the whole budget; 0 when either factor is unknown."""
+        return (self.epochs or 0) * (self.steps_per_epoch or 0)
+
+    def is_final(self, epoch: int, batch: int | None = None) -> bool:
+        """Whether ``epoch`` (and, for a batch end, ``batch`` of it) is the budget's last moment."""
+        if self.epochs is None or epoch != self.epochs - 1:
+            return False
+        return batch is None or (self.steps_per_epoch is not None and batch + 1 == self.steps_per_epoch)
+
+    def to_dict(self) -> dict:
+        return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
+
+
+def _count(value) -> int | None:
+    return None if value is None else int(value)
+
+
+class TraceMeta(pydantic.BaseModel):
+    """The JSON metadata every trace carries, checked where a trace is made and where one is read.
+
+    The first block is what ``TraceRecorder.finish`` writes (a detector may rely on it); the rest is what the
+    harness's training adds (``harness.training.train``), absent from a live callback's own traces and from toy
+    traces. ``facts`` is ``harness.facts``' dict, versioned by its own ``version``.
+    """
+
+    model_config = pydantic.ConfigDict(extra="forbid", frozen=True)
+
+    format: int
+    layers: list[dict]
+    value_names: list[str]
+    log_names: list[str]
+    epoch_log_names: list[str]
+    budget: dict = {}
+    metric_directions: dict[str, str] = {}
+    facts: dict = {}
+    case: str | None = None
+    variant: str | None = None
+    seed: int | None = None
+    semantics: str | None = None
+    data: dict | None = None
+    versions: dict | None = None
+    fit_seconds: float | None = None
+    stats: str | None = None
+
+    @pydantic.field_validator("budget")
+    @classmethod
+    def _budget_counts(cls, value: dict) -> dict:
+        Budget.of(value)  # raises on a count that is not a number
+        unknown = set(value) - {f.name for f in dataclasses.fields(Budget)}
+        if unknown:
+            raise ValueError(f"unknown budget fields {sorted(unknown)}")
+        return value
+
+
+def checked_meta(meta: dict, where: str) -> dict:
+    """``meta`` when it is a valid :class:`TraceMeta`; a ValueError naming ``where`` and the field otherwise."""
+    try:
+        TraceMeta.model_validate(meta)
+    except pydantic.ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first["loc"]) or "meta"
+        raise ValueError(f"{where}: trace metadata field '{field}': {first['msg']}") from None
+    return meta
 
 
 class TraceRecorder:
@@ -78,7 +166,7 @@ class TraceRecorder:
         }
         meta = dict(meta, format=FORMAT, layers=meta.get("layers") or [{"name": n} for n in self.layer_names],
                     value_names=self.value_names, log_names=batch_log_names, epoch_log_names=epoch_log_names)
-        return Trace(meta, arrays)
+        return Trace(checked_meta(meta, "the trace being recorded"), arrays)
 
 
 def _table(rows: list[dict], names: list[str]) -> np.ndarray:
@@ -133,6 +221,14 @@ class Trace:
     def n_batches(self) -> int:
         return len(self.arrays["epoch"])
 
+    @property
+    def budget(self) -> Budget:
+        """The planned budget; a trace whose budget does not say its epochs ends at its last recorded one."""
+        budget = Budget.of(self.meta.get("budget"))
+        if budget.epochs is None:
+            budget = dataclasses.replace(budget, epochs=len(self.arrays["epoch_index"]))
+        return budget
+
     def applies(self, layer: int, stage: str) -> bool:
         """Whether ``stage`` exists for ``layer`` (no weights on Flatten, ...)."""
         return bool(self.arrays["mask"][layer, STAGES.index(stage)])
@@ -151,18 +247,16 @@ class Trace:
         a, meta = self.arrays, self.meta
         mask = a["mask"]
         epochs = list(a["epoch_index"])
-        budget_epochs = meta.get("budget", {}).get("epochs", len(epochs))
-        last_epoch = budget_epochs - 1
-        steps_per_epoch = meta.get("budget", {}).get("steps_per_epoch")
+        budget = self.budget
         i = index = 0
         for e_pos, epoch in enumerate(epochs):
             while i < self.n_batches and a["epoch"][i] == epoch:
-                final = epoch == last_epoch and a["batch"][i] + 1 == steps_per_epoch
+                final = budget.is_final(int(epoch), int(a["batch"][i]))
                 yield batch_step(index, epoch, a["batch"][i], a["seconds"][i], _row(a["logs"][i], meta["log_names"]),
                                  _row(a["values"][i], meta["value_names"]), a["stats"][i], mask, final)
                 i += 1
                 index += 1
-            final = epoch == last_epoch
+            final = budget.is_final(int(epoch))
             yield Step("epoch", index, int(epoch), None, float(a["epoch_seconds"][e_pos]),
                        _row(a["epoch_logs"][e_pos], meta["epoch_log_names"]), {}, None, final=final, mask=mask)
             index += 1
@@ -185,7 +279,7 @@ class Trace:
             arrays = {k: z[k] for k in z.files if k != "meta"}
         if meta.get("format") != FORMAT:
             raise ValueError(f"{where}: trace format {meta.get('format')} is not {FORMAT}")
-        return cls(meta, arrays)
+        return cls(checked_meta(meta, where), arrays)
 
     @classmethod
     def load(cls, path: str) -> Trace:

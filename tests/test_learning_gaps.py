@@ -13,6 +13,7 @@ from detectors.base import replay
 from detectors.diagnose import Diagnose
 from harness.baseline import label_noise, learned_reference
 from harness.facts import sample_facts
+from harness.trace import Budget
 from tests.test_diagnose import errors, facts, trace
 
 
@@ -92,11 +93,11 @@ def test_regression_is_judged_on_the_loss():
 
 def test_a_loss_still_falling_suggests_a_longer_budget():
     t = np.linspace(0, 1, 200)
-    found = gaps.still_falling(list(1.0 + np.exp(-t / 1.5)), {"epochs": 4, "steps_per_epoch": 50, "batch_size": 32})
+    found = gaps.still_falling(list(1.0 + np.exp(-t / 1.5)), Budget(epochs=4, steps_per_epoch=50, batch_size=32))
     assert found and found["factor"] >= 2 and "x" in found["fix"] and "50 steps per epoch" in found["message"]
-    assert gaps.still_falling(list(1.0 + np.exp(-t / 0.1)), {}) is None  # converged
-    assert gaps.still_falling(list(2.0 - t), {})["factor"] is None  # a straight line: no floor in sight
-    assert gaps.still_falling([1.0, 0.9, 0.8], {}) is None  # too short to tell
+    assert gaps.still_falling(list(1.0 + np.exp(-t / 0.1)), Budget()) is None  # converged
+    assert gaps.still_falling(list(2.0 - t), Budget())["factor"] is None  # a straight line: no floor in sight
+    assert gaps.still_falling([1.0, 0.9, 0.8], Budget()) is None  # too short to tell
 
 
 def test_validation_no_better_than_a_constant_while_training_learns():
@@ -215,6 +216,21 @@ def test_a_validation_part_of_unseen_classes_is_a_shifted_split():
     shuffled = np.random.default_rng(0).permutation(y)
     assert gaps.shifted_split(validation_facts(shuffled, shuffled[-40:])) is None
     assert validation_facts(np.linspace(0, 1, 50), np.linspace(0, 1, 10)) is None  # targets: no classes
+
+
+def test_a_small_random_validation_part_is_not_a_shifted_split():
+    from harness.facts import validation_facts
+
+    # Twelve validation rows: shares far from training's by sampling alone, and a rare class that only they
+    # hold. A random split does this; it is no evidence of an ordered split.
+    y = np.repeat(np.arange(9), 12)
+    val = np.array([0, 0, 0, 0, 1, 1, 1, 2, 2, 2, 3, 9])
+    facts = validation_facts(np.concatenate([y, val]), val)
+    train, held = np.array(facts["train"]), np.array(facts["validation"])
+    assert 0.5 * np.abs(train / train.sum() - held / held.sum()).sum() >= gaps.SHIFT
+    assert gaps.shifted_split(facts) is None
+    # The same shares over 600 validation rows are no accident.
+    assert gaps.shifted_split(validation_facts(np.concatenate([y, np.repeat(val, 50)]), np.repeat(val, 50)))
 
 
 def test_labels_no_learner_predicts_while_the_network_fits_them_are_unrelated():

@@ -95,7 +95,8 @@ def _train(unit: dict, timeout: float | None) -> dict:
 
     tf.config.experimental.enable_op_determinism()
     built = build(unit["spec"], seed=unit["seed"], semantics=unit.get("semantics"))
-    facts = describe(built.model, built.data.x, built.data.y)  # before training: what a static check sees
+    # Before training: what a static check sees (with the validation labels, for SPLIT).
+    facts = describe(built.model, built.data.x, built.data.y, built.data.y_val)
     probe = Probe(built.model, stats=unit.get("stats") or stats_op.backend())
     callbacks = [probe, *built.callbacks] + ([_deadline(timeout)] if timeout else [])
     t0 = time.perf_counter()
@@ -153,12 +154,15 @@ def static_facts(unit: dict) -> dict:
     from harness.training.build import build
 
     built = build(unit["spec"], seed=unit["seed"], semantics=unit.get("semantics"))
-    return describe(built.model, built.data.x, built.data.y)
+    return describe(built.model, built.data.x, built.data.y, built.data.y_val)
 
 
 def budget(built) -> dict:
+    """The fit's :class:`harness.trace.Budget`, as the trace and the record store it."""
+    from harness.trace import Budget
+
     n, bs = built.data.description["n_train"], built.fit_kwargs["batch_size"]
-    return {"epochs": built.fit_kwargs["epochs"], "batch_size": bs, "steps_per_epoch": -(-n // bs)}
+    return Budget(epochs=built.fit_kwargs["epochs"], steps_per_epoch=-(-n // bs), batch_size=bs).to_dict()
 
 
 def summarize(trace) -> dict:
