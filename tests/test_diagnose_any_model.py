@@ -157,6 +157,40 @@ class HalvedSteps(keras.Sequential):
         return {m.name: m.result() for m in self.metrics}
 
 
+class RawLoss(keras.Sequential):
+    """A custom train_step that returns the batch's own loss, not its metrics' running results."""
+
+    def train_step(self, data):
+        import tensorflow as tf
+
+        x, y = data
+        with tf.GradientTape() as tape:
+            loss = self.compute_loss(x=x, y=y, y_pred=self(x, training=True))
+        self.optimizer.apply_gradients(zip(tape.gradient(loss, self.trainable_weights), self.trainable_weights))
+        return {"loss": loss}
+
+
+@pytest.mark.parametrize("step", [RawLoss, HalvedSteps])
+def test_a_custom_step_that_logs_batch_values_is_read_as_batch_values(step):
+    keras.utils.set_random_seed(0)
+    x, y = digits(320)  # ten equal batches: running means invert exactly
+    model = step([keras.Input((64,)), keras.layers.Dense(16, activation="relu"),
+                  keras.layers.Dense(10, activation="softmax")])
+    logged = []
+    watch = keras.callbacks.LambdaCallback(on_train_batch_end=lambda b, logs: logged.append(float(logs["loss"])))
+    model.compile(keras.optimizers.Adam(0.01), "sparse_categorical_crossentropy")  # learns in its 20 steps
+    detector = Diagnose(sample=(x, y), verbose=0)
+    model.fit(x, y, epochs=2, batch_size=32, verbose=0, shuffle=False, callbacks=[detector, watch])
+    read = list(detector._probe.recorder.finish({}).value("loss"))
+    if step is RawLoss:  # what the step logged is each batch's own loss
+        np.testing.assert_allclose(read, logged, rtol=1e-6)
+    else:  # running means: each epoch's batch values average to its last mean
+        for epoch in range(2):
+            assert np.mean(read[10 * epoch:10 * epoch + 10]) == pytest.approx(logged[10 * epoch + 9], rel=1e-5)
+        assert not np.allclose(read, logged)
+    assert not [f for f in detector.findings if f.severity == "error"], [(f.code, f.message) for f in detector.findings]
+
+
 def trained_weights(kind: str, detector: bool, capsys=None):
     keras.utils.set_random_seed(0)
     x, y = digits(300)

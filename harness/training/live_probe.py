@@ -10,8 +10,10 @@ statistics, so the trace has no layers; the detectors' loss, metric, sample and 
 run as usual.
 
 Keras logs running means over the epoch; a batch's own value is recovered from two consecutive means,
-``(n m_n - k m_k) / (n - k)``, exact for equal batches (a smaller last batch is weighted as a full one; a
-custom ``train_step`` that returns raw batch values instead of its metrics' results is read as means too).
+``(n m_n - k m_k) / (n - k)``, exact for equal batches (a smaller last batch is weighted as a full one). A
+custom ``train_step`` may return raw batch values instead of its metrics' results: at the first hook after
+two batches, each logged name is compared with the model's metrics (``get_metrics_result``, what Keras's own
+step returns); a name no metric's running result matches is read as the batch's own value.
 
 No training worker imports this module (``tests/test_layout.py`` checks), so it shapes no stored trace and
 the unit key does not hash it (``harness.provenance.LIVE_ONLY``). The private Keras names it reads, beside
@@ -75,6 +77,7 @@ class LogProbe:
         self.recorder = None
         self._per_call = keras_step.steps_per_call(model)
         self._epoch, self._seen, self._means = 0, 0, {}
+        self._raw: set[str] | None = None  # names logged as batch values, not running means (None: not judged yet)
 
     def set_model(self, model):
         self._model_ref = model
@@ -100,6 +103,8 @@ class LogProbe:
             names = ["loss", *sorted(k for k in logs if k != "loss"), "learning_rate"]
             self.recorder = TraceRecorder([], names)
         seen = batch + 1  # batches of this epoch so far (steps_per_execution runs several per hook)
+        if self._raw is None and seen >= 2:  # one batch's mean is its value: the two readings differ from the second
+            self._raw = raw_values(logs, self._model_ref)
         values = [self._own(name, logs.get(name, math.nan), seen) for name in self.recorder.value_names[:-1]]
         values.append(self._learning_rate())
         self._seen, self._means = seen, {k: logs.get(k, math.nan) for k in self.recorder.value_names[:-1]}
@@ -108,6 +113,8 @@ class LogProbe:
                                 mask=np.zeros((0, len(STAGES)), bool), values=np.array(values, np.float64), logs=logs)
 
     def _own(self, name: str, mean: float, seen: int) -> float:
+        if self._raw and name in self._raw:
+            return mean  # the step logged the batch's own value
         before = self._means.get(name, 0.0) if self._seen else 0.0
         if seen <= self._seen:
             return mean
@@ -122,3 +129,17 @@ class LogProbe:
     def on_epoch_end(self, epoch, logs=None):
         if self.recorder is not None:
             self.recorder.add_epoch(epoch=epoch, seconds=time.perf_counter() - self._t0, logs=logs or {})
+
+
+def raw_values(logs: dict, model) -> set[str]:
+    """The names in a step's ``logs`` that are no running result of the model's metrics: batch values.
+
+    Keras's own ``train_step`` returns ``get_metrics_result()``; a custom one may return what it computed for
+    the batch. Relative tolerance 1e-6: the same float32 result read twice agrees to the bit.
+    """
+    try:
+        results = {k: float(np.asarray(v)) for k, v in model.get_metrics_result().items() if np.ndim(v) == 0}
+    except Exception:  # a model without Keras's trainer (or metrics that fail to read): keep the means reading
+        return set()
+    return {name for name, value in logs.items()
+            if name not in results or abs(results[name] - value) > 1e-6 * max(1.0, abs(value))}
