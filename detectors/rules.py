@@ -135,10 +135,30 @@ def issues(facts: dict) -> list[Issue]:
     if not facts or "layers" not in facts:
         return []
     found: list[Issue] = []
-    for rule in (_output_vs_loss, _loss_vs_labels, _output_range, input_scale, _learning_rate,
-                 _initialisers, _linear_stacks):
+    for view in output_views(facts):
+        for rule in (_output_vs_loss, _loss_vs_labels, _output_range):
+            found.extend(_named(issue, view.get("head")) for issue in rule(view))
+    for rule in (input_scale, _learning_rate, _initialisers, _linear_stacks):
         found.extend(rule(facts))
     return found
+
+
+def _named(issue: Issue, head: str | None) -> Issue:
+    """``issue`` with the output it concerns named first, for a model with several."""
+    return dataclasses.replace(issue, message=f"output '{head}': {issue.message}") if head else issue
+
+
+def output_views(facts: dict) -> list[dict]:
+    """The facts as each output's rules see them: the whole facts for a single output; for a model with several
+    (``heads``, each measured in ``outputs``), one view per output with its own loss, labels and measured output.
+    A multi-output model without per-output facts has no view: its one loss name would mean nothing."""
+    heads, measured = facts.get("heads"), facts.get("outputs") or []
+    if not heads:
+        return [facts]
+    if len(measured) != len(heads):
+        return []
+    return [dict(facts, loss=head.get("loss"), from_logits=head.get("from_logits", False), y=head.get("y"),
+                 outputs=[m], head=head["name"]) for head, m in zip(heads, measured)]
 
 
 def _output_vs_loss(facts: dict) -> list[Issue]:

@@ -20,7 +20,8 @@ from harness.outputs import activation_name, measure
 # 7: the measured outputs (harness.outputs), the activations of
 # activation layers and wrappers, input-scaling layers, the validation labels' class counts; 8: the learned
 # reference on small samples (principal components and neighbours bounded by the rows); 9: the validation labels'
-# class counts in the harness's facts too (a live callback's had them)
+# class counts in the harness's facts too (a live callback's had them); the loss and labels of each output of a
+# model with several (``heads``)
 FACTS_VERSION = 9
 SAMPLE = 4096  # rows summarised: enough for ranges and label kinds, cheap on any case
 # Keras 2 clipped probabilities to [EPS, 1 - EPS] inside its cross-entropies; the best constant
@@ -49,7 +50,44 @@ def describe(model, x=None, y=None, y_val=None) -> dict:
         facts["outputs"] = measure(model, x, probed_layers(model))
     if y is not None and y_val is not None:
         facts["validation"] = validation_facts(y, y_val)
+    heads = head_facts(model)
+    if heads:
+        facts["heads"] = labelled_heads(heads, y)
     return facts
+
+
+def head_facts(model) -> list[dict] | None:
+    """Per output of a model with several, in ``model.outputs`` order: its name and its loss (``compile`` takes
+    one loss for every output, a list in output order, or a dict by output name). None for a single output."""
+    names = list(getattr(model, "output_names", None) or [])
+    if len(names) < 2:
+        return None
+    losses = _per_output(getattr(model, "loss", None), names)
+    return [{"name": name, "loss": loss_name(loss), "from_logits": from_logits(loss)}
+            for name, loss in zip(names, losses)]
+
+
+def labelled_heads(heads: list[dict], y) -> list[dict]:
+    """``heads`` with the facts of each output's labels, where ``y`` gives them per output (a dict by output name,
+    or a list in output order, as ``fit`` takes them)."""
+    if y is None or hasattr(y, "shape"):
+        return heads
+    out = []
+    for head, label in zip(heads, _per_output(y, [h["name"] for h in heads])):
+        array = single_array(label) if label is not None else None
+        if array is not None and len(array):
+            head = dict(head, y=label_facts(np.asarray(array[even_rows(len(array), SAMPLE)], np.float64)))
+        out.append(head)
+    return out
+
+
+def _per_output(value, names: list[str]) -> list:
+    """``value`` (one for all, a list in output order, or a mapping by output name) as one entry per output."""
+    if hasattr(value, "keys"):
+        return [value.get(name) for name in names]
+    if isinstance(value, (list, tuple)):
+        return list(value) + [None] * (len(names) - len(value))
+    return [value] * len(names)
 
 
 def class_labels(y) -> np.ndarray | None:
@@ -202,7 +240,10 @@ def with_sample(facts: dict, sample) -> dict:
     if sample is None or "reference" in facts:
         return facts
     x, y = sample
-    return dict(facts, **sample_facts(facts.get("loss"), x, y, reads_tokens(facts.get("layers") or [])))
+    out = dict(facts, **sample_facts(facts.get("loss"), x, y, reads_tokens(facts.get("layers") or [])))
+    if facts.get("heads"):
+        out["heads"] = labelled_heads(facts["heads"], y)
+    return out
 
 
 def sample_facts(loss: str | None, x, y, tokens: bool = False) -> dict:

@@ -85,6 +85,36 @@ def test_a_sigmoid_applied_as_an_op_in_a_functional_graph_is_a_sigmoid_output():
     assert errors(detector) == []
 
 
+def two_heads(value_activation):
+    """A functional model with a class head and a value head, as multi-task models are written."""
+    inp = keras.Input((64,))
+    hidden = keras.layers.Dense(32, activation="relu")(inp)
+    digit = keras.layers.Dense(10, activation="softmax", name="digit")(hidden)
+    value = keras.layers.Dense(1, activation=value_activation, name="value")(hidden)
+    model = keras.Model(inp, {"digit": digit, "value": value})
+    model.compile("adam", loss={"digit": "sparse_categorical_crossentropy", "value": "mse"})
+    return model
+
+
+@pytest.mark.parametrize("activation", [None, "sigmoid"])
+def test_each_output_of_a_two_output_model_is_judged_with_its_own_loss_and_labels(activation):
+    keras.utils.set_random_seed(0)
+    x, y = digits()
+    labels = {"digit": y, "value": y.astype("float32")}  # the value head regresses the digit, 0 to 9
+    detector = Diagnose(sample=(x, labels), stop_on_finding=True, verbose=0)
+    model = two_heads(activation)
+    model.fit(x, labels, epochs=2, batch_size=32, verbose=0, callbacks=[detector])
+    heads = detector._facts["heads"]
+    assert [(h["name"], h["loss"], h["y"]["max"]) for h in heads] == [
+        ("digit", "sparse_categorical_crossentropy", 9.0), ("value", "mean_squared_error", 9.0)]
+    if activation is None:
+        assert errors(detector) == []
+    else:  # a sigmoid cannot reach targets up to 9; the class head is right
+        value = [i for i, la in enumerate(model.layers[1:]) if la.name == "value"]
+        assert errors(detector)[0] == ("OUT_RANGE", "ACH", value[0])
+        assert detector.findings[0].message.startswith("output 'value': labels span [0, 9] but sigmoid")
+
+
 def test_a_linear_output_under_cross_entropy_is_still_an_error_at_its_layer():
     keras.utils.set_random_seed(0)
     x, y = digits()

@@ -203,3 +203,17 @@ def test_percentage_and_logarithmic_losses_on_targets_of_both_signs_are_errors()
         assert severities(facts([dense(8, "relu"), dense(1)], loss=loss, y=signed)) == {"LOSS_LABELS": "error"}
         positive = np.linspace(0.5, 2.0, 30)  # prices, counts: a percentage error is meaningful
         assert codes(facts([dense(8, "relu"), dense(1)], loss=loss, y=positive)) == []
+
+
+def test_each_output_of_a_model_with_several_is_checked_against_its_own_loss_and_labels():
+    f = facts([dense(8, "relu"), dense(3, "softmax", name="kind"), dense(1, "sigmoid", name="size")], loss="dict")
+    f.pop("y")  # several label arrays: no single label facts
+    f["heads"] = [{"name": "kind", "loss": "categorical_crossentropy", "y": label_facts(np.eye(3)[[0, 1, 2, 0]])},
+                  {"name": "size", "loss": "mean_squared_error", "y": label_facts(np.array([[0.5], [3.0]]))}]
+    assert codes(f) == []  # heads without measured outputs: which output is which is unknown, nothing is judged
+    f["outputs"] = [{"kind": "simplex", "units": 3, "layer": 1, "owned": True},
+                    {"kind": "unit", "units": 1, "layer": 2, "owned": True}]
+    assert codes(f) == [("OUT_RANGE", 2, "ACH")]  # a sigmoid cannot reach the size target of 3
+    assert issues(f)[0].message.startswith("output 'size': labels span [0.5, 3]")
+    f["heads"][1]["y"] = label_facts(np.array([[0.5], [0.9]]))
+    assert codes(f) == []
