@@ -78,6 +78,10 @@ PATIENCE = 2  # epochs the validation loss has not improved on its best (EarlySt
 PATIENCE_SHARE = 0.1  # ... or a tenth of the budget's epochs, if more: a long noisy run wanders for a few epochs
 GAP = 0.2  # final validation minus training loss, as a share of the no-learning loss: a fifth of it lost on new data
 STILL_FALLING = 0.05  # the last epoch still 5 % below the one before: the budget ended mid-descent
+# The most any layer's weights could have moved in the whole run, as a share of their size: the sum over the steps
+# of the largest update/weights ratio bounds it (triangle inequality). Below a tenth, every layer computes within
+# about a tenth of what its initialisation did: a run that learned nothing was too short to, whatever its optimizer.
+REACH = 0.1
 # AUTOTRAINER's vanishing-gradient ratio (beta_1): the lowest weight layer gets under a thousandth of the gradient
 # the highest one gets. Eight sigmoid layers (slope <= 1/4 each) shrink it by 4^-8 = 1.5e-5 at best.
 VANISH_RATIO = 1e-3
@@ -135,7 +139,8 @@ class Diagnose(Detector):
     # outputs, SPLIT, UNRELATED_LABELS, NUMERICAL at the forward origin, vanishing through squashing layers
     # 4: a run behind the reference while still falling, or too short to show a trend, is an error; the loss above
     # the constant predictor's with the accuracy above chance; penalties from the run's parameter counts
-    version = "6"  # 5: imbalanced labels learn by log loss; 6: categorical cross-entropy over one unit is an error
+    version = "7"  # 5: imbalanced labels learn by log loss; 6: categorical cross-entropy over one unit is an error;
+    # 7: a run that did not learn while its weights could barely move names the budget
     codes = {
         **rules.RULE_CODES,
         "NUMERICAL": "NaN/Inf values", "CONSTANT_OUTPUT": "an output that does not vary",
@@ -249,6 +254,11 @@ class Diagnose(Detector):
         if len(losses) >= 2 and losses[-1] < (1 - STILL_FALLING) * losses[-2]:
             fallback.append(Issue("BUDGET", "the loss was still falling when training ended", None, "HNE",
                                   "train for more epochs"))
+        reach = float(np.sum(self._ratios)) if self._ratios else None
+        if reach is not None and reach < REACH:
+            moved = f"in all {len(self._ratios)} steps the weights could move by at most {reach:.1%} of their size"
+            fallback.append(Issue("BUDGET", moved, None, "HNE", f"train for more epochs (or raise the learning rate): "
+                                  f"{moved} ({np.median(self._ratios):.2g} per step)"))
         fallback.append(Issue("OTHER", "no specific cause found", None, "OCH",
                               "change the optimizer (or its learning rate)"))
         return out, fallback

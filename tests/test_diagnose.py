@@ -200,3 +200,14 @@ def test_gradients_vanishing_through_sigmoid_layers_blame_the_lowest_sigmoid():
     first = errors(replay(Diagnose(), t))[0]
     assert (first.code, first.fix_code, first.layer) == ("NOT_LEARNING", "ACH", 0)
     assert "sigmoid" in first.fix
+
+
+def test_a_run_too_short_to_move_its_weights_names_the_budget_not_the_optimizer():
+    t = trace([0.70, 0.70, 0.70, 0.70])  # 16 steps of 1e-3 of the weights: they moved 1.6 % at most
+    found = errors(replay(Diagnose(), t))
+    assert [(x.code, x.fix_code) for x in found] == [("NOT_LEARNING", "HNE")]
+    assert found[0].fix == ("train for more epochs (or raise the learning rate): in all 16 steps the weights could "
+                            "move by at most 1.6% of their size (0.001 per step)")
+    moved = trace([0.70, 0.70, 0.70, 0.70])
+    moved.arrays["stats"][:, :, STAGES.index("update"), STATS.index("std")] = 0.02  # 32 % in all: moved enough
+    assert [(x.code, x.fix_code) for x in errors(replay(Diagnose(), moved))] == [("NOT_LEARNING", "OCH")]
