@@ -284,12 +284,13 @@ class Diagnose(Detector):
         if self._at is None:
             self._layout(step)
         flat = step.stats.reshape(-1)
-        if self._nonfinite(step, flat, loss) or self._at["out"] is None:
+        if self._nonfinite(step, flat, loss) or not flat.size:
             return  # no layer statistics (a model that trains with its own step): the loss was all there was
         self._evidence(step, flat)
         if self._errors:
             return  # one error explains the run; later symptoms are its consequences
-        self._constant_output(step, flat)
+        if self._at["out"] is not None:  # the output watched (not so where only weights are: a subclass, live)
+            self._constant_output(step, flat)
         self._vanished(step, flat, loss)
 
     def _layout(self, step) -> None:
@@ -326,7 +327,7 @@ class Diagnose(Detector):
             "sigmoid": (sig, at(sig, _OUTPUT, _MEAN), at(sig, _OUTPUT, _STD)),
             "tanh": (tanh, at(tanh, _OUTPUT, _MEAN), at(tanh, _OUTPUT, _STD)),
             "grads": at(grads, _OUTPUT_GRAD, _ZERO),
-            "out": (pos(n - 1, _OUTPUT, _MEAN), pos(n - 1, _OUTPUT, _STD)) if n else None,
+            "out": (pos(n - 1, _OUTPUT, _MEAN), pos(n - 1, _OUTPUT, _STD)) if n and mask[n - 1, _OUTPUT] else None,
             "chain": (chain[[0, -1]], at(chain[[0, -1]], _OUTPUT_GRAD, _MEAN), at(chain[[0, -1]], _OUTPUT_GRAD, _STD))
             if len(chain) >= 2 else None,
             "squashing": [i for i in range(n) if hidden[i] and acts[i] in SQUASHING],
@@ -406,7 +407,7 @@ class Diagnose(Detector):
                                     f"(and the {'/'.join(acts)} layers above it) to relu")
 
     def _constant_output(self, step, flat) -> None:
-        mean_at, std_at = self._at["out"]  # present: _batch returns first for a step without layer statistics
+        mean_at, std_at = self._at["out"]  # present: _batch calls this only where the output is watched
         mean, std = float(flat[mean_at]), float(flat[std_at])
         scale = max(1.0, abs(mean))
         prev, self._prev_out = self._prev_out, mean
@@ -530,8 +531,8 @@ class Diagnose(Detector):
         return False
 
     def _constant_at_end(self, step) -> bool:
-        """Without layer statistics (a model trained with its own step), the output measured on the sample after
-        training (``outputs_end``, live): the same value for every row is a constant output."""
+        """Without the output's statistics (a model trained with its own step), the output measured on the sample
+        after training (``outputs_end``, live): the same value for every row is a constant output."""
         if self._at is not None and self._at["out"] is not None:
             return False  # the per-batch check watched the output itself
         final = self._facts.get("outputs_end") or []

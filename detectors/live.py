@@ -73,9 +73,6 @@ class LiveHooks:
         reason = unprobed(model)
         if reason is not None:  # the model's own step must run as written: watch what its logs say
             self._probe, self._owns = LogProbe(model, reason), True
-            if self.verbose:
-                print(f"[{getattr(self, 'name', type(self).__name__)}] not watched in this fit: the layers' "
-                      f"statistics ({reason}); the loss, metrics, data sample and end-of-training checks go on")
         else:
             # A live detector sees every batch as its call ends: one batch, or steps_per_execution of them.
             self._probe, self._owns = StreamingProbe(model, chunk=steps_per_call(model)), True
@@ -98,6 +95,9 @@ class LiveHooks:
         if self._owns:
             self._probe.started = True  # the next fit's detectors install a fresh probe
             self._probe.on_train_begin(logs)
+            if self.verbose and hasattr(self._probe, "unwatched"):  # known once the model is built (or not)
+                print(f"[{getattr(self, 'name', type(self).__name__)}] not watched in this fit: "
+                      f"{self._probe.unwatched()}; the loss, metrics, data sample and end-of-training checks go on")
         self._index, self._live_rows, self._started = 0, 0, False
 
     def on_epoch_begin(self, epoch, logs=None) -> None:

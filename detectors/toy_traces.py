@@ -44,7 +44,8 @@ def toy_traces(seed: int = 0) -> dict:
     nan.arrays["stats"][2:] = np.nan
     flat = make_trace([0.7] * 12, steps_per_epoch=2)
     empty = TraceRecorder(["layer0"], ["loss"]).finish({"budget": {"epochs": 3, "steps_per_epoch": 2}})
-    return {"healthy": healthy, "nan": nan, "flat": flat, "empty": empty, "unprobed": unprobed()}
+    return {"healthy": healthy, "nan": nan, "flat": flat, "empty": empty, "unprobed": unprobed(),
+            "weights_only": weights_only(rng)}
 
 
 def unprobed() -> object:
@@ -56,3 +57,13 @@ def unprobed() -> object:
         if i % 2:
             rec.add_epoch(i // 2, 0.01 * (i + 1), {"loss": loss})
     return rec.finish({"budget": {"epochs": 2, "steps_per_epoch": 2}, "layers": []})
+
+
+def weights_only(rng) -> object:
+    """A run whose layers were watched by their weights and updates only (a subclassed model, live): the output
+    and gradient stages do not apply to any layer."""
+    trace = make_trace(list(np.linspace(1.0, 0.6, 8)), steps_per_epoch=2, n_layers=2)
+    trace.arrays["stats"] = rng.normal(size=trace.arrays["stats"].shape).astype(np.float32)
+    trace.arrays["mask"][:] = False
+    trace.arrays["mask"][:, [STAGES.index("weights"), STAGES.index("update")]] = True
+    return trace

@@ -133,8 +133,33 @@ def test_a_healthy_subclassed_model_is_watched_and_says_what_is_not(capsys):
     x, y = digits()
     detector, history = fit(TwoLayers(10, "softmax"), x, y, verbose=1)
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0].startswith("[diagnose] not watched in this fit: the layers' statistics (a subclassed model")
+    assert lines[0].startswith("[diagnose] not watched in this fit: the layers' outputs and gradients (a "
+                               "subclassed model") and "their weights and updates are watched" in lines[0]
     assert errors(detector) == [] and len(history.epoch) == 3
+    trace = detector._probe.recorder.finish({})
+    assert len(trace.layers) == 2  # the model's two Dense layers, in the order it tracks them
+    weights = trace.series("weights", "std")
+    assert weights.shape == (3 * 19, 2) and np.isfinite(weights).all()
+    update = trace.series("update", "std")
+    assert (update > 0).all() and np.isnan(trace.series("output", "mean")).all()  # outputs: not watched
+
+
+def test_a_subclassed_model_whose_steps_barely_move_its_weights_names_the_learning_rate():
+    keras.utils.set_random_seed(0)
+    x, y = digits()
+    detector, _ = fit(TwoLayers(10, "softmax"), x, y, optimizer=keras.optimizers.SGD(1e-6))
+    assert errors(detector)[:1] == [("NOT_LEARNING", "HLR", None)]
+    assert detector.findings[0].fix == "raise the learning rate"
+
+
+def test_an_unbuilt_subclassed_model_without_a_sample_says_its_layers_are_not_watched(capsys):
+    keras.utils.set_random_seed(0)
+    x, y = digits(300)
+    model = TwoLayers(10, "softmax")
+    model.compile("adam", "sparse_categorical_crossentropy")
+    model.fit(x, y, epochs=1, batch_size=32, verbose=0, callbacks=[Diagnose(verbose=1)])
+    line = capsys.readouterr().out.splitlines()[0]
+    assert "the layers' statistics (a subclassed model" in line and "not built before training" in line
 
 
 def test_a_subclassed_softmax_over_one_unit_is_an_error_before_training():

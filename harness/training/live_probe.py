@@ -6,8 +6,11 @@ would change the user's program, or cannot see the layers, the model keeps its o
 records, per batch, the loss and metrics from the logs Keras hands every callback: a subclassed model
 (no layer graph to run), a model with its own ``train_step`` (the probe's step would replace it), a step
 compiled with XLA (``jit_compile=True``: the probe's statistics op has no XLA kernel). No layer
-statistics, so the trace has no layers; the detectors' loss, metric, sample and end-of-training checks
-run as usual.
+statistics of outputs or gradients; each layer's kernel (its first trainable weight, as the full probe
+reads it) and its change over each batch are read on the host, when the model is built before training
+(a subclass is built by its first call: ``Diagnose(sample=...)`` makes one) and its kernels hold at most
+WATCH_LIMIT elements. The detectors' loss, metric, sample and end-of-training checks run as usual, and
+those that read weights and updates (update sizes, NaN weights) as well.
 
 Keras logs running means over the epoch; a batch's own value is recovered from two consecutive means,
 ``(n m_n - k m_k) / (n - k)``, exact for equal batches (a smaller last batch is weighted as a full one). A
@@ -30,6 +33,10 @@ import numpy as np
 
 from harness.trace import STAGES, STATS, TraceRecorder
 from harness.training import keras_step
+
+# Kernel elements read to the host at each batch end: 16 MB of float32, a few milliseconds on a CPU; a larger
+# model's weights would tax every step of a fit that asked for no probe of its own.
+WATCH_LIMIT = 2**22
 
 
 def unprobed(model) -> str | None:
@@ -93,6 +100,13 @@ class LogProbe:
     def on_train_begin(self, logs=None):
         self.recorder = None
         self._t0 = time.perf_counter()
+        self.kernels = KernelWatch(self._model_ref)
+
+    def unwatched(self) -> str:
+        """What this fit's trace lacks, for the line the detector prints."""
+        if self.kernels.layers:
+            return f"the layers' outputs and gradients ({self.reason}; their weights and updates are watched)"
+        return f"the layers' statistics ({self.reason}{self.kernels.why})"
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch, self._seen, self._means = epoch, 0, {}
@@ -101,7 +115,7 @@ class LogProbe:
         logs = {k: float(v) for k, v in (logs or {}).items() if np.ndim(v) == 0}
         if self.recorder is None:
             names = ["loss", *sorted(k for k in logs if k != "loss"), "learning_rate"]
-            self.recorder = TraceRecorder([], names)
+            self.recorder = TraceRecorder([layer.name for layer in self.kernels.layers], names)
         seen = batch + 1  # batches of this epoch so far (steps_per_execution runs several per hook)
         if self._raw is None and seen >= 2:  # one batch's mean is its value: the two readings differ from the second
             self._raw = raw_values(logs, self._model_ref)
@@ -109,8 +123,8 @@ class LogProbe:
         values.append(self._learning_rate())
         self._seen, self._means = seen, {k: logs.get(k, math.nan) for k in self.recorder.value_names[:-1]}
         self.recorder.add_batch(epoch=self._epoch, batch=batch, seconds=time.perf_counter() - self._t0,
-                                stats=np.zeros((0, len(STAGES), len(STATS)), np.float32),
-                                mask=np.zeros((0, len(STAGES)), bool), values=np.array(values, np.float64), logs=logs)
+                                stats=self.kernels.step(), mask=self.kernels.mask,
+                                values=np.array(values, np.float64), logs=logs)
 
     def _own(self, name: str, mean: float, seen: int) -> float:
         if self._raw and name in self._raw:
@@ -143,3 +157,55 @@ def raw_values(logs: dict, model) -> set[str]:
         return set()
     return {name for name, value in logs.items()
             if name not in results or abs(results[name] - value) > 1e-6 * max(1.0, abs(value))}
+
+
+class KernelWatch:
+    """Each probed layer's kernel after every batch and its change since the last, read on the host.
+
+    ``layers`` is empty (nothing watched, ``why`` says so) when the model is not built before training (its
+    kernels' first values unknown) or its kernels exceed WATCH_LIMIT. With several steps per hook
+    (``steps_per_execution``) an update spans them all, as the full probe's chunked statistics do not.
+    """
+
+    def __init__(self, model):
+        layers = [layer for layer in getattr(model, "layers", []) if type(layer).__name__ != "InputLayer"]
+        self.layers, self.why, self._kernels = [], "", []
+        self.mask = np.zeros((0, len(STAGES)), bool)
+        if not getattr(model, "built", False):
+            self.why = "; not built before training, so the weights' first values are unknown"
+            return
+        kernels = [layer.trainable_weights[0] if layer.trainable_weights else None for layer in layers]
+        size = sum(int(np.prod(k.shape)) for k in kernels if k is not None)
+        if size > WATCH_LIMIT:
+            self.why = f"; {size:,} kernel elements, above the {WATCH_LIMIT:,} read to the host per batch"
+            return
+        self.layers, self._kernels = layers, kernels
+        self.mask = np.zeros((len(layers), len(STAGES)), bool)
+        for i, k in enumerate(kernels):
+            self.mask[i, [STAGES.index("weights"), STAGES.index("update")]] = k is not None
+        self._before = [None if k is None else np.array(k, np.float32) for k in kernels]
+
+    def step(self) -> np.ndarray:
+        """[layer, stage, stat] of this batch: the kernel and its update; zeros where a stage is not watched."""
+        out = np.zeros((len(self.layers), len(STAGES), len(STATS)), np.float32)
+        for i, k in enumerate(self._kernels):
+            if k is None:
+                continue
+            now = np.array(k, np.float32)
+            out[i, STAGES.index("weights")] = tensor_stats(now)
+            out[i, STAGES.index("update")] = tensor_stats(now - self._before[i])
+            self._before[i] = now
+        return out
+
+
+def tensor_stats(a: np.ndarray) -> np.ndarray:
+    """STATS of one array as the full probe computes them: mean and (population) std of every element, min and
+    max of the finite ones, the share of zeros, NaN and Inf counts."""
+    a = a.ravel().astype(np.float64)
+    finite = np.isfinite(a)
+    lo = a[finite].min() if finite.any() else np.nan
+    hi = a[finite].max() if finite.any() else np.nan
+    with np.errstate(invalid="ignore", over="ignore"):
+        values = {"mean": a.mean(), "std": a.std(), "min": lo, "max": hi, "zero_frac": np.mean(a == 0),
+                  "nan": np.isnan(a).sum(), "inf": np.isinf(a).sum()}
+    return np.array([values[name] for name in STATS], np.float32)
