@@ -139,8 +139,9 @@ class Diagnose(Detector):
     # outputs, SPLIT, UNRELATED_LABELS, NUMERICAL at the forward origin, vanishing through squashing layers
     # 4: a run behind the reference while still falling, or too short to show a trend, is an error; the loss above
     # the constant predictor's with the accuracy above chance; penalties from the run's parameter counts
-    version = "7"  # 5: imbalanced labels learn by log loss; 6: categorical cross-entropy over one unit is an error;
-    # 7: a run that did not learn while its weights could barely move names the budget
+    version = "8"  # 5: imbalanced labels learn by log loss; 6: categorical cross-entropy over one unit is an error;
+    # 7: a run that did not learn while its weights could barely move names the budget; 8: two classes coded
+    # other than 0/1 under a binary cross-entropy name the labels (structure 5)
     codes = {
         **rules.RULE_CODES,
         "NUMERICAL": "NaN/Inf values", "CONSTANT_OUTPUT": "an output that does not vary",

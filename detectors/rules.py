@@ -33,6 +33,7 @@ ACTIVATION_RANGE = {"sigmoid": (0.0, 1.0), "softmax": (0.0, 1.0), "tanh": (-1.0,
                     "softplus": (0.0, None), "relu6": (0.0, 6.0), "hard_sigmoid": (0.0, 1.0),
                     "exponential": (0.0, None)}
 CROSS_ENTROPIES = {"categorical_crossentropy", "sparse_categorical_crossentropy", "binary_crossentropy"}
+BINARY_LOSSES = {"binary_crossentropy", "binary_focal_crossentropy"}
 REGRESSION_LOSSES = {"mean_squared_error", "mean_absolute_error", "mean_squared_logarithmic_error",
                      "mean_absolute_percentage_error", "huber", "log_cosh", "logcosh"}
 # Weight layers whose output is an affine map of their input: two in a row with nothing non-linear between
@@ -214,6 +215,10 @@ def _loss_vs_labels(facts: dict) -> list[Issue]:
         return [Issue("LOSS_LABELS", f"mean squared logarithmic error reads targets below zero as zero, but they "
                       f"reach {y['min']:.4g}", None, "LCH", "use mean_squared_error (or shift the targets to be "
                       "non-negative)", "error")]
+    if _two_classes_miscoded(loss, y):
+        return [Issue("LOSS_LABELS", f"binary cross-entropy needs 0/1 targets, but the labels are the two values "
+                      f"{y['min']:.4g} and {y['max']:.4g}: two classes coded with other numbers", None, "CPP",
+                      f"map the labels to 0 and 1 (e.g. y == {y['max']:.4g})", "error")]
     if loss == "categorical_crossentropy" and not y["one_hot"] and y["integer"] and (y.get("classes") or 0) > 2:
         return [Issue("LOSS_LABELS", "categorical cross-entropy on integer class labels", None, "CPP",
                       "one-hot encode the labels (or use sparse_categorical_crossentropy)", "error")]
@@ -228,12 +233,21 @@ def _loss_vs_labels(facts: dict) -> list[Issue]:
     return []
 
 
+def _two_classes_miscoded(loss: str | None, y: dict) -> bool:
+    """Two label values other than 0 and 1 under a binary cross-entropy: the task is binary, its classes coded
+    with other numbers (1 and 2, 1 and 5, -1 and 1). The loss reads a target as a probability, so no output
+    activation can fit them; more than two values are classes the one output cannot hold (OUT_RANGE)."""
+    single = len(y.get("shape") or []) == 0 or y["shape"] == [1]
+    return (loss in BINARY_LOSSES and single and y.get("n_unique") == 2 and not y.get("binary")
+            and y.get("min") is not None)
+
+
 def _output_range(facts: dict) -> list[Issue]:
     y = facts.get("y")
     if not y or y.get("min") is None or facts.get("from_logits"):
         return []
-    if facts.get("loss") == "sparse_categorical_crossentropy":
-        return []  # the labels are class indices, not output values
+    if facts.get("loss") == "sparse_categorical_crossentropy" or _two_classes_miscoded(facts.get("loss"), y):
+        return []  # the labels are class indices, not output values (or their coding is the fault: one cause)
     k, act, _ = output_view(facts)
     lo, hi = ACTIVATION_RANGE.get(act, (None, None))
     below = lo is not None and y["min"] < lo - 1e-6

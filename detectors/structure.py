@@ -45,7 +45,8 @@ class Structure(Detector):
     """
 
     name = "structure"
-    version = "4"  # 3: the measured output kind, token and scaling first layers, affine stacks; 4: CCE on one unit
+    version = "5"  # 3: the measured output kind, token and scaling first layers, affine stacks; 4: CCE on one unit;
+    # 5: two classes coded other than 0/1 under a binary cross-entropy name the labels
     codes = RULE_CODES
     localizes = True
     suggests = True

@@ -65,6 +65,24 @@ def test_labels_outside_the_output_range():
     assert ("OUT_RANGE", 1, "ACH") in found
 
 
+def test_two_classes_coded_as_other_numbers_than_0_and_1_under_binary_cross_entropy_name_the_labels():
+    """Binary cross-entropy reads its target as a probability: labels 1 and 5 are two classes coded with the
+    wrong numbers, which no output activation fits (was: OUT_RANGE, "change the activation")."""
+    y = np.where(np.arange(30) % 2, 5.0, 1.0).reshape(-1, 1)
+    found = [(i.code, i.layer, i.fix_code, i.severity)
+             for i in issues(facts([dense(8, "relu"), dense(1, "sigmoid")], loss="binary_crossentropy", y=y))]
+    assert found == [("LOSS_LABELS", None, "CPP", "error")]  # one cause, not also OUT_RANGE
+    linear = codes(facts([dense(8, "relu"), dense(1, "linear")], loss="binary_crossentropy", y=y))
+    assert ("LOSS_LABELS", None, "CPP") in linear  # beside the linear output's own fault
+    message = issues(facts([dense(8, "relu"), dense(1, "sigmoid")], loss="binary_crossentropy", y=y))[0].message
+    assert "1" in message and "5" in message
+    three = np.arange(30).reshape(-1, 1) % 3.0  # three classes on one sigmoid unit: the output is what is wrong
+    assert ("OUT_RANGE", 1, "ACH") in codes(facts([dense(8, "relu"), dense(1, "sigmoid")], loss="binary_crossentropy",
+                                                   y=three))
+    zero_one = (np.arange(30) % 2.0).reshape(-1, 1)
+    assert codes(facts([dense(8, "relu"), dense(1, "sigmoid")], loss="binary_crossentropy", y=zero_one)) == []
+
+
 def test_raw_inputs_and_absurd_learning_rate_and_constant_init():
     layers = [dense(8, "relu", init={"class": "Zeros", "config": {}}), dense(3, "softmax")]
     found = codes(facts(layers, lr=3.0, opt="Adam", x=(0, 255)))
