@@ -179,7 +179,7 @@ class Diagnose(Detector):
 
     def start(self, meta: dict) -> None:
         super().start(meta)
-        self._facts = with_sample(self._facts, self.sample)
+        self._facts = with_sample(self._facts, self.sample, getattr(self, "_fit_weights", None))
         self._layers = _with_activations(self._layers, self._facts.get("layers") or [])
         self._persist = Persistence.for_run(meta, WINDOW, MIN_WINDOW)
         skipped = (self._facts.get("baseline") or {}).get("skipped")

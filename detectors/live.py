@@ -90,8 +90,11 @@ class LiveHooks:
         self._guard("on_train_begin", self._train_begin, logs)
 
     def _train_begin(self, logs) -> None:
+        from harness.training.live_probe import fit_weights
+
         self.reset()
         self._live_outputs = self._measure_outputs()
+        self._fit_weights = fit_weights(self.model)
         if self._owns:
             self._probe.started = True  # the next fit's detectors install a fresh probe
             self._probe.on_train_begin(logs)

@@ -234,16 +234,78 @@ def data_facts(x, y) -> dict:
     return dict(out, x=xs)
 
 
-def with_sample(facts: dict, sample) -> dict:
+def with_sample(facts: dict, sample, fit_weights: dict | None = None) -> dict:
     """``facts`` plus the data facts and reference of a live callback's ``sample=(x, y)`` (the harness's facts
-    have them)."""
+    have them). ``fit_weights``: the fit's ``class_weight`` and ``sample_weight``, which Keras applies to the
+    logged loss and metrics, so the constant predictor is judged under the same weights."""
     if sample is None or "reference" in facts:
         return facts
     x, y = sample
     out = dict(facts, **sample_facts(facts.get("loss"), x, y, reads_tokens(facts.get("layers") or [])))
     if facts.get("heads"):
         out["heads"] = labelled_heads(facts["heads"], y)
+    weights, unknown = row_weights(y, fit_weights)
+    if weights is not None or unknown:
+        out["reference"] = weighted_reference(facts.get("loss"), y, weights)
+        out["baseline"] = {"skipped": unknown or "the fit weights its rows (class_weight or sample_weight) and "
+                           "the reference learner does not"}
     return out
+
+
+def row_weights(y, fit_weights: dict | None) -> tuple[np.ndarray | None, str | None]:
+    """Each sample row's weight in the fit's loss (None when the fit is unweighted), or why it is unknown."""
+    class_weight = (fit_weights or {}).get("class_weight")
+    sample_weight = (fit_weights or {}).get("sample_weight")
+    y = single_array(y)
+    if class_weight is None and sample_weight is None:
+        return None, None
+    if y is None:
+        return None, "the fit weights its rows and the labels are several arrays"
+    weights = np.ones(len(y))
+    if sample_weight is not None:
+        given = np.asarray(sample_weight, np.float64).reshape(-1)
+        if len(given) != len(y):  # a validation_split cut it, or the sample is a subset: rows cannot be matched
+            return None, f"the fit's sample_weight has {len(given)} rows and the sample {len(y)}"
+        weights = weights * given
+    if class_weight:
+        labels = np.argmax(y, axis=1) if y.ndim == 2 and y.shape[1] > 1 else np.rint(y.reshape(len(y), -1)[:, 0])
+        weights = weights * np.array([float(class_weight.get(int(c), 1.0)) for c in labels])
+    return weights, None
+
+
+def weighted_reference(loss: str | None, y, weights: np.ndarray | None) -> dict:
+    """``reference`` under the fit's row weights: the best constant output minimises the weighted loss, which
+    Keras reduces as the mean over rows of weight × loss. The accuracies stay the plain majority rates: Keras
+    weights only ``weighted_metrics``, not ``metrics``. Unknown weights (None) give no reference loss: the
+    run's first loss stands in."""
+    plain = reference(loss, y)
+    y = single_array(y)
+    if weights is None or y is None:
+        return dict(plain, loss=None)
+    y = np.asarray(y, np.float64)
+    y = y.reshape(len(y), -1)
+    keep = np.all(np.isfinite(y), axis=1) & np.isfinite(weights)
+    y, w = y[keep], weights[keep]
+    if not len(y) or w.sum() <= 0:
+        return dict(plain, loss=None)
+    share = (w[:, None] * y).sum(axis=0) / w.sum()
+    return dict(plain, loss=_weighted_constant_loss(loss, y, w, share))
+
+
+def _weighted_constant_loss(loss: str | None, y: np.ndarray, w: np.ndarray, share: np.ndarray) -> float | None:
+    rows = None
+    if loss == "mean_squared_error":
+        rows = np.mean((y - share) ** 2, axis=1)
+    elif loss == "binary_crossentropy":
+        p = np.clip(share, EPS, 1 - EPS)
+        rows = np.mean(-(y * np.log(p) + (1 - y) * np.log(1 - p)), axis=1)
+    elif loss == "categorical_crossentropy" and y.min() >= 0 and y.shape[1] > 1:
+        rows = -(y * np.log(np.clip(share / max(share.sum(), EPS), EPS, 1.0))).sum(axis=1)
+    elif loss == "sparse_categorical_crossentropy" and y.shape[1] == 1 and _class_indices(y):
+        index = y[:, 0].astype(np.int64)
+        p = np.bincount(index, weights=w) / w.sum()
+        rows = -np.log(np.clip(p[index], EPS, 1.0))
+    return None if rows is None else _f(np.mean(w * rows))
 
 
 def sample_facts(loss: str | None, x, y, tokens: bool = False) -> dict:

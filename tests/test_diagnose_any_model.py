@@ -358,3 +358,63 @@ def test_class_sorted_data_split_by_validation_split_is_a_split_error_with_the_c
     healthy, _ = fit(keras.Sequential([keras.Input((64,)), keras.layers.Dense(32, activation="relu"),
                                        keras.layers.Dense(10, activation="softmax")]), x, y, validation_split=0.2)
     assert "SPLIT" not in codes(healthy)
+
+
+# -- weighted fits ----------------------------------------------------------------------------------------
+
+
+def imbalanced(rows=1200):
+    """Hard, imbalanced binary data (12 % positives, 5 % of labels flipped): a weighted fit's loss stays above
+    the unweighted class prior's."""
+    x, y = sklearn_datasets.make_classification(n_samples=rows, n_features=10, weights=[0.9, 0.1], flip_y=0.05,
+                                                class_sep=0.4, random_state=0)
+    return x.astype("float32"), y.astype("float32")
+
+
+@pytest.mark.parametrize("weighting", ["class_weight", "sample_weight"])
+def test_a_class_weighted_fit_is_judged_against_the_weighted_constant_predictor(weighting):
+    """Keras weights the logged loss and metrics by ``class_weight`` (or ``sample_weight``): against the
+    unweighted prior's loss a healthy weighted fit read as NOT_LEARNING (loss 0.52 against 0.37)."""
+    keras.utils.set_random_seed(0)
+    x, y = imbalanced()
+    weights = {0: 0.55, 1: 5.0}
+    kw = ({"class_weight": weights} if weighting == "class_weight"
+          else {"sample_weight": np.where(y > 0, weights[1], weights[0]).astype("float32")})
+    model = keras.Sequential([keras.Input((10,)), keras.layers.Dense(16, activation="relu"),
+                              keras.layers.Dense(1, activation="sigmoid")])
+    detector, history = fit(model, x, y, loss="binary_crossentropy", epochs=6, **kw)
+    assert errors(detector) == []
+    reference = detector._facts["reference"]
+    assert reference["loss"] > history.history["loss"][-1]  # the weighted prior's loss, which the run beats
+    assert "skipped" in detector._facts["baseline"]  # an unweighted learner is no reference for a weighted fit
+
+
+def test_an_unweighted_fit_on_the_same_data_keeps_the_plain_reference():
+    keras.utils.set_random_seed(0)
+    x, y = imbalanced(600)
+    model = keras.Sequential([keras.Input((10,)), keras.layers.Dense(1, activation="sigmoid")])
+    detector, _ = fit(model, x, y, loss="binary_crossentropy", epochs=1)
+    prior = y.mean()
+    plain = -(prior * np.log(prior) + (1 - prior) * np.log(1 - prior))
+    assert detector._facts["reference"]["loss"] == pytest.approx(plain, rel=1e-6)
+
+
+def test_the_weighted_reference_is_what_keras_logs_for_the_best_constant_output():
+    """A frozen model that outputs the weighted prior logs the weighted reference's loss: the reduction (mean
+    over rows of weight × loss) is Keras' own. Its accuracy is the unweighted share of the class it predicts:
+    ``metrics=`` are not weighted, so the accuracy reference stays the plain majority rate."""
+    from harness.facts import row_weights, weighted_reference
+
+    x, y = imbalanced(400)
+    class_weight = {0: 0.55, 1: 5.0}
+    weights, _ = row_weights(y, {"class_weight": class_weight})
+    reference = weighted_reference("binary_crossentropy", y, weights)
+    p = float((weights * y).sum() / weights.sum())
+    prior = keras.initializers.Constant(np.log(p / (1 - p)))
+    output = keras.layers.Dense(1, activation="sigmoid", kernel_initializer="zeros", bias_initializer=prior)
+    model = keras.Sequential([keras.Input((10,)), output])
+    model.compile(optimizer=keras.optimizers.SGD(0.0), loss="binary_crossentropy", metrics=["accuracy"])
+    logs = model.fit(x, y, epochs=1, batch_size=400, verbose=0, class_weight=class_weight).history
+    assert logs["loss"][0] == pytest.approx(reference["loss"], rel=1e-4)
+    assert logs["accuracy"][0] == pytest.approx(float(y.mean()), abs=1e-4)  # p > 0.5: every row called positive
+    assert reference["binary_accuracy"] == pytest.approx(max(y.mean(), 1 - y.mean()))

@@ -26,6 +26,7 @@ the unit key does not hash it (``harness.provenance.LIVE_ONLY``). The private Ke
 
 from __future__ import annotations
 
+import inspect
 import math
 import time
 
@@ -64,6 +65,22 @@ def validation_arrays(model):
     if not isinstance(inputs, tuple) or len(inputs) < 2 or inputs[1] is None:
         return None
     return inputs[0], inputs[1]
+
+
+def fit_weights(model) -> dict | None:
+    """``class_weight`` and ``sample_weight`` of the ``fit`` now training ``model``, or None outside one.
+
+    Keras weights the logged loss and metrics by them but tells callbacks neither (``params`` holds the epochs
+    and steps only), so they are read from the frame of the model's own ``fit``, which is on the stack while
+    its callbacks run. Weights a ``tf.data`` dataset yields are not seen.
+    """
+    frame = inspect.currentframe()
+    while frame is not None:
+        if frame.f_code.co_name == "fit" and frame.f_locals.get("self") is model:
+            local = frame.f_locals
+            return {"class_weight": local.get("class_weight"), "sample_weight": local.get("sample_weight")}
+        frame = frame.f_back
+    return None
 
 
 class LogProbe:
