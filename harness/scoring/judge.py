@@ -12,13 +12,14 @@ import math
 
 from harness.cases.load import LoadedCase
 from harness.cases.mutants import metric_for
+from harness.running.records import UnitRecord
 from harness.scoring.killing import decide, logged
 
 
-def decisions(programs: dict[str, LoadedCase], mutants: list[LoadedCase], records: list[dict],
+def decisions(programs: dict[str, LoadedCase], mutants: list[LoadedCase], records: list[UnitRecord],
               seeds: int) -> dict[str, dict]:
     """{mutant id: decision, with ``higher_is_better``} from the records of every program and mutant."""
-    finals = {(r["case"]["id"], r["variant"], r["seed"]): r for r in records}
+    finals = {(r.case.id, r.variant, r.seed): r for r in records}
     return {m.id: _decide(programs[m.case.generated["base"]], m, finals, seeds) for m in mutants}
 
 
@@ -36,18 +37,18 @@ def _decide(base: LoadedCase, mutant: LoadedCase, finals: dict, seeds: int) -> d
     if on == "test":
         train = decide(values["base", "train"], values["mutant", "train"], higher)
         decision["train"] = {k: train[k] for k in ("killed", "p_value", "effect_size", "base", "mutant")}
-    crash = next((r.get("error") for r in runs["mutant"] if r and r.get("status") != "ok"), None)
-    if crash and all(r is None or r.get("status") != "ok" for r in runs["mutant"]):
+    crash = next((r.error for r in runs["mutant"] if r and r.status != "ok"), None)
+    if crash and all(r is None or r.status != "ok" for r in runs["mutant"]):
         decision.update(killed=False, crashed=crash)  # a program that does not run is no training bug
     return dict(decision, higher_is_better=higher)
 
 
-def _value(record: dict | None, name: str, where: str, case_id: str) -> float:
-    if not record or record.get("status") != "ok":
+def _value(record: UnitRecord | None, name: str, where: str, case_id: str) -> float:
+    if record is None or record.status != "ok":
         return math.nan  # a run that failed counts as the worst
-    summary = record.get("summary") or {}
-    logs = summary.get("test") if where == "test" else summary.get("final")
-    return logged(logs or {}, name, where=f"{case_id} seed {record.get('seed')} ({where}): ")
+    summary = record.summary
+    logs = None if summary is None else summary.test if where == "test" else summary.final
+    return logged(logs or {}, name, where=f"{case_id} seed {record.seed} ({where}): ")
 
 
 def decided_case(case: dict, decision: dict, higher_is_better: bool) -> dict:
