@@ -12,7 +12,7 @@ import math
 
 from harness.cases.load import LoadedCase
 from harness.cases.mutants import metric_for
-from harness.running.records import UnitRecord
+from harness.running.records import KillDecision, UnitRecord
 from harness.scoring.killing import decide, logged
 
 
@@ -54,20 +54,20 @@ def _value(record: UnitRecord | None, name: str, where: str, case_id: str) -> fl
 def decided_case(case: dict, decision: dict, higher_is_better: bool) -> dict:
     """The mutant's case, as a dict, with its status, symptom and ``generated.kill`` from the decision."""
     case = dict(case, generated=dict(case["generated"], kill=decision))
-    if decision.get("crashed"):
+    kill = KillDecision.model_validate(decision)  # read as the records will read it back
+    if kill.crashed:
         case["status"] = "questionable"
-        case["status_reason"] = f"the mutant does not train, in any seed: {decision['crashed'][:200]}"
+        case["status_reason"] = f"the mutant does not train, in any seed: {kill.crashed[:200]}"
         case["symptom"] = {"kind": "none"}
-    elif decision["killed"]:
+    elif kill.killed:
         case["status"], case["status_reason"] = "valid", None
         case["symptom"] = _symptom(decision, higher_is_better)
-        if decision.get("on") == "test" and case["symptom"]["kind"] in ("accuracy_gap_at_least", "loss_ratio_at_least"):
+        if kill.on == "test" and case["symptom"]["kind"] in ("accuracy_gap_at_least", "loss_ratio_at_least"):
             case["symptom"]["on"] = "test"
     else:
         case["status"] = "equivalent"
-        case["status_reason"] = (f"not killed: {decision.get('on', 'train')} {decision['metric']} "
-                                 f"{decision['mutant']} against the program's "
-                                 f"{decision['base']} (p = {decision['p_value']}, d = {decision['effect_size']})")
+        case["status_reason"] = (f"not killed: {kill.on} {kill.metric} {kill.mutant} against the program's "
+                                 f"{kill.base} (p = {kill.p_value}, d = {kill.effect_size})")
         case["symptom"] = {"kind": "none"}
     return {k: v for k, v in case.items() if v is not None}
 
