@@ -24,6 +24,8 @@ from detectors import diagnose, rules  # noqa: E402
 from detectors import learning_gaps as gaps  # noqa: E402
 from harness import facts  # noqa: E402
 from harness.reporting import tables
+from harness.reporting.generated import generated_cases
+from harness.running.records import StoredFinding
 from harness.running.results import ResultsDir
 from harness.scoring import outcomes, verdicts
 
@@ -57,9 +59,9 @@ def load_units(results_dir: str) -> list[tuple[dict, object]]:
 
     out = []
     for rec in ResultsDir(results_dir).records():
-        if rec.get("status") == "ok" and rec.get("trace") and os.path.exists(rec["trace"]):
-            trace = Trace.load(rec["trace"])
-            trace.meta["facts"] = rec.get("facts") or trace.meta.get("facts") or {}
+        if rec.status == "ok" and rec.trace and os.path.exists(rec.trace):
+            trace = Trace.load(rec.trace)
+            trace.meta["facts"] = rec.facts or trace.meta.get("facts") or {}
             out.append((rec, trace))
     return out
 
@@ -70,9 +72,9 @@ def replayed(units, learns: dict):
 
     records = []
     for rec, trace in units:
-        found = [f.to_dict() for f in replay(diagnose.Diagnose(), trace)]
-        records.append(dict(rec, findings={"diagnose": found}, localizes={"diagnose": True},
-                            suggests={"diagnose": True}))
+        found = [StoredFinding.model_validate(f.to_dict()) for f in replay(diagnose.Diagnose(), trace)]
+        records.append(rec.model_copy(update={"findings": {"diagnose": found}, "localizes": {"diagnose": True},
+                                              "suggests": {"diagnose": True}}))
     outcome = outcomes.outcomes(records)
     outcome["learns"] = [learns[(r.case, r.variant, r.seed)] for r in outcome.itertuples()]
     return records, verdicts.majority(outcome)
@@ -92,7 +94,7 @@ def score_generated(units, learns: dict) -> dict:
     if not units:
         return {}
     records, per_case = replayed(units, learns)
-    mutants = {r["case"]["id"] for r in records if (r["case"].get("generated") or {}).get("base")}
+    mutants = set(generated_cases(records))
     killed = per_case[(per_case.variant == "buggy") & per_case.case.isin(mutants) & (per_case.case_status == "valid")]
     zoo = healthy_controls(per_case[per_case.case_status == "healthy"])
     flagged = int(killed["detected"].fillna(False).astype(bool).sum())
@@ -126,7 +128,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     units = load_units(args.results)
     generated = load_units(args.generated) if os.path.isdir(args.generated) else []
-    learns = {(r["case"]["id"], r["variant"], r["seed"]): outcomes.unit_learns(r) for r, _ in units + generated}
+    learns = {(r.case.id, r.variant, r.seed): outcomes.unit_learns(r) for r, _ in units + generated}
 
     def both():
         return {**score(units, learns), **score_generated(generated, learns)}

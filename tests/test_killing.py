@@ -90,6 +90,7 @@ def test_test_rows_are_held_out_before_training_only_faults_and_shared_by_a_prog
 
 
 def test_a_mutant_is_killed_on_test_data_with_the_training_decision_beside_it():
+    from harness.running.records import UnitRecord
     from harness.scoring.judge import _decide
 
     class Case:
@@ -100,12 +101,17 @@ def test_a_mutant_is_killed_on_test_data_with_the_training_decision_beside_it():
             return type("S", (), {"model_dump": lambda _, mode=None: self._spec})()
 
     spec = {"data": {"test": {"split": 0.25}}, "compile": {"loss": "mse", "metrics": ["mae"]}}
+
+    def unit(case, variant, seed, train, test):
+        snapshot = {"id": case, "status": "valid", "truth": {"faults": [{"code": "NONE"}]}, "symptom": {"kind": "none"}}
+        return UnitRecord(case=snapshot, variant=variant, seed=seed, status="ok", trace="t.npz",
+                          summary={"final": {"mean_absolute_error": train}, "test": {"mean_absolute_error": test}})
+
     finals = {}
     for s in range(3):
-        finals["p", "patched", s] = {"status": "ok", "seed": s, "summary": {
-            "final": {"mean_absolute_error": 0.50 + s / 100}, "test": {"mean_absolute_error": 0.6 + s / 100}}}
-        finals["m", "buggy", s] = {"status": "ok", "seed": s, "summary": {  # overfits: better on train, worse on test
-            "final": {"mean_absolute_error": 0.30 + s / 100}, "test": {"mean_absolute_error": 0.9 + s / 100}}}
+        finals["p", "patched", s] = unit("p", "patched", s, 0.50 + s / 100, 0.6 + s / 100)
+        # overfits: better on train, worse on test
+        finals["m", "buggy", s] = unit("m", "buggy", s, 0.30 + s / 100, 0.9 + s / 100)
     decision = _decide(Case("p", spec), Case("m", spec), finals, 3)
     assert decision["on"] == "test" and decision["metric"] == "mae" and decision["killed"]
     assert decision["train"]["killed"] is False and decision["base"] == [0.6, 0.61, 0.62]

@@ -3,13 +3,16 @@
 import pytest
 
 from harness.running import runner
+from harness.running.records import UnitRecord
 from tests.test_validation import GOOD
 
 
 def record(case, variant, seed, severities, status="ok"):
-    findings = [{"code": "X", "severity": s} for s in severities]
-    return {"case": {"id": case}, "variant": variant, "seed": seed, "status": status,
-            "findings": {"diagnose": findings}}
+    findings = [{"detector": "diagnose", "code": "X", "message": "", "step": 0, "epoch": 0, "seconds": 0.0,
+                 "severity": s} for s in severities]
+    snapshot = {"id": case, "status": "valid", "truth": {"faults": [{"code": "HLR"}]}, "symptom": {"kind": "none"}}
+    return UnitRecord.model_validate({"case": snapshot, "variant": variant, "seed": seed, "status": status,
+                                      "trace": "t.npz", "findings": {"diagnose": findings}})
 
 
 def test_a_split_on_errors_is_found_warnings_and_failed_runs_are_not():

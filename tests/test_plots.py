@@ -11,6 +11,7 @@ import pytest
 from detectors.toy_traces import make_trace
 from harness import cli
 from harness.reporting import figures, plots
+from harness.running.records import UnitRecord
 from harness.trace import STAGES, STATS, TraceRecorder
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -103,8 +104,8 @@ def test_step_positions_agree_with_the_replay_order():
 
 
 def test_first_marks_take_each_detectors_earliest_finding(results):
-    record = json.loads((results / "runs" / CASE / "buggy-seed0.json").read_text())
-    trace = plots.Trace.load(record["trace"])
+    record = UnitRecord.model_validate_json((results / "runs" / CASE / "buggy-seed0.json").read_text())
+    trace = plots.Trace.load(record.trace)
     marks = {m.detector: m for m in plots.first_marks(record, trace)}
     assert set(marks) == {"layer-trend", "keras-es-loss"}  # keras-ton found nothing
     assert marks["layer-trend"].x == 1  # step 3 = epoch 1 batch 4 of 4, before the later step 6
@@ -212,7 +213,7 @@ def test_first_marks_prefer_the_first_error_over_an_earlier_warning(results):
     early = dict(record["findings"]["layer-trend"][0], step=0, batch=0, code="ADVICE", severity="warning")
     record["findings"]["layer-trend"] = [early, *record["findings"]["layer-trend"]]
     record["findings"]["only-advice"] = [early]
-    marks = {m.detector: m for m in plots.first_marks(record, trace)}
+    marks = {m.detector: m for m in plots.first_marks(UnitRecord.model_validate(record), trace)}
     assert marks["layer-trend"].x == 1 and marks["layer-trend"].label.startswith("EBA")
     assert marks["only-advice"].label.endswith("(warning)")
 

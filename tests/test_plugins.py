@@ -137,11 +137,12 @@ def test_retraining_a_unit_forgets_its_stored_findings(tmp_path):
 def test_a_severity_is_error_or_warning_and_every_reader_agrees_which():
     """A plug-in that misspells a severity is refused where it reports, not counted as neither in the tables."""
     from detectors.base import Finding
-    from harness.running.records import is_error
+    from harness.running.records import StoredFinding
 
     made = {kind: Finding("d", "C", "m", 0, 0, None, 0.0, severity=kind) for kind in ("error", "warning")}
     assert made["error"].is_error and not made["warning"].is_error
-    assert [is_error(f.to_dict()) for f in made.values()] == [True, False]
-    assert is_error({"code": "C"})  # stored before severities existed: an error, as StoredFinding's default
+    assert [StoredFinding.model_validate(f.to_dict()).is_error for f in made.values()] == [True, False]
+    old = StoredFinding(detector="d", code="C", message="m", step=0, epoch=0, seconds=0.0)
+    assert old.is_error  # stored before severities existed: an error, as StoredFinding's default
     with pytest.raises(ValueError, match="severity 'Error' is not one of"):
         Finding("d", "C", "m", 0, 0, None, 0.0, severity="Error")

@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 
 from harness.reporting import tables
+from harness.running.records import StoredFinding, TruthSnapshot
 from harness.running.results import ResultsDir
 from harness.scoring import intervals
 from harness.scoring.outcomes import outcomes
@@ -160,14 +161,14 @@ def test_fidelity_verdicts(results):
 
 
 def _finding(code, fix_code=None, layer=None):
-    return {"code": code, "message": "m", "epoch": 0, "batch": 0, "step": 0, "seconds": 0.1, "layer": layer,
-            "fix_code": fix_code, "diagnosis": fix_code}
+    return StoredFinding(detector="d", code=code, message="m", epoch=0, batch=0, step=0, seconds=0.1, layer=layer,
+                         fix_code=fix_code, diagnosis=fix_code)
 
 
 def test_the_first_suggestion_is_scored_against_the_patch():
     from harness.scoring.outcomes import _score
 
-    truth = {"faults": [{"code": "ACH", "layer": 2}, {"code": "LCH", "layer": None}]}
+    truth = TruthSnapshot(faults=[{"code": "ACH", "layer": 2}, {"code": "LCH", "layer": None}])
     right = _score([_finding("X"), _finding("Y", "LCH"), _finding("Z", "HLR")], truth, "buggy", True, None, True)
     assert right["suggested"] is True and right["fix_code"] == "LCH"
     wrong = _score([_finding("Z", "HLR"), _finding("Y", "LCH")], truth, "buggy", True, None, True)

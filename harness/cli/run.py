@@ -5,8 +5,12 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING
 
 from harness.cli import options
+
+if TYPE_CHECKING:  # the command line imports the pipeline only when a command runs: --help stays cheap
+    from harness.running.records import UnitRecord
 
 
 def run_options(default_seeds: int) -> argparse.ArgumentParser:
@@ -141,13 +145,13 @@ def _preflight(selected, config, errors: list) -> list:
     return options.keras_checked(selected, errors, only=to_check) if to_check else selected
 
 
-def _summarise(records: list[dict]) -> list[dict]:
+def _summarise(records: list[UnitRecord]) -> list[UnitRecord]:
     """Print every failed unit and the count line (the runner gives every unit a record, an error row at worst)."""
-    failed = [r for r in records if r.get("status") != "ok"]
+    failed = [r for r in records if r.status != "ok"]
     for r in failed:
-        print(f"error: {r['case']['id']} {r['variant']} seed {r['seed']}: {r.get('error')}", file=sys.stderr)
-    trained = sum(1 for r in records if not r.get("cached") and r.get("status") == "ok")
-    cached = sum(1 for r in records if r.get("cached") and r.get("status") == "ok")
+        print(f"error: {r.case.id} {r.variant} seed {r.seed}: {r.error}", file=sys.stderr)
+    trained = sum(1 for r in records if not r.cached and r.status == "ok")
+    cached = sum(1 for r in records if r.cached and r.status == "ok")
     print(f"{len(records)} unit(s): {trained} trained, {cached} from the cache, {len(failed)} failed",
           file=sys.stderr)
     return failed

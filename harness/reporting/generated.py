@@ -13,6 +13,7 @@ import pandas as pd
 
 from harness.reporting.glossary import detector_order
 from harness.reporting.render import write_table
+from harness.running.records import GeneratedSnapshot, KillDecision, UnitRecord
 from harness.scoring.intervals import Count, count_true, rate
 from harness.scoring.verdicts import healthy_controls
 
@@ -26,12 +27,12 @@ LEGEND = (
 )
 
 
-def generated_cases(records: list[dict]) -> dict[str, dict]:
+def generated_cases(records: list[UnitRecord]) -> dict[str, GeneratedSnapshot]:
     """{case id: its ``generated`` block} for the mutants among the records."""
-    return {r["case"]["id"]: r["case"]["generated"] for r in records if (r["case"].get("generated") or {}).get("base")}
+    return {r.case.id: r.case.generated for r in records if r.case.generated and r.case.generated.base}
 
 
-def write_generated(per_case: pd.DataFrame, records: list[dict], results_dir: str) -> list[str]:
+def write_generated(per_case: pd.DataFrame, records: list[UnitRecord], results_dir: str) -> list[str]:
     mutants = generated_cases(records)
     if not mutants or per_case.empty:
         return []
@@ -87,9 +88,9 @@ OPERATOR_TABLES = (  # (outcome column, file, title, what a cell counts)
 
 def _operators(per_case: pd.DataFrame, killed: pd.DataFrame, mutants: dict, column: str = "detected") -> pd.DataFrame:
     generated = per_case[(per_case.variant == "buggy") & per_case.case.isin(mutants)]
-    op_of = {case: g["operator"] for case, g in mutants.items()}
+    op_of = {case: g.operator for case, g in mutants.items()}
     rows = []
-    for op in sorted({g["operator"] for g in mutants.values()}):
+    for op in sorted({g.operator for g in mutants.values()}):
         cases = {c for c in generated.case.unique() if op_of[c] == op}
         k = killed[killed.case.isin(cases)]
         row = {"operator": op, "killed": Count(k.case.nunique(), len(cases))}
@@ -100,16 +101,15 @@ def _operators(per_case: pd.DataFrame, killed: pd.DataFrame, mutants: dict, colu
     return pd.DataFrame(rows)
 
 
-def _equivalents(records: list[dict]) -> pd.DataFrame:
+def _equivalents(records: list[UnitRecord]) -> pd.DataFrame:
     seen, rows = set(), []
-    for r in records:
-        g, case = r["case"].get("generated") or {}, r["case"]
-        if case.get("status") == "equivalent" and case["id"] not in seen:
-            seen.add(case["id"])
-            kill = g.get("kill") or {}
-            rows.append({"mutant": case["id"], "operator": g.get("operator"), "metric": kill.get("metric"),
-                         "program": kill.get("base"), "mutant's": kill.get("mutant"), "p": kill.get("p_value"),
-                         "d": kill.get("effect_size")})
+    for case in (r.case for r in records):
+        if case.status == "equivalent" and case.id not in seen:
+            seen.add(case.id)
+            g = case.generated or GeneratedSnapshot()  # an equivalent case of no mutant: its cells stay empty
+            kill = g.kill or KillDecision()
+            rows.append({"mutant": case.id, "operator": g.operator, "metric": kill.metric, "program": kill.base,
+                         "mutant's": kill.mutant, "p": kill.p_value, "d": kill.effect_size})
     return pd.DataFrame(sorted(rows, key=lambda row: row["mutant"]))
 
 
@@ -122,12 +122,12 @@ KILL_LEGEND = ("Per operator: mutants written; killed on the held-out test rows 
 def _kills(mutants: dict) -> pd.DataFrame:
     rows = {}
     for g in mutants.values():
-        kill = g.get("kill") or {}
-        on_test = bool(kill.get("killed")) and kill.get("on") == "test"
-        train = kill.get("train") if kill.get("on") == "test" else kill
-        on_train = bool((train or {}).get("killed"))
-        row = rows.setdefault(g["operator"], {"operator": g["operator"], "mutants": 0, "killed_on_test": 0,
-                                              "killed_on_train": 0, "test_only": 0, "train_only": 0})
+        kill = g.kill or KillDecision()  # not decided yet: killed nowhere
+        on_test = kill.killed and kill.on == "test"
+        train = kill.train if kill.on == "test" else kill
+        on_train = train is not None and train.killed
+        row = rows.setdefault(g.operator, {"operator": g.operator, "mutants": 0, "killed_on_test": 0,
+                                           "killed_on_train": 0, "test_only": 0, "train_only": 0})
         row["mutants"] += 1
         row["killed_on_test"] += on_test
         row["killed_on_train"] += on_train
@@ -146,11 +146,11 @@ PROGRAM_LEGEND = ("Per healthy program, mean over its seeds of the test metric (
                   "error (mae only: a loss has no constant reference here).")
 
 
-def _programs(records: list[dict]) -> pd.DataFrame:
+def _programs(records: list[UnitRecord]) -> pd.DataFrame:
     by_case: dict[str, list[dict]] = {}
     for r in records:
-        if r["case"].get("status") == "healthy" and r.get("status") == "ok" and (r.get("summary") or {}).get("test"):
-            by_case.setdefault(r["case"]["id"], []).append(r["summary"]["test"])
+        if r.case.status == "healthy" and r.status == "ok" and r.summary and r.summary.test:
+            by_case.setdefault(r.case.id, []).append(r.summary.test)
     rows = []
     for case, tests in sorted(by_case.items()):
         metric, value, ref, learns = _test_learns(tests)

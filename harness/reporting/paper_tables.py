@@ -10,19 +10,31 @@ import pandas as pd
 
 from harness.reporting.glossary import LAYOUT_LEGEND, METHODS, VERSUS_LEGEND
 from harness.reporting.render import write_table
+from harness.running.records import PaperSnapshot, UnitRecord
 from harness.scoring.intervals import Count
 
 
-def paper_cell(paper: dict, column: str, field: str = "IB") -> str:
+def papers(records: list[UnitRecord]) -> dict[str, PaperSnapshot | None]:
+    """{case id: the paper's row of it}; None for a case the paper did not study."""
+    return {r.case.id: r.case.paper for r in records}
+
+
+def has_cell(paper: PaperSnapshot | None, column: str | None) -> bool:
+    """Whether the paper published a cell for this method (its column) on this case."""
+    return bool(column) and paper is not None and bool(paper.cells.get(column))
+
+
+def paper_cell(paper: PaperSnapshot, column: str, field: str = "IB") -> str:
     """The paper's published Y/N for one method on one case ("n/a" where it has no such cell)."""
-    cell = paper.get("cells", {}).get(column) or {}
-    if column == "X" and paper.get("X_is") != "union":
+    # A cell is the paper's own mapping (IB, FL, ...), published with gaps: "–" where it printed none.
+    cell = paper.cells.get(column) or {}
+    if column == "X" and paper.X_is != "union":
         return "n/a"
     return str(cell.get(field, "–"))
 
 
-def write_all(per_case: pd.DataFrame, records: list[dict], results_dir: str) -> list[str]:
-    paper = {r["case"]["id"]: (r["case"].get("paper") or {}) for r in records}
+def write_all(per_case: pd.DataFrame, records: list[UnitRecord], results_dir: str) -> list[str]:
+    paper = papers(records)
     versus, agreement = paper_vs_ours(per_case, paper)
     return [
         write_table(layout(per_case, paper), results_dir, "paper_layout", "Tables VI/VII layout, regenerated",
@@ -62,7 +74,8 @@ def layout(per_case: pd.DataFrame, paper: dict | None = None) -> pd.DataFrame:
     rows, index = [], _buggy(per_case)
     detectors = set(per_case["detector"])
     for case in sorted(per_case["case"].unique(), key=_paper_order):
-        in_paper = paper is None or bool((paper.get(case) or {}).get("row"))
+        row_of = None if paper is None else paper.get(case)
+        in_paper = paper is None or bool(row_of is not None and row_of.row)
         row = {"table": ("VII" if case.startswith("gh-") else "VI") if in_paper else "–", "case": case}
         for m in METHODS:
             if m.heading and m.detector in detectors:
@@ -81,7 +94,7 @@ def paper_vs_ours(per_case: pd.DataFrame, paper: dict) -> tuple[pd.DataFrame, pd
         for m in METHODS:
             det, column, heading = m.detector, m.paper_column, m.heading
             ours = index.get((case, det))
-            if not column or ours is None or not paper.get(case, {}).get("cells", {}).get(column):
+            if ours is None or not has_cell(paper.get(case), column):
                 continue
             p_ib, p_fl = paper_cell(paper[case], column, "IB"), paper_cell(paper[case], column, "FL")
             if p_ib not in ("Y", "N") or not ours["ok"]:

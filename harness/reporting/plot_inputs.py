@@ -12,6 +12,7 @@ import hashlib
 import os
 
 from harness.provenance import source_hash
+from harness.running.records import UnitRecord
 from harness.running.results import RecordFormatError, ResultsDir, ResultUnreadable
 from harness.trace import Trace
 
@@ -29,7 +30,8 @@ class MissingTrace(MissingRun):
     """The run succeeded but its trace is not where the record says, or is unreadable."""
 
 
-def load_unit(results_dir: str, case: str, variant: str, seed: int, cache: str | None = None) -> tuple[dict, Trace]:
+def load_unit(results_dir: str, case: str, variant: str, seed: int,
+              cache: str | None = None) -> tuple[UnitRecord, Trace]:
     """The stored record of one unit and its trace; MissingRun when either is absent or unreadable."""
     path = ResultsDir(results_dir).path(case, variant, seed)
     if not os.path.exists(path):
@@ -38,11 +40,11 @@ def load_unit(results_dir: str, case: str, variant: str, seed: int, cache: str |
         record = ResultsDir(results_dir).read(path)
     except (ResultUnreadable, RecordFormatError) as exc:
         raise MissingRun(str(exc)) from None
-    if record.get("status") != "ok" or not record.get("trace"):
-        raise MissingRun(f"{path}: the run failed ({record.get('error') or record.get('status')}), no trace")
-    trace_file = resolve_trace(record["trace"], results_dir, cache, case)
+    if record.status != "ok" or not record.trace:
+        raise MissingRun(f"{path}: the run failed ({record.error or record.status}), no trace")
+    trace_file = resolve_trace(record.trace, results_dir, cache, case)
     if trace_file is None:
-        raise MissingTrace(f"{path}: its trace {record['trace']} is not in the cache"
+        raise MissingTrace(f"{path}: its trace {record.trace} is not in the cache"
                            + ("" if cache else " (pass --cache DIR if the cache is elsewhere)"))
     try:
         return record, Trace.load(trace_file)

@@ -17,7 +17,7 @@ import numpy as np
 
 from harness.reporting.glossary import METHODS, code_words, detector_order, fault_words
 from harness.reporting.plot_inputs import VARIANTS
-from harness.running.records import is_error
+from harness.running.records import CaseSnapshot, StoredFinding, UnitRecord
 from harness.trace import STAGES, STATS, Trace
 
 DPI = 80
@@ -86,34 +86,34 @@ def _at(positions: np.ndarray, step: int) -> float:
     return float(positions[min(step, len(positions) - 1)]) if len(positions) else 0.0
 
 
-def first_marks(record: dict, trace: Trace) -> list[Mark]:
+def first_marks(record: UnitRecord, trace: Trace) -> list[Mark]:
     """Each detector's first error (scoring judges the first one), or its first warning when it raised no
     error, in detector order."""
     positions = step_positions(trace.arrays["epoch"], trace.arrays["epoch_index"])
     marks = []
-    for detector, found in sorted((record.get("findings") or {}).items()):
-        errors = [f for f in found if is_error(f)]
+    for detector, found in sorted(record.findings.items()):
+        errors = [f for f in found if f.is_error]
         if not found:
             continue
-        first = min(errors or found, key=lambda f: f["step"])
+        first = min(errors or found, key=lambda f: f.step)
         label = finding_label(first) + ("" if errors else " (warning)")
-        marks.append(Mark(detector, _at(positions, first["step"]), label))
+        marks.append(Mark(detector, _at(positions, first.step), label))
     return marks
 
 
-def finding_label(finding: dict) -> str:
-    text = code_words(finding["code"])
-    if finding.get("layer") is not None:
-        text += f" layer {finding['layer']}"
-        if finding.get("layer_name"):
-            text += f" ({finding['layer_name']})"
-    if finding.get("diagnosis"):
-        text += f" -> {fault_words(finding['diagnosis'])}"
-    if finding.get("batch") is None and finding.get("seconds") == 0 and finding.get("step") == 0:
+def finding_label(finding: StoredFinding) -> str:
+    text = code_words(finding.code)
+    if finding.layer is not None:
+        text += f" layer {finding.layer}"
+        if finding.layer_name:
+            text += f" ({finding.layer_name})"
+    if finding.diagnosis:
+        text += f" -> {fault_words(finding.diagnosis)}"
+    if finding.batch is None and finding.seconds == 0 and finding.step == 0:
         return f"{text}, before training"  # a static finding (structure)
-    if finding.get("batch") is None:
-        return f"{text}, end of epoch {finding['epoch'] + 1}"
-    return f"{text}, epoch {finding['epoch'] + 1} batch {finding['batch'] + 1}"
+    if finding.batch is None:
+        return f"{text}, end of epoch {finding.epoch + 1}"
+    return f"{text}, epoch {finding.epoch + 1} batch {finding.batch + 1}"
 
 
 def first_nonfinite(trace: Trace) -> int | None:
@@ -359,9 +359,9 @@ def _decorate(fig, axes, units: dict, seed: int, layer_labels: list, bad: dict, 
     from matplotlib.patches import Patch
 
     record = next(iter(units.values()))[0]
-    fig.suptitle(_headline(record.get("case") or {}), fontsize=10)
+    fig.suptitle(_headline(record.case), fontsize=10)
     marks = {v: first_marks(rec, trace) for v, (rec, trace) in units.items()}
-    detectors = sorted({d for rec, _ in units.values() for d in rec.get("findings") or {}}, key=detector_order)
+    detectors = sorted({d for rec, _ in units.values() for d in rec.findings}, key=detector_order)
     styles = detector_styles(detectors)
     for c, variant in enumerate(VARIANTS):
         axes[0, c].annotate(_column_head(variant, units.get(variant), seed), (0.5, 1.22), xycoords="axes fraction",
@@ -391,18 +391,16 @@ def _decorate(fig, axes, units: dict, seed: int, layer_labels: list, bad: dict, 
                alignment="left", ncols=1 if len(layer_labels) <= 12 else 2)
 
 
-def _headline(case: dict) -> str:
-    title = "\n".join(textwrap.wrap(f"{case.get('id', '?')}: {case.get('title', '')}", 110)[:2])
-    faults = [f["code"] + (f" layer {f['layer']}" if f.get("layer") is not None else "")
-              for f in (case.get("truth") or {}).get("faults", [])]
-    symptom = (case.get("symptom") or {}).get("kind", "?")
-    return f"{title}\ntruth: {', '.join(faults) or '?'}; symptom: {symptom}"
+def _headline(case: CaseSnapshot) -> str:
+    title = "\n".join(textwrap.wrap(f"{case.id}: {case.title or ''}", 110)[:2])
+    faults = [f.code + (f" layer {f.layer}" if f.layer is not None else "") for f in case.truth.faults]
+    return f"{title}\ntruth: {', '.join(faults) or '?'}; symptom: {case.symptom.kind}"
 
 
 def _column_head(variant: str, unit, seed: int) -> str:
     if unit is None:
         return f"{variant} (seed {seed})"
-    final = (unit[0].get("summary") or {}).get("final", {})
+    final = unit[0].summary.final if unit[0].summary else {}
     parts = [f"{name} {_number(final[name])}" for name in ("loss", "accuracy") if name in final]
     return f"{variant} (seed {seed})" + (f": final {', '.join(parts)}" if parts else "")
 

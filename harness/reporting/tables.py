@@ -23,8 +23,9 @@ from harness.reporting.glossary import (
     TARGETS,
     detector_order,
 )
-from harness.reporting.paper_tables import paper_cell
+from harness.reporting.paper_tables import has_cell, paper_cell, papers
 from harness.reporting.render import write_table
+from harness.running.records import UnitRecord
 from harness.running.results import ResultsDir
 from harness.scoring import fidelity, outcomes
 from harness.scoring.intervals import Count, count_true, rate
@@ -85,10 +86,10 @@ def _cell(row) -> str:
     return f"{flaky}Y {where} {row['first_seconds']:.1f}s{loc}"
 
 
-def case_table(per_case: pd.DataFrame, records: list[dict]) -> pd.DataFrame:
+def case_table(per_case: pd.DataFrame, records: list[UnitRecord]) -> pd.DataFrame:
     if per_case.empty:
         return pd.DataFrame()
-    paper = {r["case"]["id"]: (r["case"].get("paper") or {}) for r in records}
+    paper = papers(records)
     index = {(r.case, r.variant, r.detector): r._asdict() for r in per_case.itertuples(index=False)}
     rows = []
     for case in sorted(per_case["case"].unique()):
@@ -97,7 +98,7 @@ def case_table(per_case: pd.DataFrame, records: list[dict]) -> pd.DataFrame:
             buggy, patched = index.get((case, "buggy", det)), index.get((case, "patched", det))
             row[det] = f"{_cell(buggy)} / {_cell(patched)}"
             column = PAPER_COLUMN.get(det)
-            if column and paper[case].get("cells", {}).get(column):
+            if has_cell(paper[case], column):
                 row[f"{det} paper"] = paper_cell(paper[case], column)
         rows.append(row)
     return pd.DataFrame(rows)
@@ -120,13 +121,13 @@ def paper_note(summ: pd.DataFrame) -> list[str]:
             f"localized, on the authors' runs; false alarms were not measured): {'; '.join(parts)}."]
 
 
-def machine_note(records: list[dict]) -> str:
+def machine_note(records: list[UnitRecord]) -> str:
     """Where the units were trained: bits reproduce on the same CPU and library versions, verdicts beyond."""
     seen: dict[tuple, int] = {}
     for r in records:
-        v = r.get("versions") or {}
-        if r.get("status") == "ok":
-            key = (v.get("cpu") or v.get("machine") or "?", v.get("cpu_isa") or "?", v.get("keras"), v.get("numpy"))
+        v = r.versions
+        if r.status == "ok":
+            key = (v.cpu or v.machine or "?", v.cpu_isa or "?", v.keras, v.numpy)
             seen[key] = seen.get(key, 0) + 1
     parts = [f"{n} on {cpu} ({isa}; keras {keras}, numpy {np_})" for (cpu, isa, keras, np_), n in sorted(seen.items())]
     return "Units trained: " + ("; ".join(parts) or "none") + "."
@@ -163,10 +164,10 @@ def not_learning_note(per_case: pd.DataFrame) -> str:
                    f"{', '.join(beyond) or 'none'}.")
 
 
-def summary(per_case: pd.DataFrame, records: list[dict]) -> pd.DataFrame:
+def summary(per_case: pd.DataFrame, records: list[UnitRecord]) -> pd.DataFrame:
     if per_case.empty:
         return pd.DataFrame()
-    paper = {r["case"]["id"]: (r["case"].get("paper") or {}) for r in records}
+    paper = papers(records)
     subsets = {"paper": per_case["in_paper"].astype(bool), "all": per_case["case"].notna(),
                "valid": per_case["case_status"] == "valid"}
     from_paper = per_case["from_paper"].astype(bool)
@@ -249,8 +250,7 @@ def target_notes(summ: pd.DataFrame) -> list[str]:
 
 def _paper_count(detector: str, cases, paper: dict, field: str = "IB") -> Count | str:
     column = PAPER_COLUMN.get(detector)
-    cells = [paper_cell(paper[c], column, field) for c in cases
-             if column and paper.get(c, {}).get("cells", {}).get(column)]
+    cells = [paper_cell(paper[c], column, field) for c in cases if has_cell(paper.get(c), column)]
     cells = [c for c in cells if c in ("Y", "N")]
     return Count(cells.count("Y"), len(cells)) if cells else "–"
 

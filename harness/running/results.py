@@ -56,9 +56,13 @@ class ResultsDir:
             return []
         return sorted(d for d in os.listdir(self.runs) if os.path.isdir(os.path.join(self.runs, d)))
 
-    def write(self, record: dict) -> str:
+    def write(self, record: dict | UnitRecord) -> UnitRecord:
         """Validate and write one unit's record atomically (temp file, then rename), where its own case, variant
-        and seed put it."""
+        and seed put it; the record as a reader will get it back."""
+        if isinstance(record, UnitRecord):
+            record = record.model_dump(exclude_unset=True)
+        # The file keeps the fields as given, not the model's dump: a default added to the model later
+        # must not appear in records written before it.
         record = dict(record, format=UnitRecord.model_fields["format"].default)
         valid = UnitRecord.model_validate(record)
         path = self.path(valid.case.id, valid.variant, valid.seed)
@@ -66,9 +70,9 @@ class ResultsDir:
             write_atomic(path, (json.dumps(record, indent=1, sort_keys=True, default=str) + "\n").encode())
         except OSError as exc:
             raise WriteFailed(path, exc) from None
-        return path
+        return valid
 
-    def read(self, path: str) -> dict:
+    def read(self, path: str) -> UnitRecord:
         """One record; ResultUnreadable (naming the file) when it cannot be read, RecordFormatError when old."""
         try:
             data = read_json(path)
@@ -78,14 +82,13 @@ class ResultsDir:
             raise ResultUnreadable(f"{path}: not a unit record")
         check_format(data, path)
         try:
-            UnitRecord.model_validate(data)
+            return UnitRecord.model_validate(data)
         except pydantic.ValidationError as exc:
             first = exc.errors()[0]
             where = ".".join(str(p) for p in first["loc"])
             raise ResultUnreadable(f"{path}: not a valid unit record ({where}: {first['msg']})") from None
-        return data
 
-    def records(self) -> list[dict]:
+    def records(self) -> list[UnitRecord]:
         """Every record under ``runs/``; an unreadable one is named on stderr and left out, an old format stops."""
         out = []
         for case in self.cases():

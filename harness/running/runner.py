@@ -18,7 +18,7 @@ from detectors.registry import DEFAULT as DEFAULT_DETECTORS
 from harness.cases.load import VARIANTS, LoadedCase
 from harness.data import files as data_files
 from harness.errors import WriteFailed
-from harness.running.records import UnitId, is_error
+from harness.running.records import UnitId, UnitRecord
 from harness.running.results import ResultsDir
 from harness.running.store import Unit, UnitStore
 from harness.training import stats_op
@@ -81,7 +81,7 @@ def needs_training(cases: list[LoadedCase], config: RunConfig) -> set[str]:
     return {u.case for u in units_for(cases, config) if config.force or not store.get(u.id)}
 
 
-def run(cases: list[LoadedCase], config: RunConfig) -> list[dict]:
+def run(cases: list[LoadedCase], config: RunConfig) -> list[UnitRecord]:
     """Train (what is missing), replay and store every unit; return the stored records."""
     from detectors import registry
 
@@ -114,17 +114,17 @@ def _prune_or_note(results: ResultsDir, units: list[UnitId], prune: bool) -> Non
           "(other cases or seeds) and stay in the tables; `--prune` removes them", file=sys.stderr)
 
 
-def split_cases(records: list[dict], detector: str) -> set[str]:
+def split_cases(records: list[UnitRecord], detector: str) -> set[str]:
     """Cases on which ``detector``'s verdict (an error finding or none) differs between the seeds of one
     variant: a chaotic run's last bits (another CPU's) could flip the majority there, so those cases
     get more seeds rather than a coin's verdict."""
     verdicts: dict[tuple, set] = {}
     for record in records:
-        findings = (record.get("findings") or {}).get(detector)
-        if record.get("status") != "ok" or findings is None:
+        findings = record.findings.get(detector)  # None: the detector did not run on it
+        if record.status != "ok" or findings is None:
             continue
-        erred = any(is_error(f) for f in findings)
-        verdicts.setdefault((record["case"]["id"], record["variant"]), set()).add(erred)
+        erred = any(f.is_error for f in findings)
+        verdicts.setdefault((record.case.id, record.variant), set()).add(erred)
     return {case for (case, _), seen in verdicts.items() if len(seen) > 1}
 
 
@@ -150,7 +150,7 @@ def cache_lock(cache_dir: str):
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def _run_locked(cases: list[LoadedCase], config: RunConfig, names: list[str]) -> tuple[list[Unit], list[dict]]:
+def _run_locked(cases: list[LoadedCase], config: RunConfig, names: list[str]) -> tuple[list[Unit], list[UnitRecord]]:
     store = UnitStore(config.cache_dir)
     by_id = {c.id: c for c in cases}
     units = units_for(cases, config)
@@ -240,12 +240,11 @@ def backfill_facts(store: UnitStore, units: list[Unit], cached: list) -> None:
         store.put(unit.id, hit)
 
 
-def _finish(case: LoadedCase, unit: Unit, record: dict, names: list[str], config: RunConfig) -> dict:
+def _finish(case: LoadedCase, unit: Unit, record: dict, names: list[str], config: RunConfig) -> UnitRecord:
     # One training result serves every unit of its content key (another case's variant, a mutant's program):
     # the record names the unit it is written for.
     record = attach_findings(case, dict(record, **unit.id._asdict()), names, replay_all=config.replay)
-    ResultsDir(config.results_dir).write(record)
-    return record
+    return ResultsDir(config.results_dir).write(record)
 
 
 def _progress(stream, total: int, config: RunConfig):

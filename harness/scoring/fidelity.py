@@ -7,20 +7,21 @@ from __future__ import annotations
 
 import pandas as pd
 
+from harness.running.records import CaseSnapshot, SymptomSnapshot, UnitRecord
 from harness.scoring.intervals import Count, count_true
 
 
-def fidelity(runs: pd.DataFrame, records: list[dict]) -> pd.DataFrame:
+def fidelity(runs: pd.DataFrame, records: list[UnitRecord]) -> pd.DataFrame:
     if runs.empty:
         return pd.DataFrame()
-    cases = {r["case"]["id"]: r["case"] for r in records}
+    cases = {r.case.id: r.case for r in records}
     rows = []
     for case_id, g in runs.groupby("case", sort=True):
         case = cases[case_id]
         ok = g[g.status == "ok"]
         buggy, patched = ok[ok.variant == "buggy"], ok[ok.variant == "patched"]
         rows.append({
-            "case": case_id, "status": case.get("status", "valid"), "symptom": _symptom(case["symptom"]),
+            "case": case_id, "status": case.status, "symptom": _symptom(case.symptom),
             "buggy shows": _count(buggy), "patched shows": _count(patched),
             "buggy learns": _count(buggy, "learns"), "patched learns": _count(patched, "learns"),
             "buggy loss": _median(buggy, "final_loss"), "patched loss": _median(patched, "final_loss"),
@@ -28,7 +29,7 @@ def fidelity(runs: pd.DataFrame, records: list[dict]) -> pd.DataFrame:
             "patched val loss": _median(patched, "final_val_loss", absent=""),
             "buggy acc": _median(buggy, "final_accuracy"), "patched acc": _median(patched, "final_accuracy"),
             "reported loss": _reported(case, "loss"), "reported acc": _reported(case, "acc"),
-            "reproduced": verdict(case["symptom"]["kind"], buggy, patched),
+            "reproduced": verdict(case.symptom.kind, buggy, patched),
             "errors": int((g.status != "ok").sum()),
             "max fit s": round(float(g["fit_seconds"].max()), 1) if g["fit_seconds"].notna().any() else None,
         })
@@ -65,8 +66,8 @@ def _majority_no(cell) -> bool:
     return isinstance(cell, Count) and cell.n > 0 and cell.k <= cell.n / 2
 
 
-def _symptom(s: dict) -> str:
-    return s["kind"] if s.get("value") is None else f"{s['kind']} {s['value']:g}"
+def _symptom(s: SymptomSnapshot) -> str:
+    return s.kind if s.value is None else f"{s.kind} {s.value:g}"
 
 
 def _count(df: pd.DataFrame, column: str = "symptom_shown") -> Count | str:
@@ -81,9 +82,8 @@ def _median(df: pd.DataFrame, col: str, absent="nan"):
     return float(f"{values.median():.4g}")
 
 
-def _reported(case: dict, what: str) -> str:
-    o = case.get("original") or {}
-    before, after = o.get(f"{what}_before"), o.get(f"{what}_after")
+def _reported(case: CaseSnapshot, what: str) -> str:
+    before, after = getattr(case.original, f"{what}_before"), getattr(case.original, f"{what}_after")
     if before is None and after is None:
         return ""
     return f"{_fmt(before)} → {_fmt(after)}"

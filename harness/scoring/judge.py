@@ -12,13 +12,14 @@ import math
 
 from harness.cases.load import LoadedCase
 from harness.cases.mutants import metric_for
+from harness.running.records import KillDecision, UnitRecord
 from harness.scoring.killing import decide, logged
 
 
-def decisions(programs: dict[str, LoadedCase], mutants: list[LoadedCase], records: list[dict],
+def decisions(programs: dict[str, LoadedCase], mutants: list[LoadedCase], records: list[UnitRecord],
               seeds: int) -> dict[str, dict]:
     """{mutant id: decision, with ``higher_is_better``} from the records of every program and mutant."""
-    finals = {(r["case"]["id"], r["variant"], r["seed"]): r for r in records}
+    finals = {(r.case.id, r.variant, r.seed): r for r in records}
     return {m.id: _decide(programs[m.case.generated["base"]], m, finals, seeds) for m in mutants}
 
 
@@ -36,37 +37,37 @@ def _decide(base: LoadedCase, mutant: LoadedCase, finals: dict, seeds: int) -> d
     if on == "test":
         train = decide(values["base", "train"], values["mutant", "train"], higher)
         decision["train"] = {k: train[k] for k in ("killed", "p_value", "effect_size", "base", "mutant")}
-    crash = next((r.get("error") for r in runs["mutant"] if r and r.get("status") != "ok"), None)
-    if crash and all(r is None or r.get("status") != "ok" for r in runs["mutant"]):
+    crash = next((r.error for r in runs["mutant"] if r and r.status != "ok"), None)
+    if crash and all(r is None or r.status != "ok" for r in runs["mutant"]):
         decision.update(killed=False, crashed=crash)  # a program that does not run is no training bug
     return dict(decision, higher_is_better=higher)
 
 
-def _value(record: dict | None, name: str, where: str, case_id: str) -> float:
-    if not record or record.get("status") != "ok":
+def _value(record: UnitRecord | None, name: str, where: str, case_id: str) -> float:
+    if record is None or record.status != "ok":
         return math.nan  # a run that failed counts as the worst
-    summary = record.get("summary") or {}
-    logs = summary.get("test") if where == "test" else summary.get("final")
-    return logged(logs or {}, name, where=f"{case_id} seed {record.get('seed')} ({where}): ")
+    summary = record.summary
+    logs = None if summary is None else summary.test if where == "test" else summary.final
+    return logged(logs or {}, name, where=f"{case_id} seed {record.seed} ({where}): ")
 
 
 def decided_case(case: dict, decision: dict, higher_is_better: bool) -> dict:
     """The mutant's case, as a dict, with its status, symptom and ``generated.kill`` from the decision."""
     case = dict(case, generated=dict(case["generated"], kill=decision))
-    if decision.get("crashed"):
+    kill = KillDecision.model_validate(decision)  # read as the records will read it back
+    if kill.crashed:
         case["status"] = "questionable"
-        case["status_reason"] = f"the mutant does not train, in any seed: {decision['crashed'][:200]}"
+        case["status_reason"] = f"the mutant does not train, in any seed: {kill.crashed[:200]}"
         case["symptom"] = {"kind": "none"}
-    elif decision["killed"]:
+    elif kill.killed:
         case["status"], case["status_reason"] = "valid", None
         case["symptom"] = _symptom(decision, higher_is_better)
-        if decision.get("on") == "test" and case["symptom"]["kind"] in ("accuracy_gap_at_least", "loss_ratio_at_least"):
+        if kill.on == "test" and case["symptom"]["kind"] in ("accuracy_gap_at_least", "loss_ratio_at_least"):
             case["symptom"]["on"] = "test"
     else:
         case["status"] = "equivalent"
-        case["status_reason"] = (f"not killed: {decision.get('on', 'train')} {decision['metric']} "
-                                 f"{decision['mutant']} against the program's "
-                                 f"{decision['base']} (p = {decision['p_value']}, d = {decision['effect_size']})")
+        case["status_reason"] = (f"not killed: {kill.on} {kill.metric} {kill.mutant} against the program's "
+                                 f"{kill.base} (p = {kill.p_value}, d = {kill.effect_size})")
         case["symptom"] = {"kind": "none"}
     return {k: v for k, v in case.items() if v is not None}
 

@@ -5,41 +5,51 @@ from __future__ import annotations
 import math
 
 from detectors.steps import ACCURACY_LOGS
+from harness.running.records import Summary, SymptomSnapshot
 
 
-def final(summary: dict, name: str) -> float:
-    """A final epoch log value as a float (NaN when absent or non-numeric)."""
-    value = (summary or {}).get("final", {}).get(name)
+def logged(logs: dict, name: str) -> float:
+    """A logged value as a float (NaN when absent or non-numeric: results store NaN as the string 'nan')."""
     try:
-        return float(value)
+        return float(logs.get(name))
     except (TypeError, ValueError):
         return math.nan
 
 
-def final_accuracy(summary: dict) -> float:
-    """The final accuracy under whichever name the case's metric logs it (``accuracy`` first)."""
+def accuracy(logs: dict) -> float:
+    """The accuracy under whichever name the case's metric logs it (``accuracy`` first)."""
     for name in ACCURACY_LOGS:
-        value = final(summary, name)
+        value = logged(logs, name)
         if not math.isnan(value):
             return value
     return math.nan
 
 
-def shows(symptom: dict, summary: dict, patched_summary: dict | None = None) -> bool | None:
+def final(summary: Summary | None, name: str) -> float:
+    """A final epoch log value as a float (NaN when absent, also when the unit has no summary)."""
+    return logged(summary.final if summary else {}, name)
+
+
+def final_accuracy(summary: Summary | None) -> float:
+    return accuracy(summary.final if summary else {})
+
+
+def shows(symptom: SymptomSnapshot, summary: Summary | None, patched_summary: Summary | None = None) -> bool | None:
     """Whether a run with ``summary`` shows ``symptom``; None when it cannot be told.
 
     ``patched_summary`` is the patched run of the same seed, needed by the
     symptoms that compare against it.
     """
-    if symptom.get("on") == "test":  # the held-out rows' numbers stand in for the final epoch's
-        summary = {"final": (summary or {}).get("test") or {}}
-        patched_summary = None if patched_summary is None else {"final": patched_summary.get("test") or {}}
-    kind, value = symptom["kind"], symptom.get("value")
+    summary = summary or Summary()
+    if symptom.on == "test":  # the held-out rows' numbers stand in for the final epoch's
+        summary = Summary(final=summary.test or {})
+        patched_summary = None if patched_summary is None else Summary(final=patched_summary.test or {})
+    kind, value = symptom.kind, symptom.value
     loss, acc = final(summary, "loss"), final_accuracy(summary)
     if kind == "none":
         return None
     if kind == "nan_loss":
-        return bool(summary.get("loss_nonfinite")) or not math.isfinite(loss)
+        return bool(summary.loss_nonfinite) or not math.isfinite(loss)
     if kind == "accuracy_at_most":
         return None if math.isnan(acc) else acc <= value
     if kind == "loss_at_least":
