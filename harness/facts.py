@@ -312,10 +312,20 @@ def sample_facts(loss: str | None, x, y, tokens: bool = False) -> dict:
     """What the training data say before any training: their ranges, the best constant predictor (``reference``)
     and a cheap learner's out-of-fold fit (``baseline``, see ``harness.baseline``)."""
     try:
-        baseline = learned_reference(single_array(x), single_array(y), loss, tokens=tokens)
+        baseline = _unreadable(x, y) or learned_reference(single_array(x), single_array(y), loss, tokens=tokens)
     except Exception as exc:  # a reference is evidence, never a reason to lose the facts
         baseline = {"skipped": f"the reference learner failed ({type(exc).__name__}: {exc})"}
     return dict(data_facts(x, y), reference=reference(loss, y), baseline=baseline)
+
+
+def _unreadable(x, y) -> dict | None:
+    """Why no learner can read a single array of these inputs or labels (strings for a TextVectorization
+    layer, say), where the reason is not that there are several."""
+    for name, value in (("inputs", x), ("labels", y)):
+        if single_array(value) is None and not isinstance(value, (dict, list, tuple)):
+            kind = getattr(value, "dtype", type(value).__name__)
+            return {"skipped": f"the {name} are not numbers ({kind}): a layer of the model reads them"}
+    return None
 
 
 def single_array(value) -> np.ndarray | None:

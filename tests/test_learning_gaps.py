@@ -284,3 +284,13 @@ def test_recover_is_read_when_judging_so_the_sensitivity_bench_can_move_it(monke
     assert gaps.behind_reference(f, 0.6, 0.6)  # 23 % of the reference's gain
     monkeypatch.setattr(gaps, "RECOVER", 0.1)
     assert gaps.behind_reference(f, 0.6, 0.6) is None
+
+
+def test_string_inputs_skip_the_learned_reference_saying_so():
+    """Raw text for a TextVectorization layer is one array, not several: the reason says what it is."""
+    from harness.facts import sample_facts
+
+    x = np.array(["good film", "bad film"] * 20, dtype=object)
+    y = np.array([1.0, 0.0] * 20)
+    skipped = sample_facts("binary_crossentropy", x, y)["baseline"]["skipped"]
+    assert "not numbers" in skipped and "several" not in skipped
