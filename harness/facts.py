@@ -322,7 +322,7 @@ def _unreadable(x, y) -> dict | None:
     """Why no learner can read a single array of these inputs or labels (strings for a TextVectorization
     layer, say), where the reason is not that there are several."""
     for name, value in (("inputs", x), ("labels", y)):
-        if single_array(value) is None and not isinstance(value, (dict, list, tuple)):
+        if value is not None and single_array(value) is None and not isinstance(value, (dict, list, tuple)):
             kind = getattr(value, "dtype", type(value).__name__)
             return {"skipped": f"the {name} are not numbers ({kind}): a layer of the model reads them"}
     return None
