@@ -418,3 +418,23 @@ def test_the_weighted_reference_is_what_keras_logs_for_the_best_constant_output(
     assert logs["loss"][0] == pytest.approx(reference["loss"], rel=1e-4)
     assert logs["accuracy"][0] == pytest.approx(float(y.mean()), abs=1e-4)  # p > 0.5: every row called positive
     assert reference["binary_accuracy"] == pytest.approx(max(y.mean(), 1 - y.mean()))
+
+
+def test_raw_text_through_text_vectorization_is_healthy_and_quiet(caplog, capsys):
+    """Strings into a TextVectorization layer: no error, the reference's reason names the strings, and no
+    TensorFlow notice about watching the layer's integer ids (the probe's own doing)."""
+    rng = np.random.default_rng(0)
+    words = {1: ["good", "great", "love"], 0: ["bad", "awful", "hate"]}
+    y = (np.arange(400) % 2).astype("float32")
+    x = np.array([" ".join(rng.choice(["the", "film", "was", "a"], 4).tolist() + rng.choice(words[int(c)], 2).tolist())
+                  for c in y], dtype=object)
+    vectorize = keras.layers.TextVectorization(max_tokens=50, output_sequence_length=6)
+    vectorize.adapt(x)
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((1,), dtype="string"), vectorize, keras.layers.Embedding(50, 8),
+                              keras.layers.GlobalAveragePooling1D(), keras.layers.Dense(1, activation="sigmoid")])
+    detector, _ = fit(model, x, y, loss="binary_crossentropy", epochs=2, verbose=1)
+    assert errors(detector) == []
+    out = capsys.readouterr()
+    assert "not numbers" in out.out
+    assert "watched tensor" not in out.err + caplog.text
