@@ -69,6 +69,7 @@ import numpy as np
 from detectors import learning_gaps as gaps
 from detectors import rules
 from detectors.base import Detector
+from detectors.live import fit_weights
 from detectors.rules import DEAD, SATURATED, Issue, saturated_fraction
 from detectors.steps import ACCURACY_LOGS, MIN_WINDOW, TOL, UPDATE_BAND, WINDOW, Persistence, nonfinite, rms
 from harness.facts import LOSS_MARGIN, accuracy_reference, learns, with_sample
@@ -179,7 +180,9 @@ class Diagnose(Detector):
 
     def start(self, meta: dict) -> None:
         super().start(meta)
-        self._facts = with_sample(self._facts, self.sample, getattr(self, "_fit_weights", None))
+        # fit is on the stack at the first batch: its weights are read there, live only
+        weights = fit_weights(getattr(self, "model", None)) if self.sample is not None else None
+        self._facts = with_sample(self._facts, self.sample, weights)
         self._layers = _with_activations(self._layers, self._facts.get("layers") or [])
         self._persist = Persistence.for_run(meta, WINDOW, MIN_WINDOW)
         skipped = (self._facts.get("baseline") or {}).get("skipped")
@@ -567,6 +570,8 @@ class Diagnose(Detector):
         val = np.array([e["val_loss"] for e in self._epochs], np.float64)
         if not len(val) or not np.isfinite(val).all():
             return
+        if "validation_loss" in (self._facts.get("reference") or {}):
+            return  # a weighted fit: its training and validation losses are weighted differently, no gap is read
         best, last = int(np.argmin(val)), self._epochs[-1]
         scale = (self._facts.get("reference") or {}).get("loss") or self._first_loss
         patience = max(PATIENCE, int(PATIENCE_SHARE * (self._budget.epochs or len(val))))

@@ -177,19 +177,19 @@ def _decay_time(ratio: float, span: float) -> float | None:
 def not_generalising(facts: dict, epochs: list[dict], chance: float | None = None) -> dict | None:
     """The training loss learns while validation never beats the constant predictor (loss) nor the majority class
     (``chance``, accuracy)."""
-    from harness.facts import learns
+    from harness.facts import learns, validation_reference
 
-    ref = (facts.get("reference") or {}).get("loss")
+    ref, held_out = (facts.get("reference") or {}).get("loss"), validation_reference(facts)
     val = [e["val_loss"] for e in epochs if math.isfinite(e.get("val_loss", math.nan))]
-    if not ref or not val or not learns(epochs[-1]["loss"], ref):
+    if not ref or not held_out or not val or not learns(epochs[-1]["loss"], ref):
         return None
     best = min(val)
     accuracy = max((e["val_acc"] for e in epochs if e.get("val_acc") is not None), default=None)
-    if learns(best, ref, None, accuracy, chance):
+    if learns(best, held_out, None, accuracy, chance):
         return None  # validation learns by the loss or by the accuracy, as training is judged
     return {"message": f"the training loss fell to {epochs[-1]['loss']:.4g} while the validation loss never beat "
-                       f"the constant predictor's {ref:.4g} (best {best:.4g}): the labels it learned do not carry "
-                       "over to new rows"}
+                       f"the constant predictor's {held_out:.4g} (best {best:.4g}): the labels it learned do not "
+                       "carry over to new rows"}
 
 
 def reference_learns(facts: dict) -> bool | None:
@@ -236,7 +236,7 @@ def _prior_log_loss(facts: dict) -> float | None:
 def unrelated_labels(facts: dict, epochs: list[dict], chance: float | None = None) -> dict | None:
     """The network fits its training labels while no simple learner predicts them from their inputs out of fold,
     nor the network the validation labels (where there are some): labels that do not belong to their inputs."""
-    from harness.facts import learns
+    from harness.facts import learns, validation_reference
 
     if reference_learns(facts) is not False or not epochs:
         return None
@@ -245,7 +245,7 @@ def unrelated_labels(facts: dict, epochs: list[dict], chance: float | None = Non
         return None  # not even memorised: NOT_LEARNING's business
     val = [e["val_loss"] for e in epochs if math.isfinite(e.get("val_loss", math.nan))]
     val_acc = max((e["val_acc"] for e in epochs if e.get("val_acc") is not None), default=None)
-    if val and learns(min(val), ref, None, val_acc, chance):
+    if val and learns(min(val), validation_reference(facts), None, val_acc, chance):
         return None  # new rows are predicted: the inputs do carry the labels
     base = facts["baseline"]
     theirs = f"accuracy {base['accuracy']:.3f} against the majority class's {base['majority']:.3f}" \

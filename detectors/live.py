@@ -14,6 +14,7 @@ statistics goes on.
 
 from __future__ import annotations
 
+import inspect
 import warnings
 
 # Every hook keras.callbacks.CallbackList may call; the ones not defined below do nothing.
@@ -91,11 +92,8 @@ class LiveHooks:
         self._guard("on_train_begin", self._train_begin, logs)
 
     def _train_begin(self, logs) -> None:
-        from harness.training.live_probe import fit_weights
-
         self.reset()
         self._live_outputs = self._measure_outputs()
-        self._fit_weights = fit_weights(self.model)
         if self._owns:
             self._probe.started = True  # the next fit's detectors install a fresh probe
             self._probe.on_train_begin(logs)
@@ -246,6 +244,28 @@ class LiveHooks:
         from harness.trace import Budget
 
         return Budget(epochs=self.params.get("epochs"), steps_per_epoch=self.params.get("steps"))
+
+
+def fit_weights(model) -> dict | None:
+    """``class_weight`` and ``sample_weight`` of the ``fit`` now training ``model``, or None outside one.
+
+    Keras weights the logged training loss by them but tells callbacks neither (``params`` holds the epochs
+    and steps only), so they are read from the frame of the model's own ``fit``, which is on the stack while
+    its callbacks run. A ``tf.data`` dataset of ``(x, y, weights)`` makes them unknown (they cannot be
+    matched to the sample's rows).
+    """
+    if model is None:
+        return None
+    frame = inspect.currentframe()
+    while frame is not None:
+        if frame.f_code.co_name == "fit" and frame.f_locals.get("self") is model:
+            local = frame.f_locals
+            spec = getattr(local.get("x"), "element_spec", None)
+            if isinstance(spec, tuple) and len(spec) == 3:  # a dataset of (x, y, sample_weight)
+                return {"unknown": "the dataset yields sample weights, which cannot be matched to the sample"}
+            return {"class_weight": local.get("class_weight"), "sample_weight": local.get("sample_weight")}
+        frame = frame.f_back
+    return None
 
 
 def format_finding(detector: str, f) -> str:

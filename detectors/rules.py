@@ -234,12 +234,13 @@ def _loss_vs_labels(facts: dict) -> list[Issue]:
 
 
 def _two_classes_miscoded(loss: str | None, y: dict) -> bool:
-    """Two label values other than 0 and 1 under a binary cross-entropy: the task is binary, its classes coded
+    """Two label values, not both in [0, 1], under a binary cross-entropy: the task is binary, its classes coded
     with other numbers (1 and 2, 1 and 5, -1 and 1). The loss reads a target as a probability, so no output
-    activation can fit them; more than two values are classes the one output cannot hold (OUT_RANGE)."""
+    activation can fit them; more than two values are classes the one output cannot hold (OUT_RANGE). One
+    label column only: several columns or masks coded so stay OUT_RANGE."""
     single = len(y.get("shape") or []) == 0 or y["shape"] == [1]
-    return (loss in BINARY_LOSSES and single and y.get("n_unique") == 2 and not y.get("binary")
-            and y.get("min") is not None)
+    outside = y.get("min") is not None and (y["min"] < 0 or y["max"] > 1)  # 0.1 and 0.9 are smoothed 0/1
+    return loss in BINARY_LOSSES and single and y.get("n_unique") == 2 and outside
 
 
 def _output_range(facts: dict) -> list[Issue]:

@@ -236,8 +236,9 @@ def data_facts(x, y) -> dict:
 
 def with_sample(facts: dict, sample, fit_weights: dict | None = None) -> dict:
     """``facts`` plus the data facts and reference of a live callback's ``sample=(x, y)`` (the harness's facts
-    have them). ``fit_weights``: the fit's ``class_weight`` and ``sample_weight``, which Keras applies to the
-    logged loss and metrics, so the constant predictor is judged under the same weights."""
+    have them). ``fit_weights``: the fit's ``class_weight`` and ``sample_weight`` (``live_probe.fit_weights``),
+    which Keras applies to the logged training loss, so the constant predictor is judged under the same
+    weights."""
     if sample is None or "reference" in facts:
         return facts
     x, y = sample
@@ -246,7 +247,10 @@ def with_sample(facts: dict, sample, fit_weights: dict | None = None) -> dict:
         out["heads"] = labelled_heads(facts["heads"], y)
     weights, unknown = row_weights(y, fit_weights)
     if weights is not None or unknown:
-        out["reference"] = weighted_reference(facts.get("loss"), y, weights)
+        # Keras weights validation batches by class_weight never, by sample_weight when validation_split cut
+        # them from it: only a class-weighted fit's validation loss is known to be plain.
+        plain_validation = unknown is None and (fit_weights or {}).get("sample_weight") is None
+        out["reference"] = weighted_reference(facts.get("loss"), y, weights, plain_validation)
         out["baseline"] = {"skipped": unknown or "the fit weights its rows (class_weight or sample_weight) and "
                            "the reference learner does not"}
     return out
@@ -254,42 +258,66 @@ def with_sample(facts: dict, sample, fit_weights: dict | None = None) -> dict:
 
 def row_weights(y, fit_weights: dict | None) -> tuple[np.ndarray | None, str | None]:
     """Each sample row's weight in the fit's loss (None when the fit is unweighted), or why it is unknown."""
-    class_weight = (fit_weights or {}).get("class_weight")
-    sample_weight = (fit_weights or {}).get("sample_weight")
-    y = single_array(y)
-    if class_weight is None and sample_weight is None:
+    fit_weights = fit_weights or {}
+    if fit_weights.get("unknown"):
+        return None, fit_weights["unknown"]
+    class_weight, sample_weight = fit_weights.get("class_weight"), fit_weights.get("sample_weight")
+    if not class_weight and sample_weight is None:  # Keras ignores an empty class_weight
         return None, None
+    try:
+        weights = _row_weights(single_array(y), class_weight, sample_weight)
+    except (TypeError, ValueError) as exc:  # weights Keras takes in a form read here differently: no reference
+        return None, f"the fit's weights could not be matched to the sample's rows ({exc})"
+    if isinstance(weights, str):
+        return None, weights
+    return (None, None) if np.all(weights == 1.0) else (weights, None)
+
+
+def _row_weights(y, class_weight: dict | None, sample_weight) -> np.ndarray | str:
     if y is None:
-        return None, "the fit weights its rows and the labels are several arrays"
+        return "the fit weights its rows and the labels are several arrays"
     weights = np.ones(len(y))
     if sample_weight is not None:
-        given = np.asarray(sample_weight, np.float64).reshape(-1)
-        if len(given) != len(y):  # a validation_split cut it, or the sample is a subset: rows cannot be matched
-            return None, f"the fit's sample_weight has {len(given)} rows and the sample {len(y)}"
-        weights = weights * given
+        given = single_array(sample_weight)
+        if given is None or given.ndim != 1 or len(given) != len(y):
+            # cut by validation_split, a subset as the sample, or weights per time step: rows cannot be matched
+            shape = "no array" if given is None else f"shape {list(given.shape)}"
+            return f"the fit's sample_weight ({shape}) does not match the sample's {len(y)} rows"
+        weights = weights * given.astype(np.float64)
     if class_weight:
-        labels = np.argmax(y, axis=1) if y.ndim == 2 and y.shape[1] > 1 else np.rint(y.reshape(len(y), -1)[:, 0])
+        column = y.reshape(len(y), -1)
+        labels = np.argmax(column, axis=1) if column.shape[1] > 1 else column[:, 0]
+        labels = np.where(np.isfinite(labels), np.rint(labels), -1).astype(np.int64)  # NaN: no class, weight 1
         weights = weights * np.array([float(class_weight.get(int(c), 1.0)) for c in labels])
-    return weights, None
+    return weights
 
 
-def weighted_reference(loss: str | None, y, weights: np.ndarray | None) -> dict:
+def weighted_reference(loss: str | None, y, weights: np.ndarray | None, plain_validation: bool = False) -> dict:
     """``reference`` under the fit's row weights: the best constant output minimises the weighted loss, which
-    Keras reduces as the mean over rows of weight × loss. The accuracies stay the plain majority rates: Keras
-    weights only ``weighted_metrics``, not ``metrics``. Unknown weights (None) give no reference loss: the
-    run's first loss stands in."""
+    Keras reduces as the mean over rows of weight × loss. ``validation_loss`` is what validation losses are
+    judged against: the plain constant loss where they are known to be unweighted, else None (not judged).
+    The accuracies stay the plain majority rates: Keras weights only ``weighted_metrics``, not ``metrics``.
+    Unknown weights (None) give no reference loss: the run's first loss stands in."""
     plain = reference(loss, y)
+    out = dict(plain, loss=None, validation_loss=plain["loss"] if plain_validation else None)
     y = single_array(y)
     if weights is None or y is None:
-        return dict(plain, loss=None)
+        return out
     y = np.asarray(y, np.float64)
     y = y.reshape(len(y), -1)
     keep = np.all(np.isfinite(y), axis=1) & np.isfinite(weights)
     y, w = y[keep], weights[keep]
     if not len(y) or w.sum() <= 0:
-        return dict(plain, loss=None)
+        return out
     share = (w[:, None] * y).sum(axis=0) / w.sum()
-    return dict(plain, loss=_weighted_constant_loss(loss, y, w, share))
+    return dict(out, loss=_weighted_constant_loss(loss, y, w, share))
+
+
+def validation_reference(facts: dict) -> float | None:
+    """The constant predictor's loss that validation losses are judged against: the training reference, except
+    in a weighted fit, whose validation batches Keras weights otherwise (``weighted_reference``)."""
+    ref = facts.get("reference") or {}
+    return ref["validation_loss"] if "validation_loss" in ref else ref.get("loss")
 
 
 def _weighted_constant_loss(loss: str | None, y: np.ndarray, w: np.ndarray, share: np.ndarray) -> float | None:
@@ -322,7 +350,9 @@ def _unreadable(x, y) -> dict | None:
     """Why no learner can read a single array of these inputs or labels (strings for a TextVectorization
     layer, say), where the reason is not that there are several."""
     for name, value in (("inputs", x), ("labels", y)):
-        if value is not None and single_array(value) is None and not isinstance(value, (dict, list, tuple)):
+        several = isinstance(value, dict) or (isinstance(value, (list, tuple)) and bool(value)
+                                               and hasattr(value[0], "shape"))
+        if value is not None and single_array(value) is None and not several:
             kind = getattr(value, "dtype", type(value).__name__)
             return {"skipped": f"the {name} are not numbers ({kind}): a layer of the model reads them"}
     return None

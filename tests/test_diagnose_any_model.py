@@ -373,7 +373,7 @@ def imbalanced(rows=1200):
 
 @pytest.mark.parametrize("weighting", ["class_weight", "sample_weight"])
 def test_a_class_weighted_fit_is_judged_against_the_weighted_constant_predictor(weighting):
-    """Keras weights the logged loss and metrics by ``class_weight`` (or ``sample_weight``): against the
+    """Keras weights the logged training loss by ``class_weight`` (or ``sample_weight``): against the
     unweighted prior's loss a healthy weighted fit read as NOT_LEARNING (loss 0.52 against 0.37)."""
     keras.utils.set_random_seed(0)
     x, y = imbalanced()

@@ -235,3 +235,13 @@ def test_each_output_of_a_model_with_several_is_checked_against_its_own_loss_and
     assert issues(f)[0].message.startswith("output 'size': labels span [0.5, 3]")
     f["heads"][1]["y"] = label_facts(np.array([[0.5], [0.9]]))
     assert codes(f) == []
+
+
+def test_smoothed_binary_labels_inside_0_1_are_no_coding_fault():
+    """0.1 and 0.9 (label smoothing) are targets a binary cross-entropy reads as meant."""
+    for low, high in ((0.1, 0.9), (0.0, 0.5)):
+        y = np.where(np.arange(30) % 2, high, low).reshape(-1, 1)
+        assert codes(facts([dense(8, "relu"), dense(1, "sigmoid")], loss="binary_crossentropy", y=y)) == []
+    minus = np.where(np.arange(30) % 2, 1.0, -1.0).reshape(-1, 1)
+    assert codes(facts([dense(8, "relu"), dense(1, "sigmoid")], loss="binary_crossentropy", y=minus)) == \
+        [("LOSS_LABELS", None, "CPP")]

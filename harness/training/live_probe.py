@@ -26,7 +26,6 @@ the unit key does not hash it (``harness.provenance.LIVE_ONLY``). The private Ke
 
 from __future__ import annotations
 
-import inspect
 import logging
 import math
 import time
@@ -74,7 +73,7 @@ class _IntegerWatchNotice(logging.Filter):
     not the user's."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return "dtype of the watched tensor must be floating" not in record.getMessage()
+        return "dtype of the watched tensor must be floating" not in str(record.msg)  # never formats: never raises
 
 
 def quiet_integer_watches() -> None:
@@ -82,22 +81,6 @@ def quiet_integer_watches() -> None:
     logger = logging.getLogger("tensorflow")
     if not any(isinstance(f, _IntegerWatchNotice) for f in logger.filters):
         logger.addFilter(_IntegerWatchNotice())
-
-
-def fit_weights(model) -> dict | None:
-    """``class_weight`` and ``sample_weight`` of the ``fit`` now training ``model``, or None outside one.
-
-    Keras weights the logged loss and metrics by them but tells callbacks neither (``params`` holds the epochs
-    and steps only), so they are read from the frame of the model's own ``fit``, which is on the stack while
-    its callbacks run. Weights a ``tf.data`` dataset yields are not seen.
-    """
-    frame = inspect.currentframe()
-    while frame is not None:
-        if frame.f_code.co_name == "fit" and frame.f_locals.get("self") is model:
-            local = frame.f_locals
-            return {"class_weight": local.get("class_weight"), "sample_weight": local.get("sample_weight")}
-        frame = frame.f_back
-    return None
 
 
 class LogProbe:
