@@ -236,7 +236,7 @@ def data_facts(x, y) -> dict:
 
 def with_sample(facts: dict, sample, fit_weights: dict | None = None) -> dict:
     """``facts`` plus the data facts and reference of a live callback's ``sample=(x, y)`` (the harness's facts
-    have them). ``fit_weights``: the fit's ``class_weight`` and ``sample_weight`` (``live_probe.fit_weights``),
+    have them). ``fit_weights``: the fit's ``class_weight`` and ``sample_weight`` (``detectors.live.fit_weights``),
     which Keras applies to the logged training loss, so the constant predictor is judged under the same
     weights."""
     if sample is None or "reference" in facts:
@@ -300,13 +300,11 @@ def weighted_reference(loss: str | None, y, weights: np.ndarray | None, plain_va
     Unknown weights (None) give no reference loss: the run's first loss stands in."""
     plain = reference(loss, y)
     out = dict(plain, loss=None, validation_loss=plain["loss"] if plain_validation else None)
-    y = single_array(y)
+    y, keep = _finite_rows(y)
     if weights is None or y is None:
         return out
-    y = np.asarray(y, np.float64)
-    y = y.reshape(len(y), -1)
-    keep = np.all(np.isfinite(y), axis=1) & np.isfinite(weights)
-    y, w = y[keep], weights[keep]
+    w = weights[keep]
+    y, w = y[np.isfinite(w)], w[np.isfinite(w)]
     if not len(y) or w.sum() <= 0:
         return out
     share = (w[:, None] * y).sum(axis=0) / w.sum()
@@ -396,16 +394,23 @@ def reference(loss: str | None, y) -> dict:
     column) and as a categorical one. A run whose loss is no better than
     ``loss`` has learned nothing from the inputs.
     """
-    y = single_array(y)
-    if y is None:
-        return {"loss": None, "binary_accuracy": None, "categorical_accuracy": None}
-    y = np.asarray(y, np.float64)
-    y = y.reshape(len(y), -1) if y.ndim != 1 else y.reshape(-1, 1)
-    y = y[np.all(np.isfinite(y), axis=1)]
-    if not len(y):
+    y, _ = _finite_rows(y)
+    if y is None or not len(y):
         return {"loss": None, "binary_accuracy": None, "categorical_accuracy": None}
     return {"loss": _constant_loss(loss, y), "binary_accuracy": _binary_majority(y),
             "categorical_accuracy": _categorical_majority(y)}
+
+
+def _finite_rows(y) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """The labels as float64 rows (one column per output unit) with every non-finite row dropped, and the mask
+    of the rows kept; (None, None) for several label arrays."""
+    y = single_array(y)
+    if y is None:
+        return None, None
+    y = np.asarray(y, np.float64)
+    y = y.reshape(len(y), -1) if y.ndim != 1 else y.reshape(-1, 1)
+    keep = np.all(np.isfinite(y), axis=1)
+    return y[keep], keep
 
 
 def _constant_loss(loss: str | None, y: np.ndarray) -> float | None:

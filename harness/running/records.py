@@ -69,7 +69,9 @@ class SymptomSnapshot(_Open):
 
 
 class OriginalSnapshot(_Open):
-    """The numbers the original post or commit reported; any of them may be missing."""
+    """The numbers the original post or commit reported; any of them may be missing. The case file's
+    ``harness.cases.schema.Original``, read leniently (ints stay ints for display): a field added there is
+    added here."""
 
     epochs: int | None = None
     batch_size: int | None = None
