@@ -38,6 +38,8 @@ CONSTANTS = [
     (diagnose, "GAP", "overfitting gap / no-learning loss"),
     (diagnose, "UPDATE_BAND", "update/weight band (both ends)"),
     (diagnose, "STILL_FALLING", "last-epoch fall that says 'train longer'"),
+    (diagnose, "REACH", "most the weights could move that says 'too short to learn'"),
+    (diagnose, "VANISH_RATIO", "lowest/highest layer gradient that says 'vanished'"),
     (facts, "LOSS_MARGIN", "loss margin below the constant predictor"),
     (facts, "ACC_MARGIN", "accuracy margin above the majority class"),
     (rules, "INPUT_LIMIT", "feature spread/offset of unscaled inputs"),
@@ -46,8 +48,12 @@ CONSTANTS = [
     (gaps, "REMAINING", "fall still ahead (of the fall so far) that says 'still falling'"),
     (gaps, "TAIL", "share of the run the trend is read over"),
     (gaps, "SEGMENTS", "medians the batch losses are read as"),
+    (gaps, "NEAR_FLOOR", "share of the fall that is 'near its floor' (suggested budget)"),
     (gaps, "NOISY_LABELS", "share of suspect labels that says 'noisy'"),
     (gaps, "EVEN", "evenness of the suspects over class pairs"),
+    (gaps, "SHIFT", "class-share distance between training and validation parts"),
+    (gaps, "SPREADS", "... in sampling spreads of a random split"),
+    (gaps, "CHANCE", "odds of unseen classes under a random split"),
     (gaps, "HEAVY_DROPOUT", "dropout rate named as a cause"),
     (gaps, "PENALTY_SHARE", "penalty share of the loss named as a cause"),
     (gaps, "FEW_STEPS", "steps per epoch at or below which the batch size is named"),
@@ -138,10 +144,12 @@ def main(argv=None) -> int:
             with scaled(module, name, factor) as value:
                 rows.append({"constant": f"{name} ×{factor:g}", "value": value, "what": what, **both()})
     table = pd.DataFrame(rows).fillna("")
+    suite = (f"and {len(generated)} of the generated suite (`killed_flagged`: killed mutants with an error; "
+             "`zoo_false_alarms`: healthy zoo programs with one)" if generated else
+             "(the generated suite is not replayed: none of its traces were on the machine that wrote this)")
     text = ("# Sensitivity of `diagnose` to its constants\n\nEach constant halved and doubled, one at a time, "
             f"replayed on the stored traces of {len(units)} units (valid cases, majority over seeds; healthy runs "
-            f"fixed by the defaults) and {len(generated)} of the generated suite (`killed_flagged`: killed mutants "
-            "with an error; `zoo_false_alarms`: healthy zoo programs with one). The learned reference's own "
+            f"fixed by the defaults) {suite}. The learned reference's own "
             "constants (rows, folds, k, width) shape the stored facts, so they are not replayed here. Written by "
             "bench/sensitivity.py.\n\n" + table.to_markdown(index=False) + "\n")
     if args.out:

@@ -64,10 +64,9 @@ class LiveHooks:
         self._guard("set_model", self._install_probe, model)
 
     def _install_probe(self, model) -> None:
-        from harness.training.live_probe import LogProbe, quiet_integer_watches, unprobed
+        from harness.training.live_probe import LogProbe, unprobed
         from harness.training.probe import StreamingProbe, steps_per_call
 
-        quiet_integer_watches()
         shared = getattr(model, "_bugbench_live_probe", None)
         if shared is not None and not shared.started:
             self._probe = shared

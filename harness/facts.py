@@ -34,8 +34,9 @@ _LOSS_ALIASES = {"mse": "mean_squared_error", "mae": "mean_absolute_error",
                  "msle": "mean_squared_logarithmic_error", "mape": "mean_absolute_percentage_error"}
 
 
-def describe(model, x=None, y=None, y_val=None) -> dict:
-    """Facts of a compiled ``model`` and, when given, a sample of its training data (and its validation labels)."""
+def describe(model, x=None, y=None, y_val=None, fit_weights: dict | None = None) -> dict:
+    """Facts of a compiled ``model`` and, when given, a sample of its training data (and its validation labels),
+    with the constant predictor judged under the fit's weights (``with_sample``'s ``fit_weights``)."""
     facts = {"version": FACTS_VERSION, "loss": loss_name(getattr(model, "loss", None)),
              "from_logits": from_logits(getattr(model, "loss", None)),
              # Layer order is data-flow order only in a Sequential model (a functional one may branch).
@@ -46,6 +47,7 @@ def describe(model, x=None, y=None, y_val=None) -> dict:
              "layers": [layer_facts(layer) for layer in probed_layers(model)]}
     if x is not None and y is not None:
         facts.update(sample_facts(facts["loss"], x, y, reads_tokens(facts["layers"])))
+        facts.update(_weighted(facts["loss"], y, fit_weights))
     if x is not None:
         facts["outputs"] = measure(model, x, probed_layers(model))
     if y is not None and y_val is not None:
@@ -245,15 +247,20 @@ def with_sample(facts: dict, sample, fit_weights: dict | None = None) -> dict:
     out = dict(facts, **sample_facts(facts.get("loss"), x, y, reads_tokens(facts.get("layers") or [])))
     if facts.get("heads"):
         out["heads"] = labelled_heads(facts["heads"], y)
+    return dict(out, **_weighted(facts.get("loss"), y, fit_weights))
+
+
+def _weighted(loss: str | None, y, fit_weights: dict | None) -> dict:
+    """The reference and baseline facts that replace the plain ones in a weighted fit (none in a plain one)."""
     weights, unknown = row_weights(y, fit_weights)
-    if weights is not None or unknown:
-        # Keras weights validation batches by class_weight never, by sample_weight when validation_split cut
-        # them from it: only a class-weighted fit's validation loss is known to be plain.
-        plain_validation = unknown is None and (fit_weights or {}).get("sample_weight") is None
-        out["reference"] = weighted_reference(facts.get("loss"), y, weights, plain_validation)
-        out["baseline"] = {"skipped": unknown or "the fit weights its rows (class_weight or sample_weight) and "
-                           "the reference learner does not"}
-    return out
+    if weights is None and not unknown:
+        return {}
+    # Keras weights validation batches by class_weight never, by sample_weight when validation_split cut
+    # them from it: only a class-weighted fit's validation loss is known to be plain.
+    plain_validation = unknown is None and (fit_weights or {}).get("sample_weight") is None
+    return {"reference": weighted_reference(loss, y, weights, plain_validation),
+            "baseline": {"skipped": unknown or "the fit weights its rows (class_weight or sample_weight) and "
+                         "the reference learner does not"}}
 
 
 def row_weights(y, fit_weights: dict | None) -> tuple[np.ndarray | None, str | None]:
@@ -266,23 +273,27 @@ def row_weights(y, fit_weights: dict | None) -> tuple[np.ndarray | None, str | N
         return None, None
     try:
         weights = _row_weights(single_array(y), class_weight, sample_weight)
+    except _Unmatched as exc:
+        return None, str(exc)
     except (TypeError, ValueError) as exc:  # weights Keras takes in a form read here differently: no reference
         return None, f"the fit's weights could not be matched to the sample's rows ({exc})"
-    if isinstance(weights, str):
-        return None, weights
     return (None, None) if np.all(weights == 1.0) else (weights, None)
 
 
-def _row_weights(y, class_weight: dict | None, sample_weight) -> np.ndarray | str:
+class _Unmatched(Exception):
+    """The fit's weights cannot be laid on the sample's rows; the message says why."""
+
+
+def _row_weights(y, class_weight: dict | None, sample_weight) -> np.ndarray:
     if y is None:
-        return "the fit weights its rows and the labels are several arrays"
+        raise _Unmatched("the fit weights its rows and the labels are several arrays")
     weights = np.ones(len(y))
     if sample_weight is not None:
         given = single_array(sample_weight)
         if given is None or given.ndim != 1 or len(given) != len(y):
             # cut by validation_split, a subset as the sample, or weights per time step: rows cannot be matched
             shape = "no array" if given is None else f"shape {list(given.shape)}"
-            return f"the fit's sample_weight ({shape}) does not match the sample's {len(y)} rows"
+            raise _Unmatched(f"the fit's sample_weight ({shape}) does not match the sample's {len(y)} rows")
         weights = weights * given.astype(np.float64)
     if class_weight:
         column = y.reshape(len(y), -1)
@@ -348,20 +359,30 @@ def _unreadable(x, y) -> dict | None:
     """Why no learner can read a single array of these inputs or labels (strings for a TextVectorization
     layer, say), where the reason is not that there are several."""
     for name, value in (("inputs", x), ("labels", y)):
-        several = isinstance(value, dict) or (isinstance(value, (list, tuple)) and bool(value)
-                                               and hasattr(value[0], "shape"))
-        if value is not None and single_array(value) is None and not several:
+        parts = _parts(value)
+        if parts is not None and len(parts) != 1:
+            continue
+        value = parts[0] if parts else value
+        if value is not None and single_array(value) is None:
             kind = getattr(value, "dtype", type(value).__name__)
             return {"skipped": f"the {name} are not numbers ({kind}): a layer of the model reads them"}
     return None
 
 
+def _parts(value) -> list | None:
+    """The entries of a multi-input or multi-output model's dict or list of arrays, or None for anything else."""
+    if isinstance(value, dict):
+        return list(value.values())
+    if isinstance(value, (list, tuple)) and value and hasattr(value[0], "shape"):
+        return list(value)
+    return None
+
+
 def single_array(value) -> np.ndarray | None:
     """``value`` as one numeric array, or None for several (a multi-input or multi-output model's dict or list)."""
-    if isinstance(value, dict):
-        return single_array(next(iter(value.values()))) if len(value) == 1 else None
-    if isinstance(value, (list, tuple)) and value and hasattr(value[0], "shape"):
-        return single_array(value[0]) if len(value) == 1 else None
+    parts = _parts(value)
+    if parts is not None:
+        return single_array(parts[0]) if len(parts) == 1 else None
     try:
         array = np.asarray(value)
     except (TypeError, ValueError):

@@ -68,3 +68,20 @@ def test_keras2_accuracy_follows_the_loss():
     legacy = accuracy_metric("keras2")
     assert isinstance(legacy, keras.metrics.BinaryAccuracy) and legacy.name == "accuracy"
     assert not isinstance(accuracy_metric("keras3"), keras.metrics.BinaryAccuracy)
+
+
+def test_class_weight_reaches_fit_and_the_reference_is_weighted():
+    """fit.class_weight is passed to Keras, and the facts judge the constant predictor under it (a weighted
+    training loss against the plain prior would read as NOT_LEARNING)."""
+    from harness.facts import describe
+    from harness.training.train import fit_weights
+
+    spec = dict(SPEC, fit={"epochs": 1, "batch_size": 8, "class_weight": {0: 1.0, 1: 4.0}})
+    built = build(spec, seed=0)
+    assert built.fit_kwargs["class_weight"] == {0: 1.0, 1: 4.0}
+    plain = describe(built.model, built.data.x, built.data.y)
+    weighted = describe(built.model, built.data.x, built.data.y, fit_weights=fit_weights(built))
+    assert weighted["reference"]["loss"] != plain["reference"]["loss"]
+    assert weighted["reference"]["validation_loss"] == plain["reference"]["loss"]
+    assert "weights its rows" in weighted["baseline"]["skipped"]
+    assert "class_weight" not in build(SPEC, seed=0).fit_kwargs

@@ -80,6 +80,20 @@ def test_fit_callbacks_come_from_a_safe_list_and_schedules_by_name():
     assert "callbacks" not in schema.Fit.model_validate({"epochs": 3, "batch_size": 4}).model_dump()
 
 
+def test_class_weight_and_last_row_validation_are_spelled_and_left_out_by_default():
+    fit = schema.Fit.model_validate({"epochs": 3, "batch_size": 4, "class_weight": {"0": 1, 1: 9.5}})
+    assert fit.class_weight == {0: 1.0, 1: 9.5} and fit.model_dump()["class_weight"] == {0: 1.0, 1: 9.5}
+    with pytest.raises(ValueError):
+        schema.Fit.model_validate({"epochs": 3, "batch_size": 4, "class_weight": {0: -1}})
+    assert "class_weight" not in schema.Fit.model_validate({"epochs": 3, "batch_size": 4}).model_dump()
+    assert schema.Validation.model_validate({"split": 0.2, "rows": "last"}).model_dump()["rows"] == "last"
+    assert schema.Validation.model_validate({"split": 0.2}).model_dump() == {"split": 0.2, "n": None}
+    with pytest.raises(ValueError):
+        schema.Validation.model_validate({"split": 0.2, "rows": "first"})
+    with pytest.raises(ValueError):  # the test rows are always drawn by their own seed
+        schema.Test.model_validate({"split": 0.2, "rows": "last"})
+
+
 def test_named_schedules():
     pytest.importorskip("keras")
     from harness.training.build import fit_callbacks, schedule

@@ -193,3 +193,15 @@ def test_titanic_like_columns_keep_their_label_codes():
     assert y[sex == 0].mean() > y[sex == 1].mean() + 0.3  # women survive far more often
     again, _ = data.SOURCES["synthetic.titanic_like"](np.random.default_rng(0), n=891)
     np.testing.assert_array_equal(x, again)
+
+
+def test_validation_of_the_last_rows_is_keras_validation_split():
+    """rows: last holds out the arrays' tail as they stand, so data sorted by class validates on one class."""
+    spec = {"source": "synthetic.constant_rows", "params": {"n_per_class": 20, "dim": 4}, "seed": 0,
+            "validation": {"split": 0.25, "rows": "last"}}
+    x, y = data.SOURCES["synthetic.constant_rows"](np.random.default_rng(0), n_per_class=20, dim=4)
+    d = data.load_data(spec)
+    assert np.array_equal(d.x_val, np.asarray(x, np.float32)[-10:]) and np.array_equal(d.x, np.asarray(x)[:-10])
+    assert np.array_equal(d.y_val, np.asarray(y, np.float32)[-10:])
+    shuffled = data.load_data(dict(spec, validation={"split": 0.25}))
+    assert not np.array_equal(shuffled.x_val, d.x_val)

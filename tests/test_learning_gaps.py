@@ -294,3 +294,15 @@ def test_string_inputs_skip_the_learned_reference_saying_so():
     y = np.array([1.0, 0.0] * 20)
     skipped = sample_facts("binary_crossentropy", x, y)["baseline"]["skipped"]
     assert "not numbers" in skipped and "several" not in skipped
+
+
+def test_one_named_input_of_strings_is_unreadable_not_several():
+    """A functional model's one named input is a dict of one entry: its strings are the reason, not a count."""
+    from harness.facts import sample_facts
+
+    text = np.array(["good film", "bad film"] * 20, dtype=object)
+    y = np.array([1.0, 0.0] * 20)
+    skipped = sample_facts("binary_crossentropy", {"review": text}, y)["baseline"]["skipped"]
+    assert "not numbers" in skipped and "several" not in skipped
+    two = sample_facts("binary_crossentropy", {"a": text, "b": text}, y)["baseline"]["skipped"]
+    assert "several" in two

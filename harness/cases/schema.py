@@ -96,18 +96,33 @@ class Source(Strict):
         return str(v) if isinstance(v, int) else v
 
 
-class Validation(Strict):
+class Split(Strict):
     split: float | None = Field(None, gt=0, lt=1)
     n: Count | None = Field(None, gt=0)
 
     @model_validator(mode="after")
-    def _one_of(self) -> Validation:
+    def _one_of(self) -> Split:
         if (self.split is None) == (self.n is None):
             raise ValueError("give exactly one of 'split' (fraction) or 'n' (rows)")
         return self
 
 
-class Test(Validation):
+class Validation(Split):
+    """Rows held out for validation. ``rows: random`` draws them from ``data.seed``; ``rows: last`` takes the last
+    rows as the arrays stand, as Keras' ``validation_split`` does (before fit's shuffle): data sorted by class
+    then validates on one class, the fault that spelling exists for."""
+
+    rows: Literal["random", "last"] = "random"
+
+    @model_serializer(mode="wrap")
+    def _omit_random_rows(self, handler):
+        out = handler(self)  # the default is left out: a spec that does not choose keeps its cache key
+        if out.get("rows") == "random":
+            out.pop("rows")
+        return out
+
+
+class Test(Split):
     """Rows held out before any preprocessing that only the training data gets (label noise, deleted rows):
     neither training nor validation sees them; drawn by their own seed, so a program and its mutants share them."""
 
@@ -209,6 +224,9 @@ class Fit(Strict):
     batch_size: Count = Field(gt=0, le=MAX_BATCH)
     shuffle: bool = True
     callbacks: list[dict[str, Any]] = []
+    # fit's class_weight: each class index's weight in the training loss (Keras weights neither validation
+    # losses nor ``metrics`` by it)
+    class_weight: dict[int, Annotated[float, Field(ge=0)]] | None = None
 
     @field_validator("callbacks")
     @classmethod
@@ -231,9 +249,10 @@ class Fit(Strict):
 
     @model_serializer(mode="wrap")
     def _omit_no_callbacks(self, handler):
-        out = handler(self)  # left out when empty: a spec without callbacks keeps its cache key
-        if not out.get("callbacks"):
-            out.pop("callbacks", None)
+        out = handler(self)  # left out when empty: a spec without callbacks or weights keeps its cache key
+        for key in ("callbacks", "class_weight"):
+            if not out.get(key):
+                out.pop(key, None)
         return out
 
 

@@ -92,6 +92,8 @@ def _split(x, y, validation: dict | None, rng):
     n_val = validation.get("n") or int(round(len(x) * validation["split"]))
     if not 0 < n_val < len(x):
         raise ValueError(f"validation takes {n_val} of {len(x)} rows")
+    if validation.get("rows") == "last":  # Keras' validation_split: the arrays' tail, as they stand
+        return x[:-n_val], y[:-n_val], x[-n_val:], y[-n_val:]
     order = rng.permutation(len(x))
     val, train = order[:n_val], order[n_val:]
     return x[train], y[train], x[val], y[val]

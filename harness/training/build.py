@@ -41,6 +41,8 @@ def build(spec: dict, seed: int = 0, semantics: str | None = None) -> Built:
                   "verbose": 0}
     if data.x_val is not None:
         fit_kwargs["validation_data"] = (data.x_val, data.y_val)
+    if fit.get("class_weight"):
+        fit_kwargs["class_weight"] = {int(k): float(v) for k, v in fit["class_weight"].items()}
     return Built(model, data, fit_kwargs, semantics, fit_callbacks(fit.get("callbacks") or []))
 
 

@@ -26,7 +26,6 @@ the unit key does not hash it (``harness.provenance.LIVE_ONLY``). The private Ke
 
 from __future__ import annotations
 
-import logging
 import math
 import time
 
@@ -65,22 +64,6 @@ def validation_arrays(model):
     if not isinstance(inputs, tuple) or len(inputs) < 2 or inputs[1] is None:
         return None
     return inputs[0], inputs[1]
-
-
-class _IntegerWatchNotice(logging.Filter):
-    """Drop TensorFlow's notice that an integer tensor cannot be watched: the probe watches every layer's output
-    for its gradient, and a TextVectorization or lookup layer's ids have none. The notice is the probe's doing,
-    not the user's."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return "dtype of the watched tensor must be floating" not in str(record.msg)  # never formats: never raises
-
-
-def quiet_integer_watches() -> None:
-    """Once per process: install ``_IntegerWatchNotice`` on TensorFlow's logger."""
-    logger = logging.getLogger("tensorflow")
-    if not any(isinstance(f, _IntegerWatchNotice) for f in logger.filters):
-        logger.addFilter(_IntegerWatchNotice())
 
 
 class LogProbe:

@@ -312,7 +312,8 @@ class Probe(keras.callbacks.Callback):
             i = index.get(id(op))
             if i is not None:
                 first = tf.nest.flatten(out)[0]
-                tape.watch(first)
+                if first.dtype.is_floating:  # an integer output (token ids) has no gradient: the tape would say so
+                    tape.watch(first)
                 outputs[i] = first
 
         y_pred = keras_step.run_graph(self._graph, x, keep)

@@ -96,7 +96,7 @@ def _train(unit: dict, timeout: float | None) -> dict:
     tf.config.experimental.enable_op_determinism()
     built = build(unit["spec"], seed=unit["seed"], semantics=unit.get("semantics"))
     # Before training: what a static check sees (with the validation labels, for SPLIT).
-    facts = describe(built.model, built.data.x, built.data.y, built.data.y_val)
+    facts = describe(built.model, built.data.x, built.data.y, built.data.y_val, fit_weights(built))
     probe = Probe(built.model, stats=unit.get("stats") or stats_op.backend())
     callbacks = [probe, *built.callbacks] + ([_deadline(timeout)] if timeout else [])
     t0 = time.perf_counter()
@@ -154,7 +154,13 @@ def static_facts(unit: dict) -> dict:
     from harness.training.build import build
 
     built = build(unit["spec"], seed=unit["seed"], semantics=unit.get("semantics"))
-    return describe(built.model, built.data.x, built.data.y, built.data.y_val)
+    return describe(built.model, built.data.x, built.data.y, built.data.y_val, fit_weights(built))
+
+
+def fit_weights(built) -> dict | None:
+    """The fit's weights as ``harness.facts`` reads them (the shape ``detectors.live.fit_weights`` gives)."""
+    weights = built.fit_kwargs.get("class_weight")
+    return {"class_weight": weights} if weights else None
 
 
 def budget(built) -> dict:
