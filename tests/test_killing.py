@@ -29,6 +29,17 @@ def test_a_diverged_mutant_is_worse_than_any_finite_run():
     assert nan["killed"] and nan["mutant"] == ["nan", "inf", "nan"]
 
 
+def test_a_mutant_stuck_at_one_value_in_every_seed_is_judged_without_warnings():
+    import warnings
+
+    # 0.48 three times (a mutant at chance) beside a spread base: scipy warns of precision loss in the
+    # constant group's moments, but Welch's test rests on the other group's variance and stays sound.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        stuck = decide([0.792, 0.782, 0.802], [0.48, 0.48, 0.48], higher_is_better=True)
+    assert stuck["killed"] and stuck["p_value"] < 0.001
+
+
 def test_identical_runs_without_spread():
     assert decide([0.5, 0.5], [0.5, 0.5], True)["killed"] is False
     assert decide([0.9, 0.9], [0.5, 0.5], True)["killed"] is True
