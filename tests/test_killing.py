@@ -2,6 +2,7 @@
 
 import math
 import os
+import warnings
 
 import numpy as np
 import pytest
@@ -30,8 +31,6 @@ def test_a_diverged_mutant_is_worse_than_any_finite_run():
 
 
 def test_a_mutant_stuck_at_one_value_in_every_seed_is_judged_without_warnings():
-    import warnings
-
     # 0.48 three times (a mutant at chance) beside a spread base: scipy warns of precision loss in the
     # constant group's moments, but Welch's test rests on the other group's variance and stays sound.
     with warnings.catch_warnings():
